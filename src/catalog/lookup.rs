@@ -1,0 +1,1 @@
+//! Finding a product by name, GVLK or SKU ID. Filled in by the catalog work.

@@ -1,0 +1,107 @@
+//! `cli`: clap types, value parsers and dispatch. Nothing else depends on this module.
+//!
+//! Exit codes, for every command (design.md): 0 success, 1 the thing under test failed
+//! (not activated, a gate failed), 2 the user's input was wrong (nothing was started).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod activate;
+pub mod explain;
+pub mod host;
+pub mod products;
+pub mod run;
+pub mod values;
+
+/// KMS client simulator and load tester.
+#[derive(Debug, Parser)]
+#[command(name = "kmsload", version, about, long_about = None)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Activate one client against a KMS host, like `slmgr /ato` or vlmcs.
+    Activate(activate::Args),
+    /// Run a load-test scenario (with no target: against the built-in host).
+    Run(run::Args),
+    /// Run the reference KMS host (loopback by default).
+    Host(host::Args),
+    /// List the product catalog.
+    Products(products::Args),
+    /// Explain an activation error code.
+    Explain(explain::Args),
+}
+
+/// How a command ended, when it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Everything under test succeeded (exit 0).
+    Success,
+    /// The thing under test failed: not activated, a gate failed (exit 1).
+    Failure,
+}
+
+/// Why a command could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The user's input was wrong; the message names the problem and the fix (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Something failed while running, e.g. results could not be written (exit 1).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl Status {
+    /// The process exit code.
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Self::Success => ExitCode::SUCCESS,
+            Self::Failure => ExitCode::from(1),
+        }
+    }
+}
+
+/// Parses the command line, runs the command and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match dispatch(cli.command) {
+        Ok(status) => status.exit_code(),
+        Err(CliError::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Runtime(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs one parsed command.
+///
+/// # Errors
+/// [`CliError`] when the input is wrong or the command could not run.
+pub fn dispatch(command: Command) -> Result<Status, CliError> {
+    match command {
+        Command::Activate(args) => activate::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Host(args) => host::run(args),
+        Command::Products(args) => products::run(args),
+        Command::Explain(args) => explain::run(args),
+    }
+}

@@ -1,0 +1,1 @@
+//! `faults`: see the crate docs.

@@ -1,0 +1,43 @@
+//! kmsload: a KMS client simulator and load tester.
+//!
+//! kmsload plays synthetic Windows and Office volume-licence clients against a KMS host over
+//! TCP/1688, the way real clients do, and reports what the host did: latency per protocol
+//! phase, when the activation threshold was reached, and every error code a real client would
+//! have shown.
+//!
+//! # Layout
+//!
+//! ```text
+//! scenario.toml ──► scenario ──► Plan ──► load (one runner, a schedule policy)
+//!                                           │ per attempt: sim identity → client → outcome
+//!   wire (sans-IO codec) ◄── client (tokio TCP, deadlines, faults) ──► KMS host / host
+//!                                           │
+//!                                        record ──► report (files, gates → exit code)
+//! ```
+//!
+//! - [`wire`]: DCE/RPC and KMS V4/V5/V6 encoding, decoding and crypto; no I/O.
+//! - [`catalog`]: products and HRESULT codes, embedded.
+//! - [`client`]: one simulated client over TCP, with a deadline on every step and the one
+//!   mapping from what happened to the code a real client shows.
+//! - [`host`]: the reference KMS host: a behaviour model with an injected clock and a thin
+//!   tokio server.
+//! - [`sim`]: synthetic client identities derived from (seed, index).
+//! - [`scenario`]: the scenario file format and its validation into a plan.
+//! - [`load`]: schedules and the runner.
+//! - [`faults`]: network faults on the client side of a connection.
+//! - [`record`]: histograms, timelines, tallies, the threshold tracker.
+//! - [`report`]: result files and gates.
+//! - [`cli`]: the command line; nothing depends on it.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod cli;
+pub mod client;
+pub mod faults;
+pub mod host;
+pub mod load;
+pub mod record;
+pub mod report;
+pub mod scenario;
+pub mod sim;
+pub mod wire;

@@ -1,0 +1,1 @@
+//! `load`: see the crate docs.
