@@ -112,8 +112,8 @@ impl Origin {
     pub fn describe(self) -> &'static str {
         match self {
             Self::Host => "the KMS host, in its response",
-            Self::Client => "the client, from a valid response (never sent by a host)",
-            Self::Transport => "the client's network stack (no KMS response was received)",
+            Self::Client => "the client, from a valid response; never sent by a host",
+            Self::Transport => "the client's network stack; no KMS response arrived",
             Self::RpcFault => "the client's RPC runtime, for a fault PDU from the host",
             Self::RpcFaultStatus => "the host's RPC layer, as the status in a fault PDU",
         }
