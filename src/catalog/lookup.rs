@@ -22,13 +22,14 @@
 //! `ent`→`enterprise`, `std`→`standard`, `dc`/`datacentre`→`datacenter`, `edu`→`education`,
 //! `prerelease`→`pre release`, `multisession`→`multi session`); glued versions are split
 //! (`win10`, `server2019`, `office2019`, `2008r2`, `ws2019`→`windows server 2019`); the noise
-//! words `microsoft`, `edition` and `for` are dropped ("Pro for Workstations").
+//! words `microsoft`, `edition`, `for` ("Pro for Workstations"), `volume` and `vl` are dropped.
 //!
 //! Resolution ([`by_name`]): an exact match (same bag) wins; otherwise, among the rows that
 //! contain every query token, the one with the fewest leftover tokens wins if it is the only
-//! one. Leftover `windows`/`office` cost little (admins drop them: "Server 2019 Standard"),
-//! leftover preview words cost a lot (nobody means a preview without saying so: "Office 2021
-//! ProPlus" is the LTSC row, not "Office Professional Plus 2021 Preview"). A tie is
+//! one. Leftover `windows`/`office`/`ltsc` cost little (admins drop them: "Server 2019
+//! Standard", "Office Standard 2021" is the LTSC row, not Project Standard), leftover preview
+//! words cost a lot (nobody means a preview without saying so: "Office 2021 ProPlus" is the
+//! LTSC row, not "Office Professional Plus 2021 Preview"). A tie is
 //! [`LookupError::Ambiguous`]; no row containing every token is
 //! [`LookupError::UnknownProduct`], carrying up to five suggestions ranked by fuzzy token
 //! overlap (edit distance, prefixes). Suggestions are never applied silently: a load test
@@ -476,7 +477,8 @@ impl Token {
     /// What this token costs when a row has it and the query does not.
     fn leftover_cost(&self) -> u32 {
         match self.0[0].as_str() {
-            "windows" | "office" => 1,
+            // Words admins leave out: the brand, and Office's only volume channel.
+            "windows" | "office" | "ltsc" => 1,
             "preview" | "insider" | "pre" | "release" | "beta" => 6,
             _ => 2,
         }
@@ -532,7 +534,7 @@ fn push_word(w: &str, out: &mut Vec<Token>) {
         return;
     }
     let words: &[&str] = match w {
-        "microsoft" | "edition" | "for" => &[],
+        "microsoft" | "edition" | "for" | "volume" | "vl" => &[],
         "workstations" => &["workstation"],
         "professional" | "prof" => &["pro"],
         "proplus" => &["pro", "plus"],
@@ -776,6 +778,12 @@ mod tests {
                 "Office LTSC Professional Plus 2021",
             ),
             ("Office 2021 ProPlus", "Office LTSC Professional Plus 2021"),
+            ("Office Standard 2021", "Office LTSC Standard 2021"),
+            (
+                "Office Pro Plus 2019 Volume",
+                "Office Professional Plus 2019",
+            ),
+            ("Windows 10 Pro VL", "Windows 10/11 Pro"),
             (
                 "Office LTSC 2024 ProPlus",
                 "Office LTSC Professional Plus 2024",
@@ -1058,6 +1066,8 @@ mod tests {
     }
 
     proptest::proptest! {
+        // Each case ranks every catalog name; 64 cases keep the debug build quick.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
         #[test]
         fn find_never_panics(s in "\\PC{0,60}") {
             let _ = find(&s);
