@@ -733,6 +733,32 @@ mod tests {
         assert!(e.contains("unknown unit 'x'"), "{e}");
     }
 
+    #[test]
+    fn product_flag_resolves_through_lookup() {
+        // How `activate`/`run` can take `--product`: the catalog lookup is the value parser.
+        use clap::Parser;
+
+        use crate::catalog::{Product, lookup};
+        #[derive(Debug, Parser)]
+        struct Opts {
+            #[arg(long, value_parser = lookup::find)]
+            product: &'static Product,
+        }
+        let o = Opts::try_parse_from(["x", "--product", "Windows 11 Pro"]).unwrap();
+        assert_eq!(
+            o.product.gvlk.as_deref(),
+            Some("W269N-WFGWX-YVC9B-4J6C9-T83GX")
+        );
+        let e =
+            Opts::try_parse_from(["x", "--product", "Windows Sever 2022 Datacenter"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(
+            e.to_string()
+                .contains("did you mean: 'Windows Server 2022 Datacenter'"),
+            "{e}"
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn millisecond_durations_round_trip(n in 0u64..10_000_000_000) {
