@@ -1,6 +1,10 @@
 //! `catalog`: the products (spec 14.1, `data/products.csv`) and the HRESULT codes
 //! (`data/hresults.csv`), embedded in the binary so kmsload runs without any data files.
 //!
+//! - [`products`]: every row of `data/products.csv`; [`lookup`] finds one by name, GVLK or SKU
+//!   ID the way admins write them, and resolves family names.
+//! - [`hresult`]: every row of `data/hresults.csv`, with a parser for codes as users copy them.
+//!
 //! The CSV files are parsed once, on first use. They are part of the build: a malformed row
 //! is a bug in the shipped data and is caught by this module's tests, not at a user's run.
 
@@ -12,12 +16,12 @@ use uuid::Uuid;
 pub mod hresult;
 pub mod lookup;
 
-
-
 const PRODUCTS_CSV: &str = include_str!("../../data/products.csv");
 
 /// Product family: decides the N policy and which application the host counts it under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Family {
     /// Windows client editions (N = 25).
@@ -29,6 +33,9 @@ pub enum Family {
 }
 
 impl Family {
+    /// Every family, in the CSV's order.
+    pub const ALL: [Self; 3] = [Self::WindowsClient, Self::WindowsServer, Self::Office];
+
     /// The name used in the CSV, on the command line and in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
