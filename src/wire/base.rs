@@ -200,7 +200,11 @@ impl RequestBase {
         out.put_u64(self.request_time.0);
         out.put_guid(&self.previous_client_machine_id);
         let start = out.len();
-        for unit in self.machine_name.encode_utf16().take(MACHINE_NAME_MAX_UNITS) {
+        for unit in self
+            .machine_name
+            .encode_utf16()
+            .take(MACHINE_NAME_MAX_UNITS)
+        {
             out.put_u16(unit);
         }
         out.resize(start + MACHINE_NAME_LEN, 0);
@@ -262,8 +266,10 @@ impl ResponseBase {
             });
         }
         let raw = r.take(pid_size as usize, "response.epid")?;
-        let units: Vec<u16> =
-            raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        let units: Vec<u16> = raw
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
         let Some((&0, text)) = units.split_last() else {
             return Err(DecodeError::InvalidValue {
                 field: "response.epid",
@@ -292,7 +298,11 @@ impl ResponseBase {
     /// Appends the encoded base to `out`. An ePID longer than 63 UTF-16 units is cut so
     /// `PIDSize` stays within 128.
     pub fn emit(&self, out: &mut Vec<u8>) {
-        let units: Vec<u16> = self.epid.encode_utf16().take(MAX_PID_SIZE / 2 - 1).collect();
+        let units: Vec<u16> = self
+            .epid
+            .encode_utf16()
+            .take(MAX_PID_SIZE / 2 - 1)
+            .collect();
         out.extend_from_slice(&self.version.to_bytes());
         out.put_u32(2 * (units.len() as u32 + 1));
         for u in units {
@@ -337,8 +347,14 @@ mod tests {
         assert_eq!(base.version, Version::V6);
         assert_eq!(base.license_status, 2);
         assert_eq!(base.binding_expiration, 43200);
-        assert_eq!(base.sku_id.to_string(), "2de67392-b7a7-462a-b1ca-108dd189f588");
-        assert_eq!(base.client_machine_id.to_string(), "db14d0c7-6d74-473e-ba6c-45afecc9a68e");
+        assert_eq!(
+            base.sku_id.to_string(),
+            "2de67392-b7a7-462a-b1ca-108dd189f588"
+        );
+        assert_eq!(
+            base.client_machine_id.to_string(),
+            "db14d0c7-6d74-473e-ba6c-45afecc9a68e"
+        );
         assert_eq!(base.required_client_count, 25);
         assert_eq!(base.request_time, FileTime(134_397_843_810_000_000));
         assert_eq!(base.machine_name, "mail.windows.cn");
@@ -350,11 +366,17 @@ mod tests {
         let bytes = hex::decode(REQ).unwrap();
         assert!(matches!(
             RequestBase::parse(&bytes[..235]),
-            Err(DecodeError::Truncated { field: "request.machine_name", .. })
+            Err(DecodeError::Truncated {
+                field: "request.machine_name",
+                ..
+            })
         ));
         let mut long = bytes.clone();
         long.push(0);
-        assert!(matches!(RequestBase::parse(&long), Err(DecodeError::TrailingData { .. })));
+        assert!(matches!(
+            RequestBase::parse(&long),
+            Err(DecodeError::TrailingData { .. })
+        ));
     }
 
     #[test]
@@ -385,13 +407,19 @@ mod tests {
         bytes[4] = 3;
         assert!(matches!(
             ResponseBase::read(&mut Reader::new(&bytes)),
-            Err(DecodeError::InvalidValue { field: "response.pid_size", .. })
+            Err(DecodeError::InvalidValue {
+                field: "response.pid_size",
+                ..
+            })
         ));
         bytes[4] = 4;
         bytes[8] = 0; // ePID "\0\0": NUL before the end
         assert!(matches!(
             ResponseBase::read(&mut Reader::new(&bytes)),
-            Err(DecodeError::InvalidValue { field: "response.epid", .. })
+            Err(DecodeError::InvalidValue {
+                field: "response.epid",
+                ..
+            })
         ));
     }
 }

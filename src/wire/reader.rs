@@ -228,7 +228,11 @@ mod tests {
         let err = r.u32("frag_length").unwrap_err();
         assert_eq!(
             err,
-            DecodeError::Truncated { field: "frag_length", needed: 4, available: 3 }
+            DecodeError::Truncated {
+                field: "frag_length",
+                needed: 4,
+                available: 3
+            }
         );
         assert!(err.to_string().contains("frag_length"));
     }
@@ -237,7 +241,13 @@ mod tests {
     fn trailing_bytes_are_reported() {
         let mut r = Reader::new(&[0; 5]);
         r.u32("a").unwrap();
-        assert_eq!(r.finish("body"), Err(DecodeError::TrailingData { field: "body", extra: 1 }));
+        assert_eq!(
+            r.finish("body"),
+            Err(DecodeError::TrailingData {
+                field: "body",
+                extra: 1
+            })
+        );
     }
 
     #[test]
