@@ -1001,6 +1001,31 @@ window = ["1s", "2s"]
         }
     }
 
+    /// Every ```toml example in the README is a valid scenario (given a bound, as
+    /// `--duration` would supply).
+    #[test]
+    fn readme_examples_validate() {
+        let readme = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/README.md"),
+        )
+        .unwrap();
+        let ov = Overrides {
+            duration: Some(Duration::from_secs(60)),
+            ..Overrides::default()
+        };
+        let mut count = 0;
+        for block in readme.split("```toml\n").skip(1) {
+            let example = block.split("```").next().unwrap();
+            if let Err(e) = parse_with(example, &ov) {
+                panic!("README example fails:\n{example}\n{e}");
+            }
+            count += 1;
+        }
+        assert!(count >= 10, "{count}");
+        // The one-line scenario the README opens with needs no flag.
+        assert!(parse("load.duration = \"10s\"\n").is_ok());
+    }
+
     /// `raw::SECTIONS` (used for suggestions and the README check) lists exactly the keys
     /// the structs accept: serde's own list of expected keys is compared with it.
     #[test]
