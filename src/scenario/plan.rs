@@ -1,0 +1,823 @@
+//! The validated, typed plan of a run: what [`crate::load`] executes. Every value here has
+//! been checked (ranges, units, cross-key rules) and carries no text left to parse, so the
+//! runner only reads it. Built by [`super::parse_str`] / [`super::load_file`].
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::duration::{ClockOffset, DisplayDuration};
+use crate::catalog::{Product, app_id};
+
+/// Seed used when neither the file nor `--seed` gives one. Fixed, so two runs of the same
+/// file make the same fleet and the same schedule.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// KMS port (kms-protocol.md section 2).
+pub const KMS_PORT: u16 = 1688;
+
+/// A validated scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Scenario name: the `name` key, else the file stem. Letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// Free text from the `description` key.
+    pub description: Option<String>,
+    /// The file the plan came from (`None` when parsed from a string without a path).
+    pub source: Option<PathBuf>,
+    /// Seed of every random choice in the run (fleet, schedule jitter, faults).
+    pub seed: u64,
+    /// Where the clients connect.
+    pub target: Target,
+    /// The synthetic clients.
+    pub fleet: Fleet,
+    /// How every client speaks the protocol.
+    pub client: ClientOptions,
+    /// Arrivals, bounds and connections.
+    pub load: Load,
+    /// Deadlines per phase, and for stopping.
+    pub timeouts: Timeouts,
+    /// Pass/fail conditions evaluated on the results (empty: the run passes if it ran).
+    pub gates: Vec<Gate>,
+    /// Network faults injected on the client side.
+    pub faults: Vec<FaultRule>,
+    /// Output directory (`out` key or `--out`); `None`: the runner's default.
+    pub out: Option<PathBuf>,
+}
+
+/// Where clients connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The reference host, started in-process on 127.0.0.1 for this run.
+    InProcess(HostOptions),
+    /// A host given by `target` / `--target`.
+    Remote(RemoteTarget),
+}
+
+/// A host given as `host:port`.
+///
+/// A plan holds a non-loopback target only if it was confirmed (`confirm_target` or
+/// `--confirm-target` naming the same host): validation refuses it otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteTarget {
+    /// Host name or IP address as written (IPv6 without brackets).
+    pub host: String,
+    /// TCP port (1688 when not written).
+    pub port: u16,
+    /// True for 127.0.0.0/8, ::1 and `localhost`; everything else needed a confirmation.
+    pub loopback: bool,
+}
+
+impl RemoteTarget {
+    /// `host:port`, with IPv6 addresses in brackets: ready for `TcpStream::connect` /
+    /// `lookup_host`.
+    pub fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Options of the in-process reference host (`[host]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostOptions {
+    /// Port on 127.0.0.1; 0 lets the system choose a free one.
+    pub port: u16,
+    /// Start with a charged client table (the first client already sees the threshold)
+    /// instead of an empty one, as a fresh real host has.
+    pub charged: bool,
+    /// Which KMS counted IDs the host's key covers; others get 0xC004F042.
+    pub host_key: HostKey,
+    /// Refuse request times more than 4 h from the host clock with 0xC004F06C (10.4).
+    pub time_check: bool,
+    /// Accept NDR64 (and then reject NDR32 in the bind, as Windows does; 4.9).
+    pub ndr64: bool,
+    /// Acknowledge bind-time feature negotiation.
+    pub btfn: bool,
+    /// Close the connection after every response (like py-kms) instead of keeping it.
+    pub close_after_response: bool,
+    /// `VLActivationInterval` sent to clients (whole minutes, 15 min to 30 d).
+    pub activation_interval: Duration,
+    /// `VLRenewalInterval` sent to clients (whole minutes, 15 min to 30 d).
+    pub renewal_interval: Duration,
+}
+
+/// The host key group of the in-process host (kms-protocol.md 10.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKey {
+    /// Every KMS counted ID, retail and preview ones included (like vlmcsd `-K0`).
+    AcceptAll,
+    /// Every volume KMS counted ID: retail, preview and pre-release ones are refused, as a
+    /// genuine host refuses them (like vlmcsd `-K2`).
+    VolumeOnly,
+    /// Exactly these KMS counted IDs.
+    KmsIds(Vec<Uuid>),
+}
+
+impl HostKey {
+    /// Whether a host with this key activates `product`.
+    pub fn accepts(&self, product: &Product) -> bool {
+        match self {
+            Self::AcceptAll => true,
+            Self::VolumeOnly => !is_non_volume_kms_id(&product.kms_id_name),
+            Self::KmsIds(ids) => ids.contains(&product.kms_id),
+        }
+    }
+}
+
+/// Retail, preview and pre-release KMS counted IDs, by the catalog's `kms_id_name`.
+pub(crate) fn is_non_volume_kms_id(kms_id_name: &str) -> bool {
+    ["Retail", "Preview", "Pre-release"]
+        .iter()
+        .any(|w| kms_id_name.contains(w))
+}
+
+/// The synthetic clients (`[fleet]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fleet {
+    /// Number of distinct synthetic clients (client indices `0..size`).
+    pub size: u64,
+    /// Product mix: each client's product is drawn by weight from (seed, index).
+    pub products: Vec<ProductShare>,
+    /// Fraction of clients that say they are virtual machines, 0 to 1.
+    pub vm_fraction: f64,
+    /// Each client's clock offset, drawn from (seed, index).
+    pub skew: SkewDistribution,
+    /// Whether attempts come back to the same clients.
+    pub reuse: ClientReuse,
+    /// With `Some(n)`, CMIDs come from a fixed pool of `n` that does not depend on the seed
+    /// (client `i` uses pool entry `i mod n`), so repeated runs against a real host reuse
+    /// the same table entries instead of adding new ones.
+    pub cmid_pool: Option<u64>,
+}
+
+/// One product of the mix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductShare {
+    /// The catalog row.
+    pub product: &'static Product,
+    /// Relative weight (> 0); shares are `weight / sum of weights`.
+    pub weight: f64,
+    /// Protocol major version the client uses: 4, 5 or 6 (catalog value unless overridden
+    /// per product or for the whole fleet).
+    pub protocol: u16,
+}
+
+/// Clock offset of each client (`[fleet.skew]`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SkewDistribution {
+    /// Every client's clock is right.
+    None,
+    /// Every client has the same offset.
+    Fixed(ClockOffset),
+    /// Uniform between `min` and `max` (inclusive).
+    Uniform {
+        /// Lowest offset.
+        min: ClockOffset,
+        /// Highest offset.
+        max: ClockOffset,
+    },
+    /// Normal with this mean and standard deviation (unbounded).
+    Normal {
+        /// Mean offset.
+        mean: ClockOffset,
+        /// Standard deviation.
+        stddev: Duration,
+    },
+    /// Client `i` gets `offsets[i mod len]` (never empty).
+    List(Vec<ClockOffset>),
+}
+
+/// Whether attempts re-use clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientReuse {
+    /// Attempt `k` uses client `k mod size`: the first pass activates, later passes renew
+    /// with the same CMIDs.
+    Renew,
+    /// Attempt `k` uses client `k`: every attempt is a machine the host has not seen. The
+    /// fleet runs out after `size` attempts, which ends the run.
+    New,
+}
+
+/// Client protocol options (`[client]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Transfer syntaxes offered and used (4.9).
+    pub ndr: NdrMode,
+    /// Offer bind-time feature negotiation in the bind.
+    pub btfn: bool,
+}
+
+/// Transfer-syntax mode of the clients (kms-protocol.md 4.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NdrMode {
+    /// NDR32 + NDR64 (+ BTFN) in the bind, alter_context when needed, first request NDR32,
+    /// later ones NDR64: what Windows does.
+    Windows,
+    /// NDR32 only.
+    Ndr32Only,
+    /// Every request NDR64 when the host accepts it.
+    Ndr64Preferred,
+}
+
+/// Arrivals, bounds and connections (`[load]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Load {
+    /// Open (arrivals on a schedule) or closed (clients in a loop).
+    pub model: LoadModel,
+    /// When the run stops.
+    pub bounds: Bounds,
+    /// New connection per activation, or kept alive.
+    pub connection: ConnectionPolicy,
+    /// Local addresses to bind outgoing connections to, used in turn; empty: the system's
+    /// choice. Spreads tens of thousands of connections over several ephemeral port ranges.
+    pub source_addresses: Vec<IpAddr>,
+    /// At most this many attempts in progress at once (open model; for the closed model it
+    /// equals `clients`). An arrival that finds the cap reached is recorded as not started,
+    /// with its intended start time, so the overload stays visible.
+    pub max_in_flight: u32,
+}
+
+/// The load model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadModel {
+    /// Arrivals at scheduled times regardless of how the host keeps up; latency counts from
+    /// each attempt's intended start, so a host that queues cannot hide it (coordinated
+    /// omission).
+    Open(Schedule),
+    /// `clients` loops, each starting its next attempt `think_time` after the previous one
+    /// ended.
+    Closed {
+        /// Number of concurrent loops.
+        clients: u32,
+        /// Pause between an attempt's end and the loop's next attempt.
+        think_time: Duration,
+    },
+}
+
+/// Arrival rate over time for the open model (rates in attempts per second).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// A constant rate.
+    Constant {
+        /// Attempts per second (> 0).
+        rate: f64,
+    },
+    /// Stages run in order; within each, the rate moves linearly from the previous stage's
+    /// target (or `start_rate`) to this stage's target. A stage whose target equals the
+    /// previous one holds the rate. The run ends with the last stage at the latest.
+    Stages {
+        /// Rate at time 0.
+        start_rate: f64,
+        /// At least one; every duration > 0.
+        stages: Vec<Stage>,
+    },
+    /// Each period of `every` runs at `base_rate` for `every - length`, then at
+    /// `burst_rate` for `length`.
+    Bursts {
+        /// Rate between bursts (may be 0).
+        base_rate: f64,
+        /// Rate during a burst (> 0).
+        burst_rate: f64,
+        /// Period, > `length`.
+        every: Duration,
+        /// Burst length, > 0.
+        length: Duration,
+    },
+}
+
+/// One stage of a staged schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stage {
+    /// How long the stage lasts (> 0).
+    pub duration: Duration,
+    /// Rate reached at the end of the stage.
+    pub target_rate: f64,
+}
+
+impl Schedule {
+    /// The offered rate (attempts per second) at `elapsed` since the start of the run.
+    /// After the last stage of a staged schedule: 0.
+    pub fn rate_at(&self, elapsed: Duration) -> f64 {
+        match self {
+            Self::Constant { rate } => *rate,
+            Self::Stages { start_rate, stages } => {
+                let mut from = *start_rate;
+                let mut t = elapsed;
+                for s in stages {
+                    if t < s.duration {
+                        let f = t.as_secs_f64() / s.duration.as_secs_f64();
+                        return from + (s.target_rate - from) * f;
+                    }
+                    t -= s.duration;
+                    from = s.target_rate;
+                }
+                0.0
+            }
+            Self::Bursts {
+                base_rate,
+                burst_rate,
+                every,
+                length,
+            } => {
+                let period = every.as_nanos().max(1);
+                let into = elapsed.as_nanos() % period;
+                if into >= period - length.as_nanos().min(period) {
+                    *burst_rate
+                } else {
+                    *base_rate
+                }
+            }
+        }
+    }
+
+    /// Where the schedule itself ends (the end of the last stage), if it does.
+    pub fn natural_end(&self) -> Option<Duration> {
+        match self {
+            Self::Stages { stages, .. } => Some(stages.iter().map(|s| s.duration).sum()),
+            Self::Constant { .. } | Self::Bursts { .. } => None,
+        }
+    }
+
+    /// The highest rate the schedule ever offers.
+    pub fn peak_rate(&self) -> f64 {
+        match self {
+            Self::Constant { rate } => *rate,
+            Self::Stages { start_rate, stages } => stages
+                .iter()
+                .map(|s| s.target_rate)
+                .fold(*start_rate, f64::max),
+            Self::Bursts {
+                base_rate,
+                burst_rate,
+                ..
+            } => base_rate.max(*burst_rate),
+        }
+    }
+
+    /// Expected number of arrivals in `[0, until)`: the integral of [`Self::rate_at`].
+    pub fn expected_arrivals(&self, until: Duration) -> f64 {
+        match self {
+            Self::Constant { rate } => rate * until.as_secs_f64(),
+            Self::Stages { start_rate, stages } => {
+                let mut from = *start_rate;
+                let mut left = until;
+                let mut total = 0.0;
+                for s in stages {
+                    let part = left.min(s.duration);
+                    let f = part.as_secs_f64() / s.duration.as_secs_f64();
+                    let end_rate = from + (s.target_rate - from) * f;
+                    total += (from + end_rate) / 2.0 * part.as_secs_f64();
+                    left -= part;
+                    from = s.target_rate;
+                    if left.is_zero() {
+                        break;
+                    }
+                }
+                total
+            }
+            Self::Bursts {
+                base_rate,
+                burst_rate,
+                every,
+                length,
+            } => {
+                // Whole periods, then the partial one.
+                let period = every.as_secs_f64();
+                let burst = length.as_secs_f64();
+                let per_period = base_rate * (period - burst) + burst_rate * burst;
+                let t = until.as_secs_f64();
+                let whole = (t / period).floor();
+                let rest = t - whole * period;
+                let base_part = rest.min(period - burst);
+                let burst_part = (rest - base_part).max(0.0);
+                whole * per_period + base_rate * base_part + burst_rate * burst_part
+            }
+        }
+    }
+}
+
+/// When the run stops: at whichever bound comes first. At least one is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Stop starting attempts after this long (for stages: at most the stages' total).
+    pub max_duration: Option<Duration>,
+    /// Stop after starting this many attempts.
+    pub max_attempts: Option<u64>,
+}
+
+/// Connections per activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionPolicy {
+    /// Connect, bind, one request, close: what real clients do.
+    NewPerActivation,
+    /// Keep connections open and send further requests on them (bind once).
+    KeepAlive {
+        /// Close and reconnect after this many requests (`None`: never by count).
+        requests_per_connection: Option<u32>,
+    },
+}
+
+/// Deadlines (`[timeouts]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect.
+    pub connect: Duration,
+    /// Bind sent → bind_ack (and alter_context) received.
+    pub bind: Duration,
+    /// Request sent → response received.
+    pub request: Duration,
+    /// After Ctrl-C or the end of the run, how long attempts in flight may finish before
+    /// they are recorded as cancelled.
+    pub drain: Duration,
+}
+
+/// A phase of an attempt, for latency gates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// TCP connect.
+    Connect,
+    /// Bind round trip.
+    Bind,
+    /// Activation request round trip.
+    Request,
+    /// Intended start to outcome.
+    Total,
+}
+
+impl Phase {
+    /// Name as written in files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Bind => "bind",
+            Self::Request => "request",
+            Self::Total => "total",
+        }
+    }
+}
+
+/// The application whose clients a host counts together (kms-protocol.md 10.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum Application {
+    /// Windows client and server.
+    #[serde(rename = "windows")]
+    Windows,
+    /// Office 2010.
+    #[serde(rename = "office-2010")]
+    Office2010,
+    /// Office 2013 and later.
+    #[serde(rename = "office-2013")]
+    Office2013,
+}
+
+impl Application {
+    /// The application a product is counted under, from its application ID.
+    pub fn of(product: &Product) -> Option<Self> {
+        match product.app_id {
+            id if id == app_id::WINDOWS => Some(Self::Windows),
+            id if id == app_id::OFFICE_2010 => Some(Self::Office2010),
+            id if id == app_id::OFFICE_2013 => Some(Self::Office2013),
+            _ => None,
+        }
+    }
+
+    /// Name as written in files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Windows => "windows",
+            Self::Office2010 => "office-2010",
+            Self::Office2013 => "office-2013",
+        }
+    }
+}
+
+/// A pass/fail condition on the results (`[gates]`). Any failed gate: exit 1.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gate {
+    /// The `percentile` of `phase` latency, over all attempts that reached that phase, is
+    /// below `below`.
+    Latency {
+        /// Which phase.
+        phase: Phase,
+        /// In (0, 100], e.g. 99 or 99.9.
+        percentile: f64,
+        /// Strict upper limit.
+        below: Duration,
+    },
+    /// Attempts whose code is not 0 (S_OK), over all attempts, at most this fraction (0..=1).
+    MaxErrorRate(f64),
+    /// The host reported a count that met the clients' N policy by the time at most
+    /// `clients` distinct clients of `application` had contacted it (every application the
+    /// fleet uses when `None`).
+    ThresholdWithin {
+        /// The application counted, or all of the fleet's.
+        application: Option<Application>,
+        /// Distinct clients.
+        clients: u32,
+    },
+    /// Every attempt ended with one of these codes (0 = S_OK).
+    AllowedCodes(Vec<u32>),
+    /// Completed attempts per second over the run at least this.
+    MinAchievedRate(f64),
+}
+
+impl fmt::Display for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Latency {
+                phase,
+                percentile,
+                below,
+            } => {
+                write!(
+                    f,
+                    "{} p{percentile} < {}",
+                    phase.as_str(),
+                    DisplayDuration(*below)
+                )
+            }
+            Self::MaxErrorRate(r) => write!(f, "error rate <= {r}"),
+            Self::ThresholdWithin {
+                application,
+                clients,
+            } => {
+                let app = application.map_or("every application", Application::as_str);
+                write!(f, "threshold reached within {clients} clients ({app})")
+            }
+            Self::AllowedCodes(codes) => {
+                f.write_str("only codes ")?;
+                for (i, c) in codes.iter().enumerate() {
+                    write!(f, "{}{c:#010X}", if i > 0 { ", " } else { "" })?;
+                }
+                Ok(())
+            }
+            Self::MinAchievedRate(r) => write!(f, "achieved rate >= {r}/s"),
+        }
+    }
+}
+
+/// One fault rule (`[[faults]]`): applied to an attempt with `probability`, drawn from
+/// (seed, client index, attempt), while the run's elapsed time is inside `window`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultRule {
+    /// What happens.
+    pub kind: FaultKind,
+    /// Chance per attempt, 0 to 1.
+    pub probability: f64,
+    /// Active only in this part of the run; `None`: the whole run.
+    pub window: Option<Window>,
+}
+
+/// A span of run time, `start <= t < end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Start, from the beginning of the run.
+    pub start: Duration,
+    /// End (exclusive), > `start`.
+    pub end: Duration,
+}
+
+impl Window {
+    /// Whether `elapsed` is inside the window.
+    pub fn contains(&self, elapsed: Duration) -> bool {
+        self.start <= elapsed && elapsed < self.end
+    }
+}
+
+/// What a fault does to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Wait before connecting, or before each write or read is passed on.
+    Delay {
+        /// Where.
+        on: Direction,
+        /// Fixed part.
+        delay: Duration,
+        /// Plus a uniformly random extra in `[0, jitter]`.
+        jitter: Duration,
+    },
+    /// The connect fails at once as refused.
+    Refuse,
+    /// The connect never completes (ends in the connect timeout).
+    Blackhole,
+    /// The connection is reset (RST) while receiving.
+    Reset {
+        /// Where in the received bytes.
+        at: CutPoint,
+    },
+    /// The host's side closes (FIN) while a response is incomplete.
+    Truncate {
+        /// Where in the received bytes.
+        at: CutPoint,
+    },
+    /// Bytes of the activation response are flipped before the client sees them.
+    Corrupt {
+        /// Which part of the response.
+        region: Region,
+        /// How many bytes (>= 1).
+        bytes: u32,
+    },
+    /// Nothing arrives during a phase for `duration` (`None`: until the phase times out).
+    Stall {
+        /// Which reply stalls.
+        phase: StallPhase,
+        /// How long; longer than the phase timeout makes it a timeout.
+        duration: Option<Duration>,
+    },
+    /// Bytes pass `chunk` at a time, one chunk per `every`.
+    Trickle {
+        /// Send or receive (not connect).
+        on: Direction,
+        /// Bytes per chunk (>= 1).
+        chunk: u32,
+        /// Interval between chunks (> 0).
+        every: Duration,
+    },
+}
+
+impl FaultKind {
+    /// The `kind` value as written in files and reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Delay { .. } => "delay",
+            Self::Refuse => "refuse",
+            Self::Blackhole => "blackhole",
+            Self::Reset { .. } => "reset",
+            Self::Truncate { .. } => "truncate",
+            Self::Corrupt { .. } => "corrupt",
+            Self::Stall { .. } => "stall",
+            Self::Trickle { .. } => "trickle",
+        }
+    }
+}
+
+/// Where a delay or trickle applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Before the TCP connect.
+    Connect,
+    /// Client → host bytes.
+    Send,
+    /// Host → client bytes.
+    Receive,
+}
+
+/// Where a reset or truncation cuts the received byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutPoint {
+    /// After this many bytes received on the connection.
+    AfterBytes(u64),
+    /// At a random point (seeded) inside the next PDU received.
+    MidPdu,
+}
+
+/// The part of a response a corruption hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Region {
+    /// The 16-byte DCE/RPC common header.
+    RpcHeader,
+    /// The response stub outside the KMS payload (alloc hint, pointers, sizes, HRESULT).
+    Stub,
+    /// The KMS response payload (encrypted in V5/V6).
+    Payload,
+}
+
+/// The reply that a stall holds back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StallPhase {
+    /// The bind_ack.
+    Bind,
+    /// The activation response.
+    Request,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn stages_ramp_linearly_and_hold() {
+        let s = Schedule::Stages {
+            start_rate: 0.0,
+            stages: vec![
+                Stage {
+                    duration: secs(10),
+                    target_rate: 100.0,
+                },
+                Stage {
+                    duration: secs(10),
+                    target_rate: 100.0,
+                },
+                Stage {
+                    duration: secs(5),
+                    target_rate: 50.0,
+                },
+            ],
+        };
+        assert_eq!(s.rate_at(secs(0)), 0.0);
+        assert_eq!(s.rate_at(secs(5)), 50.0);
+        assert_eq!(s.rate_at(secs(15)), 100.0);
+        assert_eq!(s.rate_at(Duration::from_millis(22_500)), 75.0);
+        assert_eq!(s.rate_at(secs(25)), 0.0);
+        assert_eq!(s.natural_end(), Some(secs(25)));
+        assert_eq!(s.peak_rate(), 100.0);
+        // 10 s ramp 0→100 (500) + 10 s at 100 (1000) + 5 s 100→50 (375).
+        assert_eq!(s.expected_arrivals(secs(25)), 1875.0);
+        assert_eq!(s.expected_arrivals(secs(100)), 1875.0);
+        assert_eq!(s.expected_arrivals(secs(5)), 125.0);
+    }
+
+    #[test]
+    fn bursts_come_at_the_end_of_each_period() {
+        let s = Schedule::Bursts {
+            base_rate: 10.0,
+            burst_rate: 1000.0,
+            every: secs(10),
+            length: secs(2),
+        };
+        assert_eq!(s.rate_at(secs(0)), 10.0);
+        assert_eq!(s.rate_at(Duration::from_millis(7_999)), 10.0);
+        assert_eq!(s.rate_at(secs(8)), 1000.0);
+        assert_eq!(s.rate_at(secs(10)), 10.0);
+        assert_eq!(s.rate_at(secs(19)), 1000.0);
+        assert_eq!(s.natural_end(), None);
+        assert_eq!(s.peak_rate(), 1000.0);
+        assert_eq!(s.expected_arrivals(secs(10)), 80.0 + 2000.0);
+        assert_eq!(s.expected_arrivals(secs(15)), 2080.0 + 50.0);
+    }
+
+    #[test]
+    fn constant_rate() {
+        let s = Schedule::Constant { rate: 250.0 };
+        assert_eq!(s.rate_at(secs(1000)), 250.0);
+        assert_eq!(s.expected_arrivals(secs(4)), 1000.0);
+    }
+
+    #[test]
+    fn window_is_half_open() {
+        let w = Window {
+            start: secs(20),
+            end: secs(40),
+        };
+        assert!(!w.contains(Duration::from_millis(19_999)));
+        assert!(w.contains(secs(20)));
+        assert!(!w.contains(secs(40)));
+    }
+
+    #[test]
+    fn remote_addr_brackets_ipv6() {
+        let t = |host: &str| RemoteTarget {
+            host: host.into(),
+            port: 1688,
+            loopback: true,
+        };
+        assert_eq!(t("::1").addr(), "[::1]:1688");
+        assert_eq!(t("127.0.0.1").addr(), "127.0.0.1:1688");
+    }
+
+    #[test]
+    fn host_keys_decide_by_kms_id() {
+        let all = crate::catalog::products();
+        let retail = all
+            .iter()
+            .find(|p| p.kms_id_name.contains("Retail"))
+            .unwrap();
+        let volume = all.iter().find(|p| p.name == "Windows 10/11 Pro").unwrap();
+        assert!(HostKey::AcceptAll.accepts(retail));
+        assert!(!HostKey::VolumeOnly.accepts(retail));
+        assert!(HostKey::VolumeOnly.accepts(volume));
+        assert!(HostKey::KmsIds(vec![volume.kms_id]).accepts(volume));
+        assert!(!HostKey::KmsIds(vec![volume.kms_id]).accepts(retail));
+    }
+
+    #[test]
+    fn gates_print_one_line() {
+        let g = Gate::Latency {
+            phase: Phase::Total,
+            percentile: 99.0,
+            below: secs(1),
+        };
+        assert_eq!(g.to_string(), "total p99 < 1s");
+        assert_eq!(
+            Gate::AllowedCodes(vec![0, 0xC004F06C]).to_string(),
+            "only codes 0x00000000, 0xC004F06C"
+        );
+    }
+}
