@@ -3090,23 +3090,24 @@ pub(super) mod tests {
             .collect()
     }
 
-    /// Byte ranges whose content is arbitrary in the captures: the pad after the secondary
-    /// address of a bind_ack/alter_context_resp, and the reserved byte of a fault.
-    pub(crate) fn garbage_ranges(pdu: &Pdu) -> Vec<core::ops::Range<usize>> {
+    /// Offsets of the bytes whose content is arbitrary in the captures: the pad after the
+    /// secondary address of a bind_ack/alter_context_resp, and the reserved byte of a fault.
+    pub(crate) fn garbage_bytes(pdu: &Pdu) -> Vec<usize> {
         match pdu {
             Pdu::BindAck(a) | Pdu::AlterContextResp(AlterContextResp(a)) => {
                 let end = field::SEC_ADDR + a.sec_addr.0.len();
-                vec![end..end.next_multiple_of(4)]
+                (end..end.next_multiple_of(4)).collect()
             }
-            Pdu::Fault(_) => vec![field::RESERVED..field::RESERVED + 1],
+            Pdu::Fault(_) => vec![field::RESERVED],
             _ => Vec::new(),
         }
     }
 
-    pub(crate) fn masked(bytes: &[u8], ranges: &[core::ops::Range<usize>]) -> Vec<u8> {
+    /// `bytes` with the bytes at `offsets` zeroed.
+    pub(crate) fn masked(bytes: &[u8], offsets: &[usize]) -> Vec<u8> {
         let mut out = bytes.to_vec();
-        for r in ranges {
-            out[r.clone()].fill(0);
+        for &at in offsets {
+            out[at] = 0;
         }
         out
     }
@@ -3262,7 +3263,7 @@ pub(super) mod tests {
                     // Re-emit; only the documented garbage bytes may differ.
                     let emitted = pdu.to_bytes();
                     if emitted != cap.bytes {
-                        let ranges = garbage_ranges(&pdu);
+                        let ranges = garbage_bytes(&pdu);
                         assert_eq!(
                             emitted,
                             masked(&cap.bytes, &ranges),
