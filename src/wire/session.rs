@@ -221,15 +221,11 @@ pub struct Negotiated {
 }
 
 impl Negotiated {
-    fn new(btfn: bool) -> Self {
+    fn new() -> Self {
         Self {
             ndr32: None,
             ndr64: None,
-            btfn: if btfn {
-                BtfnOutcome::Rejected(RejectReason::NOT_SPECIFIED)
-            } else {
-                BtfnOutcome::NotProposed
-            },
+            btfn: BtfnOutcome::NotProposed,
             alter_context: AlterOutcome::NotSent,
             bind_ack_flags: PfcFlags(0),
             assoc_group_id: 0,
@@ -456,7 +452,8 @@ pub struct ClientSession {
     next_call_id: u32,
     bind_call_id: u32,
     bind_flags: PfcFlags,
-    proposed: Vec<ContextElem>,
+    /// The bind's context items: id and transfer syntax.
+    proposed: Vec<(u16, TransferSyntax)>,
     negotiated: Negotiated,
     pending: Option<Pending>,
     requests: u32,
@@ -480,7 +477,7 @@ impl ClientSession {
             bind_call_id: next_call_id,
             bind_flags: PfcFlags::SINGLE.with(PfcFlags::CONC_MPX, config.conc_mpx),
             proposed: Vec::new(),
-            negotiated: Negotiated::new(config.btfn),
+            negotiated: Negotiated::new(),
             pending: None,
             requests: 0,
             last_syntax: None,
@@ -576,17 +573,18 @@ impl ClientSession {
                 features: super::rpc::BTFN_WINDOWS_FEATURES,
             });
         }
-        self.proposed = (0u16..)
-            .zip(syntaxes)
-            .map(|(id, ts)| ContextElem::kms(id, ts))
-            .collect();
+        self.proposed = (0u16..).zip(syntaxes).collect();
         let bind = Bind {
             flags: self.bind_flags,
             call_id: self.bind_call_id,
             max_xmit_frag: self.config.max_frag,
             max_recv_frag: self.config.max_frag,
             assoc_group_id: 0,
-            contexts: self.proposed.clone(),
+            contexts: self
+                .proposed
+                .iter()
+                .map(|&(id, ts)| ContextElem::kms(id, ts))
+                .collect(),
         };
         self.state = ClientState::ExpectBindAck;
         Ok(bind.to_bytes())
@@ -638,13 +636,9 @@ impl ClientSession {
                 received: ack.results.len(),
             });
         }
-        let mut negotiated = Negotiated::new(self.config.btfn);
-        let items: Vec<_> = self
-            .proposed
-            .iter()
-            .map(|c| (c.context_id, c.transfer_syntaxes[0]))
-            .collect();
-        for ((context_id, proposed), &result) in items.into_iter().zip(&ack.results) {
+        let mut negotiated = Negotiated::new();
+        let items = self.proposed.clone();
+        for (&(context_id, proposed), &result) in items.iter().zip(&ack.results) {
             match proposed {
                 TransferSyntax::Ndr32 | TransferSyntax::Ndr64 => {
                     if ndr_item_accepted(context_id, proposed, result)? {
