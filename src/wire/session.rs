@@ -2,7 +2,7 @@
 //! the host's answers (`kms-protocol.md` sections 3, 4.3, 4.6, 4.9, 4.10, 8.1 and 9 steps 3-5).
 //! KMS payloads are opaque bytes here; building and checking them is [`super::kms`]'s job.
 //!
-//! Both sides take whole PDUs (find them in the byte stream with [`rpc::check_frame`]) and
+//! Both sides take whole PDUs (find them in the byte stream with [`super::rpc::check_frame`]) and
 //! return the bytes to send. Neither reads a clock, draws random numbers or touches a socket:
 //! the host's association group id comes from the caller, and deadlines belong to the shell.
 //!
