@@ -19,6 +19,7 @@ pub mod kms;
 pub mod ndr;
 pub mod reader;
 pub mod rpc;
+pub mod session;
 
 pub use base::{FileTime, RequestBase, ResponseBase, Version};
 pub use reader::{DecodeError, Reader, WriteLe};
