@@ -4,11 +4,12 @@
 //!
 //! What uses what:
 //!
-//! | protocol | cipher | integrity |
-//! |---|---|---|
-//! | V4 | in-crate [`Rijndael`], `Nk = 5`, 11 rounds ([`V4_CIPHER`]) | [`mac4`] (spec 6.2) |
-//! | V5 | RustCrypto `aes::Aes128` ([`v5_cipher`]) | `SHA-256(R)` ([`random_hash`], spec 7.4) |
-//! | V6 | in-crate [`Rijndael`], AES-128 with three round-key bytes flipped ([`V6_CIPHER`]) | [`random_hash`] + [`v6_hmac`] (spec 7.5) |
+//! - V4: in-crate [`Rijndael`] with a 160-bit key, 11 rounds ([`V4_CIPHER`]); integrity by
+//!   [`mac4`] (spec 6.2).
+//! - V5: RustCrypto's `aes::Aes128` ([`v5_cipher`]); integrity by `SHA-256(R)`
+//!   ([`random_hash`], spec 7.4).
+//! - V6: in-crate [`Rijndael`], AES-128 with three round-key bytes changed ([`V6_CIPHER`]);
+//!   integrity by [`random_hash`] and [`v6_hmac`] (spec 7.5).
 //!
 //! ```text
 //! MAC4(m)   = CBC-MAC over m || 80 || 00*k, zero IV, k = (15 - len(m)) mod 16   (spec 6.2)
@@ -871,8 +872,12 @@ mod tests {
         }
 
         #[test]
-        fn rijndael160_and_v6_decrypt_inverts_encrypt(key in any::<[u8; 20]>(), block in any::<[u8; 16]>()) {
-            for c in [Rijndael::rijndael160(&key), Rijndael::aes128_kms_v6(&key[..16].try_into().unwrap())] {
+        fn rijndael160_and_v6_decrypt_inverts_encrypt(
+            key in any::<[u8; 20]>(),
+            block in any::<[u8; 16]>(),
+        ) {
+            let short: [u8; 16] = key[..16].try_into().unwrap();
+            for c in [Rijndael::rijndael160(&key), Rijndael::aes128_kms_v6(&short)] {
                 let mut b = block;
                 c.encrypt(&mut b);
                 c.decrypt(&mut b);

@@ -1,10 +1,10 @@
 //! The KMS payloads of protocol V4, V5 and V6 (spec 7.2-7.5) in both directions, and the
 //! client's acceptance checks (spec 7.6).
 //!
-//! | side | encode | decode |
-//! |---|---|---|
-//! | client | [`encode_request`] → payload + [`PendingRequest`] | [`PendingRequest::decode_response`] → [`ClientResponse`] |
-//! | host | [`HostRequest::encode_response`] | [`HostRequest::decode`] → [`HostRequest`] |
+//! - client: [`encode_request`] gives the payload and a [`PendingRequest`];
+//!   [`PendingRequest::decode_response`] checks the answer and gives a [`ClientResponse`].
+//! - host: [`HostRequest::decode`] gives a [`HostRequest`];
+//!   [`HostRequest::encode_response`] builds the answer.
 //!
 //! Random inputs (the request IV, the response IV and the host's random `R`) are passed in
 //! by the caller; nothing here draws randomness or reads a clock.
@@ -1979,7 +1979,10 @@ mod tests {
         }
 
         #[test]
-        fn decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), major in 4u16..=6) {
+        fn decoders_never_panic(
+            bytes in prop::collection::vec(any::<u8>(), 0..400),
+            major in 4u16..=6,
+        ) {
             let _ = HostRequest::decode_any_version(&bytes);
             let (_, pending) = encode_request(&request_base(Version::new(major)), IV_REQ).unwrap();
             let mut payload = Version::new(major).to_bytes().to_vec();
