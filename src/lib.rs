@@ -27,6 +27,7 @@
 //! - [`faults`]: network faults on the client side of a connection.
 //! - [`record`]: histograms, timelines, tallies, the threshold tracker.
 //! - [`report`]: result files and gates.
+//! - [`netio`]: PDU framing over tokio streams, shared by client and host.
 //! - [`cli`]: the command line; nothing depends on it.
 #![forbid(unsafe_code)]
 
@@ -36,6 +37,7 @@ pub mod client;
 pub mod faults;
 pub mod host;
 pub mod load;
+pub mod netio;
 pub mod record;
 pub mod report;
 pub mod scenario;

@@ -1,1 +1,571 @@
-//! `client`: see the crate docs.
+//! `client`: one simulated KMS client over TCP.
+//!
+//! A [`Client`] connects, binds (with the alter_context step Windows uses when the host
+//! accepts only NDR64) and sends activation requests, with a deadline on every step: connect,
+//! bind and request each run under their own `tokio::time::timeout`, so a stalled host gives a
+//! timeout classified by phase, never a hang. Byte encoding and checking is all in
+//! [`crate::wire`]; this module moves bytes and measures time.
+//!
+//! Hosts differ in how long they keep a connection (spec 2, 10.10): vlmcsd keeps it, py-kms
+//! closes after every response. The client keeps a connection for the next request when
+//! allowed, and when the host turns out to have closed it (the request dies before a single
+//! byte of response arrives), it reconnects, re-binds with the call_id sequence continued,
+//! and sends the request once more. Each PDU goes out in a single write, because some hosts
+//! read one PDU per `recv`.
+//!
+//! [`outcome`] holds the one mapping from what happened to what a real client reports.
+//! Faults (issue 5) plug in through the [`Connector`] trait, which hands out the stream.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::netio::{PduReader, ReadError};
+use crate::wire::RequestBase;
+use crate::wire::kms::{self, ClientResponse, EncodeError, ResponseError};
+use crate::wire::rpc::FrameError;
+use crate::wire::session::{BindOutcome, CallResult, ClientConfig, ClientSession, SessionError};
+
+pub mod outcome;
+
+pub use outcome::{Cause, Outcome, Verdict};
+
+/// The step of an exchange something happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// TCP connect.
+    Connect,
+    /// RPC bind, and alter_context when used.
+    Bind,
+    /// The activation call: request out, response in.
+    Request,
+}
+
+impl Phase {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Bind => "bind",
+            Self::Request => "request",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a client talks: negotiation, deadlines, connection reuse.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// RPC negotiation (NDR32/NDR64 mode, BTFN, CONC_MPX).
+    pub rpc: ClientConfig,
+    /// Deadline for the TCP connect.
+    pub connect_timeout: Duration,
+    /// Deadline for bind (+ alter_context).
+    pub bind_timeout: Duration,
+    /// Deadline for one request/response round trip.
+    pub request_timeout: Duration,
+    /// Keep the connection for the next activation (false: one connection per activation,
+    /// as real clients do).
+    pub keep_alive: bool,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            rpc: ClientConfig::default(),
+            connect_timeout: Duration::from_secs(5),
+            bind_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            keep_alive: true,
+        }
+    }
+}
+
+/// Why an activation attempt failed below the KMS layer, or its response was unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The host name did not resolve.
+    #[error("cannot resolve {host}: {detail}")]
+    Resolve {
+        /// The name.
+        host: String,
+        /// The resolver's message.
+        detail: String,
+    },
+    /// TCP connect failed.
+    #[error("connect failed: {detail}")]
+    Connect {
+        /// The socket error kind (refused, unreachable, ...).
+        kind: io::ErrorKind,
+        /// The OS message.
+        detail: String,
+    },
+    /// A phase ran past its deadline.
+    #[error("no answer within the {phase} timeout ({limit:?})")]
+    Timeout {
+        /// The phase that stalled.
+        phase: Phase,
+        /// Its deadline.
+        limit: Duration,
+    },
+    /// The socket failed (reset, broken pipe, ...).
+    #[error("{phase}: {detail}")]
+    Io {
+        /// The phase.
+        phase: Phase,
+        /// The socket error kind.
+        kind: io::ErrorKind,
+        /// The OS message.
+        detail: String,
+    },
+    /// The host closed the connection before answering.
+    #[error("{phase}: host closed the connection{}", if *partial { " in the middle of a PDU" } else { " before answering" })]
+    Closed {
+        /// The phase.
+        phase: Phase,
+        /// True when part of a PDU had arrived.
+        partial: bool,
+    },
+    /// The host's bytes are not DCE/RPC.
+    #[error("{phase}: {error}")]
+    Framing {
+        /// The phase.
+        phase: Phase,
+        /// What was wrong.
+        error: FrameError,
+    },
+    /// The RPC layer failed: bind refused, fault, malformed PDU, wrong call id.
+    #[error("{phase}: {error}")]
+    Rpc {
+        /// The phase.
+        phase: Phase,
+        /// The session's error.
+        error: SessionError,
+    },
+    /// The response failed one of the client's checks (spec 7.6, checks 2-13).
+    #[error("response rejected (spec 7.6 check {check}): {error}", check = .0.check(), error = .0)]
+    Verify(#[from] ResponseError),
+    /// The request could not be encoded (unsupported version).
+    #[error("request not encodable: {0}")]
+    Encode(#[from] EncodeError),
+}
+
+impl ClientError {
+    fn from_read(phase: Phase, e: ReadError) -> Self {
+        match e {
+            ReadError::Closed { partial } => Self::Closed { phase, partial },
+            ReadError::Framing(error) => Self::Framing { phase, error },
+            ReadError::Io(e) => Self::io(phase, &e),
+        }
+    }
+
+    fn io(phase: Phase, e: &io::Error) -> Self {
+        Self::Io {
+            phase,
+            kind: e.kind(),
+            detail: e.to_string(),
+        }
+    }
+
+    /// True when the error says the host had already closed a kept connection: the
+    /// request died before a single byte of response arrived.
+    fn is_stale_connection(&self) -> bool {
+        match self {
+            Self::Closed {
+                phase: Phase::Request,
+                partial,
+            } => !partial,
+            Self::Io {
+                phase: Phase::Request,
+                kind,
+                ..
+            } => matches!(
+                kind,
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::NotConnected
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// What the host answered to an activation request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A response that passed every check of spec 7.6 up to 13 (check 14, the count, is the
+    /// caller's: see [`ClientResponse::is_activated`]).
+    Response(Box<ClientResponse>),
+    /// The host refused with an HRESULT in the response stub (spec 8.1).
+    Refused(u32),
+}
+
+/// Time spent in each phase of one attempt. A phase that did not run is `None` (connect and
+/// bind on a kept connection).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseTimes {
+    /// TCP connect.
+    pub connect: Option<Duration>,
+    /// bind (+ alter_context).
+    pub bind: Option<Duration>,
+    /// request round trip.
+    pub request: Option<Duration>,
+    /// From the start of the attempt to its end.
+    pub total: Duration,
+}
+
+/// One attempt's result and measurements.
+#[derive(Debug)]
+pub struct Attempt {
+    /// What came back.
+    pub result: Result<Reply, ClientError>,
+    /// Time per phase.
+    pub times: PhaseTimes,
+    /// True when the host had closed the kept connection and the request was sent again on
+    /// a new one.
+    pub reconnected: bool,
+    /// RPC context negotiated on the connection used (for display).
+    pub negotiated: Option<String>,
+}
+
+impl Attempt {
+    /// The one classification of this attempt (see [`outcome`]).
+    pub fn verdict(&self) -> Verdict {
+        outcome::classify(&self.result)
+    }
+}
+
+/// Direction of a traced PDU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client to host.
+    Sent,
+    /// Host to client.
+    Received,
+}
+
+/// Receives every PDU the client sends or receives (for `-v`).
+pub type Tracer = Box<dyn FnMut(Direction, &[u8]) + Send>;
+
+/// Hands out connected byte streams. The plain implementation is [`TcpConnector`]; fault
+/// injection wraps it.
+pub trait Connector: Send + Sync {
+    /// The stream type.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send;
+    /// Connects to `addr`. Deadlines are the caller's.
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Plain TCP, optionally from a given local source address (so many connections can spread
+/// over several 127.0.0.x sources instead of exhausting one address's ephemeral ports).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpConnector {
+    /// Local address to bind before connecting; `None` lets the OS choose.
+    pub source: Option<IpAddr>,
+}
+
+impl Connector for TcpConnector {
+    type Stream = TcpStream;
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(ip) = self.source {
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        let stream = socket.connect(addr).await?;
+        // Every PDU is one write followed by a wait for the answer: nothing to coalesce.
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+struct Conn<S> {
+    stream: S,
+    session: ClientSession,
+    reader: PduReader,
+}
+
+/// One simulated client talking to one host.
+pub struct Client<C: Connector = TcpConnector> {
+    connector: C,
+    addr: SocketAddr,
+    options: ClientOptions,
+    conn: Option<Conn<C::Stream>>,
+    next_call_id: u32,
+    tracer: Option<Tracer>,
+}
+
+impl Client<TcpConnector> {
+    /// A client for `addr` over plain TCP.
+    pub fn new(addr: SocketAddr, options: ClientOptions) -> Self {
+        Self::with_connector(TcpConnector::default(), addr, options)
+    }
+}
+
+impl<C: Connector> Client<C> {
+    /// A client whose connections come from `connector`.
+    pub fn with_connector(connector: C, addr: SocketAddr, options: ClientOptions) -> Self {
+        Self {
+            connector,
+            addr,
+            options,
+            conn: None,
+            next_call_id: 2,
+            tracer: None,
+        }
+    }
+
+    /// Calls `tracer` with every PDU sent or received.
+    pub fn set_tracer(&mut self, tracer: Tracer) {
+        self.tracer = Some(tracer);
+    }
+
+    /// The host address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// True while a connection is kept open for the next activation.
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Closes the kept connection, if any.
+    pub fn disconnect(&mut self) {
+        self.conn = None;
+    }
+
+    /// Sends one activation request for `base`, with `iv` as `IV_req` (ignored for V4), and
+    /// returns what happened. Never panics; every step has a deadline.
+    pub async fn activate(&mut self, base: &RequestBase, iv: [u8; 16]) -> Attempt {
+        let start = Instant::now();
+        let mut times = PhaseTimes::default();
+        let mut reconnected = false;
+        let result = self.attempt(base, iv, &mut times, &mut reconnected).await;
+        if result.is_err() || !self.options.keep_alive {
+            self.conn = None;
+        }
+        times.total = start.elapsed();
+        let negotiated = self
+            .conn
+            .as_ref()
+            .map(|c| c.session.negotiated().to_string());
+        Attempt {
+            result,
+            times,
+            reconnected,
+            negotiated,
+        }
+    }
+
+    async fn attempt(
+        &mut self,
+        base: &RequestBase,
+        iv: [u8; 16],
+        times: &mut PhaseTimes,
+        reconnected: &mut bool,
+    ) -> Result<Reply, ClientError> {
+        let (payload, pending) = kms::encode_request(base, iv)?;
+        if self
+            .conn
+            .as_mut()
+            .is_some_and(|c| !peer_still_open(&mut c.stream, &c.reader))
+        {
+            // The host closed the kept connection since the last answer (py-kms does so
+            // after every response): don't spend a request finding that out.
+            self.conn = None;
+        }
+        loop {
+            let kept = self.conn.is_some();
+            if !kept {
+                self.open(times).await?;
+            }
+            let started = Instant::now();
+            let call = self.call(&payload).await;
+            times.request = Some(started.elapsed());
+            match call {
+                Ok(CallResult::Payload(bytes)) => {
+                    return Ok(Reply::Response(Box::new(pending.decode_response(&bytes)?)));
+                }
+                Ok(CallResult::Hresult(code)) => return Ok(Reply::Refused(code)),
+                Err(e) if kept && !*reconnected && e.is_stale_connection() => {
+                    self.conn = None;
+                    *reconnected = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Connects and binds, recording both phases.
+    async fn open(&mut self, times: &mut PhaseTimes) -> Result<(), ClientError> {
+        let started = Instant::now();
+        let limit = self.options.connect_timeout;
+        let stream = match tokio::time::timeout(limit, self.connector.connect(self.addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                times.connect = Some(started.elapsed());
+                return Err(ClientError::Connect {
+                    kind: e.kind(),
+                    detail: e.to_string(),
+                });
+            }
+            Err(_) => {
+                times.connect = Some(started.elapsed());
+                return Err(ClientError::Timeout {
+                    phase: Phase::Connect,
+                    limit,
+                });
+            }
+        };
+        times.connect = Some(started.elapsed());
+
+        let started = Instant::now();
+        let session = ClientSession::with_call_id(self.options.rpc, self.next_call_id);
+        let mut conn = Conn {
+            stream,
+            session,
+            reader: PduReader::new(),
+        };
+        let limit = self.options.bind_timeout;
+        let bound = tokio::time::timeout(limit, bind(&mut conn, &mut self.tracer)).await;
+        times.bind = Some(started.elapsed());
+        self.next_call_id = conn.session.next_call_id();
+        match bound {
+            Ok(Ok(())) => {
+                self.conn = Some(conn);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ClientError::Timeout {
+                phase: Phase::Bind,
+                limit,
+            }),
+        }
+    }
+
+    /// One request/response round trip on the kept connection.
+    async fn call(&mut self, payload: &[u8]) -> Result<CallResult, ClientError> {
+        let phase = Phase::Request;
+        let limit = self.options.request_timeout;
+        let Some(conn) = self.conn.as_mut() else {
+            // `attempt` opens a connection before every call.
+            return Err(ClientError::Closed {
+                phase,
+                partial: false,
+            });
+        };
+        let tracer = &mut self.tracer;
+        let round_trip = async {
+            let pdu = conn
+                .session
+                .request(payload)
+                .map_err(|error| ClientError::Rpc { phase, error })?;
+            send(&mut conn.stream, &pdu, phase, tracer).await?;
+            let reply = receive(conn, phase, tracer).await?;
+            conn.session
+                .handle_response(&reply)
+                .map_err(|error| ClientError::Rpc { phase, error })
+        };
+        let result = match tokio::time::timeout(limit, round_trip).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Timeout { phase, limit }),
+        };
+        self.next_call_id = conn.session.next_call_id();
+        result
+    }
+}
+
+async fn bind<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    tracer: &mut Option<Tracer>,
+) -> Result<(), ClientError> {
+    let phase = Phase::Bind;
+    let rpc = |error| ClientError::Rpc { phase, error };
+    let pdu = conn.session.bind().map_err(rpc)?;
+    send(&mut conn.stream, &pdu, phase, tracer).await?;
+    let ack = receive(conn, phase, tracer).await?;
+    if let BindOutcome::AlterContext(pdu) = conn.session.handle_bind_ack(&ack).map_err(rpc)? {
+        send(&mut conn.stream, &pdu, phase, tracer).await?;
+        let resp = receive(conn, phase, tracer).await?;
+        conn.session.handle_alter_context_resp(&resp).map_err(rpc)?;
+    }
+    Ok(())
+}
+
+async fn send<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    pdu: &[u8],
+    phase: Phase,
+    tracer: &mut Option<Tracer>,
+) -> Result<(), ClientError> {
+    if let Some(t) = tracer {
+        t(Direction::Sent, pdu);
+    }
+    // One write per PDU: some hosts (py-kms) assume one PDU per recv.
+    stream
+        .write_all(pdu)
+        .await
+        .map_err(|e| ClientError::io(phase, &e))
+}
+
+async fn receive<S: AsyncRead + Unpin>(
+    conn: &mut Conn<S>,
+    phase: Phase,
+    tracer: &mut Option<Tracer>,
+) -> Result<Vec<u8>, ClientError> {
+    let pdu = conn
+        .reader
+        .read_pdu(&mut conn.stream)
+        .await
+        .map_err(|e| ClientError::from_read(phase, e))?;
+    if let Some(t) = tracer {
+        t(Direction::Received, &pdu);
+    }
+    Ok(pdu)
+}
+
+/// Resolves `host:port` to the first address, under `limit`.
+///
+/// # Errors
+/// [`ClientError::Resolve`] when the name does not resolve in time.
+pub async fn resolve(host: &str, port: u16, limit: Duration) -> Result<SocketAddr, ClientError> {
+    let err = |detail: String| ClientError::Resolve {
+        host: host.to_owned(),
+        detail,
+    };
+    match tokio::time::timeout(limit, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| err("no address".into())),
+        Ok(Err(e)) => Err(err(e.to_string())),
+        Err(_) => Err(err(format!("no answer within {limit:?}"))),
+    }
+}
+
+/// Polls the kept stream once without waiting: end-of-stream or an error means the host has
+/// closed it. Bytes arriving unasked also make the connection unusable.
+fn peer_still_open<S: AsyncRead + Unpin>(stream: &mut S, reader: &PduReader) -> bool {
+    if reader.has_buffered() {
+        return false;
+    }
+    let mut probe = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut probe);
+    let mut cx = Context::from_waker(Waker::noop());
+    matches!(Pin::new(stream).poll_read(&mut cx, &mut buf), Poll::Pending)
+}
