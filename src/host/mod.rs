@@ -32,9 +32,15 @@
 //! (0xC004F039, 0xC004F041) and vlmcsd's 0xC004D104 are not modelled.
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod epid;
 pub mod keys;
+pub mod model;
 mod rng;
+pub mod table;
 
+pub use config::{ConfigError, HostConfig, HwId};
 pub use epid::{Epid, EpidError, EpidIssue, HostBuild, KeyDate};
 pub use keys::{Application, HostKey, UnknownHostKey};
+pub use model::{Decision, HostCounters, HostModel, HostSummary, Refusal, Response};
+pub use table::ClientTable;
