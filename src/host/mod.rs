@@ -37,10 +37,12 @@ pub mod epid;
 pub mod keys;
 pub mod model;
 mod rng;
+pub mod state;
 pub mod table;
 
 pub use config::{ConfigError, HostConfig, HwId};
 pub use epid::{Epid, EpidError, EpidIssue, HostBuild, KeyDate};
 pub use keys::{Application, HostKey, UnknownHostKey};
 pub use model::{Decision, HostCounters, HostModel, HostSummary, Refusal, Response};
+pub use state::{HostState, StateError, StateProblem};
 pub use table::ClientTable;
