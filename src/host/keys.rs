@@ -35,9 +35,11 @@
 //! ```
 //!
 //! - A Windows Server key of generation g covers Windows client and server volume KMS IDs of
-//!   generation ≤ g. This reproduces py-kms' activation lists for Server 2008 … 2019 exactly,
-//!   except that the Server 2019 key also covers "Windows 10 ServerRdsh" (Enterprise
-//!   multi-session, introduced with 1809), which py-kms lists under no key: our choice.
+//!   generation ≤ g. Restricted to the catalog's KMS IDs, this reproduces py-kms' activation
+//!   lists of the Server 2008 C, 2008 R2 C, 2012, 2012 R2, 2016 and 2019 CSVLKs, except that
+//!   the Server 2019 key also covers "Windows 10 ServerRdsh" (Enterprise multi-session,
+//!   introduced with 1809), which py-kms lists under no key: our choice. py-kms has no lists
+//!   for Server 2022/2025; the generation rule extends to them.
 //! - The "Windows 10/11" client key (the Windows 10 2019 CSVLK) covers client volume IDs up to
 //!   generation 6 and no server IDs (py-kms' list).
 //! - An Office 2013+ key covers Office 2013+ volume KMS IDs of its version and older (spec 10.7
