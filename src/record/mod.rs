@@ -26,7 +26,8 @@
 //! runner ──AttemptRecord──► EventWriter (csv)                               → events.csv
 //! ```
 //!
-//! Left out: no files and no terminal output (the report module opens files and passes a
+//! Uses `sim` only for [`ClientIdentity`] (in [`AttemptRecord::new`]) and its mixing function
+//! (the CMID hasher). Left out: no files and no terminal output (the report module opens files and passes a
 //! writer), no clocks (the runner passes seconds and microseconds), no sockets, no tokio.
 
 use std::fmt;
@@ -35,6 +36,7 @@ use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::catalog::{Product, app_id};
+use crate::sim::ClientIdentity;
 use crate::wire::base::Version;
 
 mod events;
@@ -283,10 +285,70 @@ pub struct AttemptRecord {
     pub hwid: Option<[u8; 8]>,
 }
 
+impl AttemptRecord {
+    /// The record of an attempt by `client` that ended with `outcome` and `code`: identity
+    /// fields (CMID, product, protocol, pool, N = the product's `n_policy`) come from the
+    /// client; latencies, cause, fault, count, ePID and HwID start empty for the runner to fill.
+    pub fn new(
+        attempt: u64,
+        intended_start_us: u64,
+        host: u16,
+        client: &ClientIdentity,
+        outcome: Outcome,
+        code: u32,
+    ) -> Self {
+        Self {
+            attempt,
+            client_index: client.index,
+            intended_start_us,
+            cmid: client.cmid,
+            // The catalog has a few hundred rows; an index past u16 would not be a catalog row.
+            product: u16::try_from(client.product_index).unwrap_or(u16::MAX),
+            protocol: client.protocol,
+            latency: Latencies::default(),
+            outcome,
+            code,
+            cause: None,
+            fault: None,
+            reported_count: None,
+            pool: Pool::of(client.product),
+            required: client.product.n_policy,
+            host,
+            epid: None,
+            hwid: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::catalog::products;
+    use crate::sim::{Fleet, FleetSpec, ProductWeight};
+
+    #[test]
+    fn records_take_identity_fields_from_the_client() {
+        let office = products()
+            .iter()
+            .position(|p| p.name == "Office LTSC Professional Plus 2021")
+            .expect("in catalog");
+        let fleet = Fleet::new(3, FleetSpec::new(10, vec![ProductWeight::new(office, 1.0)]))
+            .expect("valid spec");
+        let c = fleet.client(4);
+        let r = AttemptRecord::new(9, 1234, 2, &c, Outcome::NotActivated, 0xC004_F038);
+        assert_eq!(
+            (r.attempt, r.client_index, r.intended_start_us, r.host),
+            (9, 4, 1234, 2)
+        );
+        assert_eq!(
+            (r.cmid, usize::from(r.product), r.protocol),
+            (c.cmid, office, c.protocol)
+        );
+        assert_eq!((r.pool, r.required), (Pool::Office2013, 5));
+        assert_eq!((r.outcome, r.code), (Outcome::NotActivated, 0xC004_F038));
+        assert_eq!(r.latency, Latencies::default());
+        assert!(r.epid.is_none() && r.reported_count.is_none() && r.fault.is_none());
+    }
 
     #[test]
     fn hex_codes_are_uppercase_with_prefix() {
