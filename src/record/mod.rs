@@ -1,1 +1,418 @@
-//! `record`: see the crate docs.
+//! `record`: what a run measured. The runner hands one [`AttemptRecord`] per attempt to a
+//! [`Recorder`], which keeps
+//!
+//! - HDR histograms (1 µs ..= 1 h, 3 significant digits) of connect, bind, request and total
+//!   time, per outcome and per product. Attempts touched by an injected fault go to a
+//!   separate set, so fault-free latency is never polluted by faulted attempts;
+//! - tallies: attempts by outcome, by HRESULT, by cause, by product × code, by fault × code;
+//! - a per-second timeline: attempts started and completed, outcomes, codes, in-flight
+//!   samples, p50/p99 of fault-free total time;
+//! - a threshold tracker per counting pool (Windows, Office 2010, Office 2013+): the first
+//!   activation, the number of distinct clients before it, the largest and the last count;
+//! - per host and pool, the ePIDs and HwIDs seen (a real host keeps them stable).
+//!
+//! Every part merges ([`Recorder::merge`]), so shards can record separately and combine, and
+//! every attempt is counted exactly once: [`Recorder::invariant_check`] proves
+//! `attempts = activated + not_activated + failed = Σ by_code`.
+//!
+//! ```text
+//! runner ──AttemptRecord──► Recorder::record(rec, completion_second)
+//!        ──in-flight n────► Recorder::sample_in_flight(second, n)
+//!                           │
+//!        Recorder::merge ◄──┤ (shards)
+//!                           ├─► summary()            → Summary (serde)      → summary.json
+//!                           ├─► timeline()           → Vec<TimelineRow>
+//!                           ├─► write_run_log / write_timeline_log (HdrHistogram interval log)
+//! runner ──AttemptRecord──► EventWriter (csv)                               → events.csv
+//! ```
+//!
+//! Uses `sim` only for [`ClientIdentity`] (in [`AttemptRecord::new`]) and its mixing function
+//! (the CMID hasher). Left out: no files and no terminal output (the report module opens files and passes a
+//! writer), no clocks (the runner passes seconds and microseconds), no sockets, no tokio.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::catalog::{Product, app_id};
+use crate::sim::ClientIdentity;
+use crate::wire::base::Version;
+
+mod events;
+mod hist;
+mod hosts;
+mod log;
+mod recorder;
+mod summary;
+mod tally;
+mod threshold;
+mod timeline;
+
+pub use events::{EventRow, EventWriter, ProductName, VersionText};
+pub use hist::{HIGHEST_US, LOWEST_US, SIGFIG};
+pub use hosts::VALUES_MAX as HOST_VALUES_MAX;
+pub use log::LogError;
+pub use recorder::{InvariantError, Recorder};
+pub use summary::{
+    ByOutcome, FaultSummary, HostSummary, LatencySummary, PhaseLatency, ProductSummary,
+    SeenSummary, Summary,
+};
+pub use tally::Tally;
+pub use threshold::{COUNT_VALUES_MAX, CountStep, DISTINCT_MAX, LevelSummary, ThresholdSummary};
+pub use timeline::TimelineRow;
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The host answered and the client would be activated.
+    Activated,
+    /// The host answered, and the client is not activated (a refusal code, or a count below
+    /// the client's N: 0xC004F038).
+    NotActivated,
+    /// No usable answer: transport, RPC or protocol failure, timeout.
+    Failed,
+}
+
+impl Outcome {
+    /// All outcomes, in summary order.
+    pub const ALL: [Self; 3] = [Self::Activated, Self::NotActivated, Self::Failed];
+
+    /// The name used in JSON and CSV.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Activated => "activated",
+            Self::NotActivated => "not_activated",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Activated => 0,
+            Self::NotActivated => 1,
+            Self::Failed => 2,
+        }
+    }
+}
+
+/// A measured step of an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// TCP connect.
+    Connect,
+    /// RPC bind (and alter_context) round trip.
+    Bind,
+    /// Activation request round trip.
+    Request,
+    /// From the intended start to the verdict (includes any wait before the start).
+    Total,
+}
+
+impl Phase {
+    /// All phases, in protocol order.
+    pub const ALL: [Self; 4] = [Self::Connect, Self::Bind, Self::Request, Self::Total];
+
+    /// The name used in JSON and in interval-log tags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Bind => "bind",
+            Self::Request => "request",
+            Self::Total => "total",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Connect => 0,
+            Self::Bind => 1,
+            Self::Request => 2,
+            Self::Total => 3,
+        }
+    }
+}
+
+/// Phase latencies of one attempt in microseconds; `None` when the phase did not happen
+/// (e.g. no bind after a refused connect).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Latencies {
+    /// TCP connect time.
+    pub connect_us: Option<u64>,
+    /// Bind round trip.
+    pub bind_us: Option<u64>,
+    /// Request round trip.
+    pub request_us: Option<u64>,
+    /// Total time from the intended start.
+    pub total_us: Option<u64>,
+}
+
+impl Latencies {
+    /// The latency of `phase`.
+    pub fn get(&self, phase: Phase) -> Option<u64> {
+        match phase {
+            Phase::Connect => self.connect_us,
+            Phase::Bind => self.bind_us,
+            Phase::Request => self.request_us,
+            Phase::Total => self.total_us,
+        }
+    }
+}
+
+/// The count a KMS host keeps per application (spec 10.2): Windows (client and server
+/// share it), Office 2010, Office 2013 and later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Pool {
+    /// Application ID `55c92734-…`.
+    #[serde(rename = "windows")]
+    Windows,
+    /// Application ID `59a52881-…`.
+    #[serde(rename = "office-2010")]
+    Office2010,
+    /// Application ID `0ff1ce15-…`.
+    #[serde(rename = "office-2013+")]
+    Office2013,
+}
+
+impl Pool {
+    /// All pools.
+    pub const ALL: [Self; 3] = [Self::Windows, Self::Office2010, Self::Office2013];
+
+    /// The pool of an application ID, if it is one of the three.
+    pub fn from_app_id(app: &Uuid) -> Option<Self> {
+        match *app {
+            app_id::WINDOWS => Some(Self::Windows),
+            app_id::OFFICE_2010 => Some(Self::Office2010),
+            app_id::OFFICE_2013 => Some(Self::Office2013),
+            _ => None,
+        }
+    }
+
+    /// The pool a product is counted in. An unknown application ID counts as Windows, the
+    /// list vlmcsd uses for anything it does not know (spec 10.2).
+    pub fn of(product: &Product) -> Self {
+        Self::from_app_id(&product.app_id).unwrap_or(Self::Windows)
+    }
+
+    /// The name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Windows => "windows",
+            Self::Office2010 => "office-2010",
+            Self::Office2013 => "office-2013+",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Windows => 0,
+            Self::Office2010 => 1,
+            Self::Office2013 => 2,
+        }
+    }
+}
+
+/// An HRESULT shown as `0xC004F038` (uppercase, 8 digits) in JSON and CSV; orders by value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HexCode(pub u32);
+
+impl HexCode {
+    /// The 10 ASCII bytes `0xXXXXXXXX`.
+    pub fn to_ascii(self) -> [u8; 10] {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut out = *b"0x00000000";
+        for (i, b) in out[2..].iter_mut().enumerate() {
+            *b = HEX[((self.0 >> (28 - 4 * i)) & 0xF) as usize];
+        }
+        out
+    }
+}
+
+impl fmt::Display for HexCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:08X}", self.0)
+    }
+}
+
+impl Serialize for HexCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ascii = self.to_ascii();
+        // Only hex digits and 'x' are written: always ASCII.
+        s.serialize_str(std::str::from_utf8(&ascii).unwrap_or("0x????????"))
+    }
+}
+
+/// Everything the runner knows about one attempt: the one value it produces per attempt.
+///
+/// Cheap to build: the only heap field is the ePID the decoder already allocated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// Attempt number, unique in the run, in start order (shards share one numbering).
+    pub attempt: u64,
+    /// Fleet index of the client.
+    pub client_index: u64,
+    /// When the schedule said this attempt should start, µs from the run start.
+    pub intended_start_us: u64,
+    /// The CMID sent.
+    pub cmid: Uuid,
+    /// Index of the product in [`crate::catalog::products`].
+    pub product: u16,
+    /// Protocol version sent.
+    pub protocol: Version,
+    /// Phase latencies.
+    pub latency: Latencies,
+    /// How the attempt ended.
+    pub outcome: Outcome,
+    /// The HRESULT a real client would show; 0 (S_OK) when activated.
+    pub code: u32,
+    /// Short cause of a failure, e.g. `"connect refused"`, `"timeout in bind"`.
+    pub cause: Option<&'static str>,
+    /// The injected fault that touched this attempt, if any (e.g. `"reset"`, `"stall"`).
+    pub fault: Option<&'static str>,
+    /// `CurrentCount` from the response, when one was decoded.
+    pub reported_count: Option<u32>,
+    /// The count pool of the product (see [`Pool::of`]).
+    pub pool: Pool,
+    /// `RequiredClientCount` (N) sent.
+    pub required: u32,
+    /// Index of the target host in the run's target list.
+    pub host: u16,
+    /// ePID from the response, when one was decoded.
+    pub epid: Option<String>,
+    /// HwID from a V6 response.
+    pub hwid: Option<[u8; 8]>,
+}
+
+impl AttemptRecord {
+    /// The record of an attempt by `client` that ended with `outcome` and `code`: identity
+    /// fields (CMID, product, protocol, pool, N = the product's `n_policy`) come from the
+    /// client; latencies, cause, fault, count, ePID and HwID start empty for the runner to fill.
+    pub fn new(
+        attempt: u64,
+        intended_start_us: u64,
+        host: u16,
+        client: &ClientIdentity,
+        outcome: Outcome,
+        code: u32,
+    ) -> Self {
+        Self {
+            attempt,
+            client_index: client.index,
+            intended_start_us,
+            cmid: client.cmid,
+            // The catalog has a few hundred rows; an index past u16 would not be a catalog row.
+            product: u16::try_from(client.product_index).unwrap_or(u16::MAX),
+            protocol: client.protocol,
+            latency: Latencies::default(),
+            outcome,
+            code,
+            cause: None,
+            fault: None,
+            reported_count: None,
+            pool: Pool::of(client.product),
+            required: client.product.n_policy,
+            host,
+            epid: None,
+            hwid: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::products;
+    use crate::sim::{Fleet, FleetSpec, ProductWeight};
+
+    #[test]
+    fn records_take_identity_fields_from_the_client() {
+        let office = products()
+            .iter()
+            .position(|p| p.name == "Office LTSC Professional Plus 2021")
+            .expect("in catalog");
+        let fleet = Fleet::new(3, FleetSpec::new(10, vec![ProductWeight::new(office, 1.0)]))
+            .expect("valid spec");
+        let c = fleet.client(4);
+        let r = AttemptRecord::new(9, 1234, 2, &c, Outcome::NotActivated, 0xC004_F038);
+        assert_eq!(
+            (r.attempt, r.client_index, r.intended_start_us, r.host),
+            (9, 4, 1234, 2)
+        );
+        assert_eq!(
+            (r.cmid, usize::from(r.product), r.protocol),
+            (c.cmid, office, c.protocol)
+        );
+        assert_eq!((r.pool, r.required), (Pool::Office2013, 5));
+        assert_eq!((r.outcome, r.code), (Outcome::NotActivated, 0xC004_F038));
+        assert_eq!(r.latency, Latencies::default());
+        assert!(r.epid.is_none() && r.reported_count.is_none() && r.fault.is_none());
+    }
+
+    #[test]
+    fn hex_codes_are_uppercase_with_prefix() {
+        assert_eq!(HexCode(0xC004_F038).to_string(), "0xC004F038");
+        assert_eq!(&HexCode(0xC004_F038).to_ascii(), b"0xC004F038");
+        assert_eq!(&HexCode(0).to_ascii(), b"0x00000000");
+        assert_eq!(&HexCode(0x8007_274D).to_ascii(), b"0x8007274D");
+        assert_eq!(
+            serde_json::to_string(&HexCode(0xABCDEF01)).ok().as_deref(),
+            Some("\"0xABCDEF01\"")
+        );
+        assert!(HexCode(1) < HexCode(0x8000_0000));
+    }
+
+    #[test]
+    fn pools_follow_application_ids() {
+        assert_eq!(Pool::from_app_id(&app_id::WINDOWS), Some(Pool::Windows));
+        assert_eq!(
+            Pool::from_app_id(&app_id::OFFICE_2010),
+            Some(Pool::Office2010)
+        );
+        assert_eq!(
+            Pool::from_app_id(&app_id::OFFICE_2013),
+            Some(Pool::Office2013)
+        );
+        assert_eq!(Pool::from_app_id(&Uuid::nil()), None);
+        let by_name = |n: &str| products().iter().find(|p| p.name == n).map(Pool::of);
+        assert_eq!(
+            by_name("Windows Server 2019 Datacenter"),
+            Some(Pool::Windows)
+        );
+        assert_eq!(
+            by_name("Office Professional Plus 2010"),
+            Some(Pool::Office2010)
+        );
+        assert_eq!(
+            by_name("Office LTSC Professional Plus 2021"),
+            Some(Pool::Office2013)
+        );
+        let mut odd = products()[0].clone();
+        odd.app_id = Uuid::nil();
+        assert_eq!(Pool::of(&odd), Pool::Windows);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(Outcome::NotActivated.as_str(), "not_activated");
+        assert_eq!(Phase::Request.as_str(), "request");
+        assert_eq!(Pool::Office2013.as_str(), "office-2013+");
+        assert_eq!(
+            serde_json::to_string(&Pool::Office2013).ok().as_deref(),
+            Some("\"office-2013+\"")
+        );
+        assert_eq!(
+            serde_json::to_string(&Outcome::NotActivated)
+                .ok()
+                .as_deref(),
+            Some("\"not_activated\"")
+        );
+        let l = Latencies {
+            bind_us: Some(3),
+            ..Latencies::default()
+        };
+        assert_eq!(l.get(Phase::Bind), Some(3));
+        assert_eq!(l.get(Phase::Total), None);
+    }
+}
