@@ -927,7 +927,6 @@ fn authentic(matches: bool) -> bool {
     matches || fuzzing()
 }
 
-#[allow(unexpected_cfgs)] // `fuzzing` is set by cargo-fuzz, not declared in Cargo.toml.
 const fn fuzzing() -> bool {
     cfg!(fuzzing)
 }
