@@ -1,15 +1,312 @@
-//! `kmsload run`.
+//! `kmsload run SCENARIO`: the load test. With no target in the scenario (or `--target`), it
+//! starts the reference host in-process on loopback.
 
+use std::io::{BufWriter, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::values;
 use super::{CliError, Status};
+use crate::catalog::{hresult, lookup};
+use crate::load::{self, Live};
+use crate::report::{self, TargetInfo};
+use crate::scenario::{self, Overrides, Plan, Target};
 
 /// Options of `kmsload run`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(
+    after_help = "Examples:\n  kmsload run scenarios/smoke.toml\n  kmsload run scenarios/threshold.toml --seed 7 --out /tmp/threshold\n  kmsload run scenarios/bench.toml --quiet --junit gates.xml\n  kmsload run my.toml --target kms.lab:1688 --confirm-target kms.lab\n\nScenario keys and result files are documented in scenarios/README.md."
+)]
+pub struct Args {
+    /// Scenario file (TOML; see scenarios/README.md).
+    pub scenario: PathBuf,
+
+    /// Run against this KMS host instead of the scenario's target / the in-process host.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub target: Option<String>,
+
+    /// Confirm a non-loopback target (its name as given in the target). Synthetic clients
+    /// stay in a real host's table for 30 days and inflate its licence counts.
+    #[arg(long, value_name = "HOST")]
+    pub confirm_target: Option<String>,
+
+    /// Override the scenario's arrival rate (attempts per second; open model only).
+    #[arg(long)]
+    pub rate: Option<f64>,
+
+    /// Override the scenario's duration bound, e.g. 30s, 5m.
+    #[arg(long, value_parser = values::parse_nonzero_duration)]
+    pub duration: Option<Duration>,
+
+    /// Override the scenario's seed (fleet identities and schedule).
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Results directory (default: results/<scenario>-<UTC time>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Also write the gates as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// No progress output (the final summary is still printed).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
 
 /// Runs `kmsload run`.
 ///
 /// # Errors
-/// [`CliError`] on bad input.
-pub fn run(_args: Args) -> Result<Status, CliError> {
-    Err(CliError::Runtime("`run` is being built".into()))
+/// [`CliError::Usage`] for a bad scenario or flag (nothing is started);
+/// [`CliError::Runtime`] when the run cannot start or its results cannot be written.
+pub fn run(args: Args) -> Result<Status, CliError> {
+    let overrides = Overrides {
+        target: args.target.clone(),
+        confirm_target: args.confirm_target.clone(),
+        rate: args.rate,
+        duration: args.duration,
+        seed: args.seed,
+        out: args.out.clone(),
+    };
+    let resolve = |s: &str| lookup::find(s).map_err(|e| e.to_string());
+    let plan = scenario::load_file(&args.scenario, &overrides, &resolve).map_err(|e| {
+        CliError::Usage(format!(
+            "{e}\nnothing was started; see scenarios/README.md for every key"
+        ))
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(execute(plan, args))
+}
+
+async fn execute(plan: Plan, args: Args) -> Result<Status, CliError> {
+    // The in-process host lives until this function returns.
+    let (addr, target, host) = match &plan.target {
+        Target::InProcess(options) => {
+            let host = start_in_process(options)
+                .await
+                .map_err(|e| CliError::Runtime(format!("cannot start the in-process host: {e}")))?;
+            let addr = host.addr();
+            (
+                addr,
+                TargetInfo {
+                    address: addr.to_string(),
+                    in_process: true,
+                },
+                Some(host),
+            )
+        }
+        Target::Remote(remote) => {
+            let addr = resolve(&remote.host, remote.port, plan.timeouts.connect).await?;
+            (
+                addr,
+                TargetInfo {
+                    address: remote.addr(),
+                    in_process: false,
+                },
+                None,
+            )
+        }
+    };
+
+    let started = std::time::SystemTime::now();
+    let dir = plan
+        .out
+        .clone()
+        .unwrap_or_else(|| report::default_dir(&plan.name, started));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+    let events = std::fs::File::create(dir.join("events.csv")).map_err(|e| {
+        CliError::Runtime(format!("cannot create {}/events.csv: {e}", dir.display()))
+    })?;
+    let events: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(1 << 16, events));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop_tx.send(true);
+        }
+    });
+
+    let live = Arc::new(Live::default());
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let progress =
+        (!args.quiet).then(|| tokio::spawn(show_progress(live.clone(), plan.clone(), done_rx)));
+    eprintln!(
+        "kmsload: running {} against {}{}; results in {}",
+        plan.name,
+        target.address,
+        if target.in_process {
+            " (in-process reference host)"
+        } else {
+            ""
+        },
+        dir.display()
+    );
+    let result = load::run(&plan, addr, Some(events), live.clone(), stop_rx)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let _ = done_tx.send(true);
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    if let Some(host) = host {
+        host.stop().await;
+    }
+
+    let gates = report::evaluate(&plan.gates, &result.recorder, result.achieved_rate);
+    report::write_results(&dir, &plan, &target, &result, &gates).map_err(|e| {
+        CliError::Runtime(format!("cannot write results to {}: {e}", dir.display()))
+    })?;
+    if let Some(path) = &args.junit {
+        report::write_junit(path, &plan.name, &gates, result.elapsed.as_secs_f64())
+            .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let summary = result.recorder.summary();
+    println!(
+        "{}",
+        report::markdown(&plan, &target, &result, &summary, &gates)
+    );
+    println!("results: {}", dir.display());
+    if let Some(e) = &result.events_error {
+        eprintln!("warning: events.csv is incomplete: {e}");
+    }
+
+    // Every attempt appears exactly once, or the run says so loudly.
+    if let Err(e) = result.recorder.invariant_check() {
+        return Err(CliError::Runtime(format!(
+            "accounting check failed: {e} (this is a kmsload bug)"
+        )));
+    }
+    if result.recorder.attempts() != result.dispatched {
+        return Err(CliError::Runtime(format!(
+            "accounting check failed: {} attempts dispatched but {} recorded (this is a kmsload bug)",
+            result.dispatched,
+            result.recorder.attempts()
+        )));
+    }
+    if !result.complete {
+        eprintln!("run interrupted: results are marked incomplete");
+        return Ok(Status::Failure);
+    }
+    Ok(if gates.iter().all(|g| g.pass) {
+        Status::Success
+    } else {
+        Status::Failure
+    })
+}
+
+async fn resolve(host: &str, port: u16, limit: Duration) -> Result<SocketAddr, CliError> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    crate::client::resolve(host, port, limit)
+        .await
+        .map_err(|e| CliError::Runtime(format!("target: {e}")))
+}
+
+/// Live progress: a bar on a terminal, a plain line every few seconds otherwise.
+async fn show_progress(live: Arc<Live>, plan: Plan, mut done: tokio::sync::watch::Receiver<bool>) {
+    let start = Instant::now();
+    let total = plan.load.bounds.max_attempts;
+    let max_duration = plan.load.bounds.max_duration;
+    let tty = std::io::stderr().is_terminal();
+    let bar = tty.then(|| {
+        let bar = match total {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar
+    });
+    let period = if tty {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_secs(5)
+    };
+    let mut tick = tokio::time::interval(period);
+    let mut last = (Instant::now(), 0u64);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = done.changed() => {
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                return;
+            }
+        }
+        let done = live.completed.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let rate = (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
+        last = (now, done);
+        let snap = live.snapshot.lock().map(|s| s.clone()).unwrap_or_default();
+        let codes: Vec<String> = snap
+            .codes
+            .iter()
+            .take(3)
+            .map(|(c, n)| format!("{}×{n}", hresult::hex(*c)))
+            .collect();
+        let msg = format!(
+            "{rate:.0}/s in-flight {} activated {} not {} failed {} p99 {}{}",
+            live.in_flight.load(Ordering::Relaxed),
+            live.activated.load(Ordering::Relaxed),
+            live.not_activated.load(Ordering::Relaxed),
+            live.failed.load(Ordering::Relaxed),
+            snap.p99_us
+                .map_or_else(|| "-".to_owned(), report::gates::format_us),
+            if codes.is_empty() {
+                String::new()
+            } else {
+                format!(" codes {}", codes.join(" "))
+            },
+        );
+        match &bar {
+            Some(bar) => {
+                bar.set_position(done);
+                bar.set_message(msg);
+            }
+            None => {
+                let of = match (total, max_duration) {
+                    (Some(n), _) => format!("/{n}"),
+                    (None, Some(d)) => format!(
+                        " ({:.0}s of {:.0}s)",
+                        start.elapsed().as_secs_f64(),
+                        d.as_secs_f64()
+                    ),
+                    (None, None) => String::new(),
+                };
+                eprintln!(
+                    "[{:>6.1}s] {done}{of} attempts, {msg}",
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+}
+
+/// The in-process reference host (bridged to `host::server` when it lands).
+struct InProcessHost;
+
+impl InProcessHost {
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    }
+    async fn stop(self) {}
+}
+
+async fn start_in_process(_: &scenario::HostOptions) -> std::io::Result<InProcessHost> {
+    Err(std::io::Error::other(
+        "the in-process host server is not merged yet",
+    ))
 }

@@ -24,35 +24,13 @@
 
 use std::io;
 
-use serde::Serialize;
-
 use super::{ClientError, Phase, Reply};
 use crate::catalog::hresult::code;
 use crate::wire::rpc::NcaStatus;
 use crate::wire::session::SessionError;
 
-/// The three outcomes of an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The host answered and the client is licensed.
-    Activated,
-    /// The host answered, but the client is not licensed: count too low or refused.
-    NotActivated,
-    /// No usable answer: network, RPC or verification failure.
-    Failed,
-}
-
-impl Outcome {
-    /// `activated`, `not_activated` or `failed`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Activated => "activated",
-            Self::NotActivated => "not_activated",
-            Self::Failed => "failed",
-        }
-    }
-}
+/// The three outcomes of an attempt; the one type the recorder and reports use too.
+pub use crate::record::Outcome;
 
 /// Why an attempt ended the way it did, finer than the code a user sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

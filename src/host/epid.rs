@@ -245,7 +245,7 @@ fn days_from_civil(year: u16, month: u8, day: u8) -> i64 {
 }
 
 /// Inverse of [`days_from_civil`]; the year is returned as i64 so any day count works.
-fn civil_from_days(days: i64) -> (i64, u8, u8) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u8, u8) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z - era * 146_097;

@@ -1,1 +1,556 @@
-//! `load`: see the crate docs.
+//! `load`: the one runner, driven by a pacing policy.
+//!
+//! ```text
+//! dispatcher ── ticket (attempt k, intended start) ──► attempt task ──► AttemptRecord ──► recorder task
+//!   open: sleep until the schedule's time for k        identity = fleet(seed, k)             Recorder + events.csv
+//!   closed: wait for a free client slot                client from the pool (kept alive) or new
+//! ```
+//!
+//! Every dispatched attempt produces exactly one record, whatever happens to it: a deadline
+//! bounds each network step, and on stop (Ctrl-C or the run's bounds) the dispatcher starts
+//! nothing new and waits for the attempts in flight up to the drain deadline; any still
+//! running then are recorded as timed out in the phase they had reached. The runner prints
+//! nothing: it exposes [`Live`] counters for whoever shows progress.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::client::{Attempt, Client, ClientOptions, Reply, TcpConnector};
+use crate::record::{self, AttemptRecord, EventWriter, Latencies, Recorder};
+use crate::scenario::{self, ConnectionPolicy, LoadModel, Plan};
+use crate::sim::{self, Fleet, FleetSpec, ProductWeight};
+use crate::wire::session::{ClientConfig, NegotiationMode};
+use crate::wire::{FileTime, RequestBase, Version};
+
+pub mod schedule;
+
+pub use schedule::{Pacing, open_start};
+
+/// Mixing tag for request IVs (see [`sim::mix`]); sim reserves tags below 0x100.
+const TAG_IV: u64 = 0x4C_4F_41_44; // "LOAD"
+
+/// Why a plan cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The fleet in the plan is not a valid fleet.
+    #[error("fleet: {0}")]
+    Fleet(#[from] sim::SpecError),
+}
+
+/// Counters the runner updates as it goes, for progress display. Cheap to read at any time.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Attempts dispatched.
+    pub dispatched: AtomicU64,
+    /// Attempts finished.
+    pub completed: AtomicU64,
+    /// Finished and activated.
+    pub activated: AtomicU64,
+    /// Finished, not activated (low count or refused).
+    pub not_activated: AtomicU64,
+    /// Finished, failed.
+    pub failed: AtomicU64,
+    /// Running now.
+    pub in_flight: AtomicU64,
+    /// Latest per-second view from the recorder: error codes so far and last second's p99.
+    pub snapshot: Mutex<Snapshot>,
+}
+
+/// What the recorder task publishes once a second.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Non-zero codes seen so far, most frequent first.
+    pub codes: Vec<(u32, u64)>,
+    /// p99 of total latency over the run so far, µs (fault-free attempts).
+    pub p99_us: Option<u64>,
+}
+
+/// How the run ended and what it measured.
+pub struct RunResult {
+    /// Everything recorded.
+    pub recorder: Recorder,
+    /// Wall-clock start.
+    pub started: SystemTime,
+    /// From start to the last attempt's end.
+    pub elapsed: Duration,
+    /// False when the run was interrupted (Ctrl-C) before its bounds.
+    pub complete: bool,
+    /// Attempts dispatched.
+    pub dispatched: u64,
+    /// Attempts the drain deadline cut short (recorded as timeouts).
+    pub abandoned: u64,
+    /// Arrivals per second the schedule asked for over the run (open model).
+    pub offered_rate: Option<f64>,
+    /// Attempts finished per second.
+    pub achieved_rate: f64,
+    /// An error while writing events.csv, if any (the run itself went on).
+    pub events_error: Option<String>,
+}
+
+/// Translates the plan's fleet into the simulator's spec.
+pub fn fleet_spec(plan: &Plan) -> FleetSpec {
+    let catalog = crate::catalog::products();
+    let products = plan
+        .fleet
+        .products
+        .iter()
+        .map(|share| {
+            // Plans hold references into the catalog, so the row is always found.
+            let index = catalog
+                .iter()
+                .position(|p| std::ptr::eq(p, share.product))
+                .unwrap_or(0);
+            let mut w = ProductWeight::new(index, share.weight);
+            if share.protocol != share.product.protocol {
+                w.protocol = Some(Version::new(share.protocol));
+            }
+            w
+        })
+        .collect();
+    let mut spec = FleetSpec::new(plan.fleet.size, products);
+    spec.vm_fraction = plan.fleet.vm_fraction;
+    let secs = |o: scenario::ClockOffset| o.as_millis() / 1000;
+    spec.skew = match &plan.fleet.skew {
+        scenario::SkewDistribution::None => sim::SkewDist::Fixed(0),
+        scenario::SkewDistribution::Fixed(o) => sim::SkewDist::Fixed(secs(*o)),
+        scenario::SkewDistribution::Uniform { min, max } => sim::SkewDist::Uniform {
+            min: secs(*min),
+            max: secs(*max),
+        },
+        scenario::SkewDistribution::Normal { mean, stddev } => sim::SkewDist::Normal {
+            mean: mean.as_millis() as f64 / 1000.0,
+            stddev: stddev.as_secs_f64(),
+        },
+        scenario::SkewDistribution::List(l) => {
+            sim::SkewDist::List(l.iter().map(|o| secs(*o)).collect())
+        }
+    };
+    spec.reuse = match plan.fleet.reuse {
+        scenario::ClientReuse::Renew => sim::Reuse::Renewals,
+        scenario::ClientReuse::New => sim::Reuse::NewClients,
+    };
+    if let Some(n) = plan.fleet.cmid_pool {
+        spec.cmid = sim::CmidSource::Pool(n);
+    }
+    spec
+}
+
+/// The client options a plan asks for.
+pub fn client_options(plan: &Plan) -> ClientOptions {
+    ClientOptions {
+        rpc: ClientConfig {
+            mode: match plan.client.ndr {
+                scenario::NdrMode::Windows => NegotiationMode::Windows,
+                scenario::NdrMode::Ndr32Only => NegotiationMode::Ndr32Only,
+                scenario::NdrMode::Ndr64Preferred => NegotiationMode::Ndr64Preferred,
+            },
+            btfn: plan.client.btfn,
+            ..ClientConfig::default()
+        },
+        connect_timeout: plan.timeouts.connect,
+        bind_timeout: plan.timeouts.bind,
+        request_timeout: plan.timeouts.request,
+        keep_alive: matches!(plan.load.connection, ConnectionPolicy::KeepAlive { .. }),
+    }
+}
+
+/// Everything an attempt task needs, shared.
+struct Shared {
+    fleet: Fleet,
+    seed: u64,
+    target: SocketAddr,
+    options: ClientOptions,
+    sources: Vec<IpAddr>,
+    requests_per_connection: Option<u32>,
+    pool: Mutex<Vec<Pooled>>,
+    abandoned: Mutex<Vec<(u64, u64)>>,
+    live: Arc<Live>,
+    start: Instant,
+    think: Duration,
+}
+
+struct Pooled {
+    client: Client<TcpConnector>,
+    used: u32,
+}
+
+/// Runs `plan` against `target` and returns what was recorded. `events`, if given, receives
+/// events.csv as the run goes. Sending `true` on `stop` interrupts the run (Ctrl-C).
+///
+/// # Errors
+/// [`RunError`] when the plan's fleet cannot be built (nothing is started then).
+pub async fn run(
+    plan: &Plan,
+    target: SocketAddr,
+    events: Option<Box<dyn io::Write + Send>>,
+    live: Arc<Live>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<RunResult, RunError> {
+    let fleet = Fleet::new(plan.seed, fleet_spec(plan))?;
+    let pacing = match &plan.load.model {
+        LoadModel::Open(s) => Pacing::Open(s.clone()),
+        LoadModel::Closed {
+            clients,
+            think_time,
+        } => Pacing::Closed {
+            clients: *clients,
+            think: *think_time,
+        },
+    };
+    let (slots, think) = match pacing {
+        Pacing::Open(_) => (plan.load.max_in_flight.max(1), Duration::ZERO),
+        Pacing::Closed { clients, think } => (clients.max(1), think),
+    };
+    let slots = Arc::new(Semaphore::new(slots as usize));
+    let started = SystemTime::now();
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        fleet,
+        seed: plan.seed,
+        target,
+        options: client_options(plan),
+        sources: plan.load.source_addresses.clone(),
+        requests_per_connection: match plan.load.connection {
+            ConnectionPolicy::KeepAlive {
+                requests_per_connection,
+            } => requests_per_connection,
+            ConnectionPolicy::NewPerActivation => None,
+        },
+        pool: Mutex::new(Vec::new()),
+        abandoned: Mutex::new(Vec::new()),
+        live: live.clone(),
+        start,
+        think,
+    });
+
+    let (tx, rx) = mpsc::channel::<AttemptRecord>(16 * 1024);
+    let recorder = tokio::spawn(record_loop(rx, events, live.clone(), start));
+
+    let max_attempts = plan.load.bounds.max_attempts.unwrap_or(u64::MAX);
+    let max_attempts = match plan.fleet.reuse {
+        scenario::ClientReuse::New => max_attempts.min(plan.fleet.size),
+        scenario::ClientReuse::Renew => max_attempts,
+    };
+    let max_duration = plan.load.bounds.max_duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut complete = true;
+    let mut k = 0u64;
+    while k < max_attempts {
+        if *stop.borrow() {
+            complete = false;
+            break;
+        }
+        let intended = match &pacing {
+            Pacing::Open(schedule) => match open_start(schedule, k, max_duration) {
+                Some(offset) => start + offset,
+                None => break,
+            },
+            Pacing::Closed { .. } => Instant::now(),
+        };
+        if max_duration.is_some_and(|d| intended.duration_since(start) >= d) {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(intended.into()) => {}
+            _ = stop.changed() => { complete = false; break; }
+        }
+        // Wait for a slot; the wait counts in latency because it starts at `intended`.
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = stop.changed() => { complete = false; break; }
+        };
+        let intended = match pacing {
+            // In the closed model the attempt is due when its slot frees up.
+            Pacing::Closed { .. } => Instant::now().max(intended),
+            Pacing::Open(_) => intended,
+        };
+        live.dispatched.fetch_add(1, Ordering::Relaxed);
+        live.in_flight.fetch_add(1, Ordering::Relaxed);
+        let shared = shared.clone();
+        let tx = tx.clone();
+        tasks.spawn(async move {
+            let mut guard = Unrecorded {
+                shared: &shared,
+                k,
+                intended,
+                armed: true,
+                running: true,
+            };
+            let rec = attempt(&shared, k, intended).await;
+            shared.live.in_flight.fetch_sub(1, Ordering::Relaxed);
+            guard.running = false;
+            // The recorder outlives every attempt task; a send can only fail after a panic
+            // there, and then the run's invariant check reports the missing records.
+            let _ = tx.send(rec).await;
+            // No await between the send completing and this: an abort cannot land between.
+            guard.armed = false;
+            if !shared.think.is_zero() {
+                tokio::time::sleep(shared.think).await;
+            }
+            drop(permit);
+        });
+        // Reap finished tasks so the set does not grow with the run.
+        while tasks.try_join_next().is_some() {}
+        k += 1;
+    }
+    let dispatched = k.min(live.dispatched.load(Ordering::Relaxed));
+
+    // Drain: wait for attempts in flight, up to the drain deadline.
+    let drain = plan.timeouts.drain;
+    let drained =
+        tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
+    let mut abandoned = 0;
+    if drained.is_err() {
+        abandoned = tasks.len() as u64;
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    let elapsed = start.elapsed();
+    drop(tx);
+    let (mut recorder, events_error) = match recorder.await {
+        Ok(r) => r,
+        Err(e) => (Recorder::new(), Some(format!("recorder task failed: {e}"))),
+    };
+    // Aborted attempts never sent their record: account for them here.
+    record_abandoned(&shared, &mut recorder, elapsed);
+    let offered_rate = match &pacing {
+        Pacing::Open(s) => Some(
+            s.expected_arrivals(elapsed.min(max_duration.unwrap_or(elapsed)))
+                / elapsed.as_secs_f64().max(1e-9),
+        ),
+        Pacing::Closed { .. } => None,
+    };
+    let achieved_rate = recorder.attempts() as f64 / elapsed.as_secs_f64().max(1e-9);
+    Ok(RunResult {
+        recorder,
+        started,
+        elapsed,
+        complete,
+        dispatched,
+        abandoned,
+        offered_rate,
+        achieved_rate,
+        events_error,
+    })
+}
+
+/// One attempt, start to record. Never panics on network input; bounded by the client's
+/// deadlines.
+async fn attempt(shared: &Shared, k: u64, intended: Instant) -> AttemptRecord {
+    let identity = shared.fleet.identity_for_attempt(k);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let now = FileTime::from_unix(now.as_secs() as i64, now.subsec_nanos());
+    let base = RequestBase {
+        version: identity.protocol,
+        is_client_vm: identity.is_client_vm(),
+        license_status: 2,
+        binding_expiration: 43_200,
+        application_id: identity.product.app_id,
+        sku_id: identity.product.sku_id,
+        kms_counted_id: identity.product.kms_id,
+        client_machine_id: identity.cmid,
+        required_client_count: identity.product.n_policy,
+        request_time: identity.request_time(now),
+        previous_client_machine_id: uuid::Uuid::nil(),
+        machine_name: identity.machine_name.as_str().to_owned(),
+    };
+    let iv_stream = sim::Stream::new(shared.seed, TAG_IV);
+    let mut iv = [0u8; 16];
+    iv[..8].copy_from_slice(&iv_stream.at(2 * k).to_le_bytes());
+    iv[8..].copy_from_slice(&iv_stream.at(2 * k + 1).to_le_bytes());
+
+    let mut pooled = checkout(shared, k);
+    let result: Attempt = pooled.client.activate(&base, iv).await;
+    let end = Instant::now();
+    pooled.used += 1;
+    checkin(shared, pooled);
+
+    let verdict = result.verdict();
+    let intended_us = micros(intended.saturating_duration_since(shared.start));
+    let mut rec = AttemptRecord::new(
+        k,
+        intended_us,
+        0,
+        &identity,
+        verdict.outcome,
+        verdict.hresult,
+    );
+    rec.latency = Latencies {
+        connect_us: result.times.connect.map(micros),
+        bind_us: result.times.bind.map(micros),
+        request_us: result.times.request.map(micros),
+        // From the intended start: queueing before the attempt began counts.
+        total_us: Some(micros(end.saturating_duration_since(intended))),
+    };
+    if verdict.outcome != record::Outcome::Activated {
+        rec.cause = Some(verdict.cause.label());
+    }
+    if let Ok(Reply::Response(r)) = &result.result {
+        rec.reported_count = Some(r.base.current_count);
+        rec.epid = Some(r.base.epid.clone());
+        rec.hwid = r.hwid.map(|h| h.0);
+    }
+    rec
+}
+
+fn checkout(shared: &Shared, k: u64) -> Pooled {
+    if shared.options.keep_alive {
+        // The lock is held for a push or pop only.
+        if let Some(p) = shared.pool.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return p;
+        }
+    }
+    let source = (!shared.sources.is_empty())
+        .then(|| shared.sources[(k % shared.sources.len() as u64) as usize]);
+    let connector = TcpConnector { source };
+    Pooled {
+        client: Client::with_connector(connector, shared.target, shared.options.clone()),
+        used: 0,
+    }
+}
+
+fn checkin(shared: &Shared, mut pooled: Pooled) {
+    if !shared.options.keep_alive || !pooled.client.is_connected() {
+        return;
+    }
+    if shared
+        .requests_per_connection
+        .is_some_and(|n| pooled.used >= n)
+    {
+        pooled.client.disconnect();
+        return;
+    }
+    shared
+        .pool
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(pooled);
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The recorder task: every record goes into the [`Recorder`] and, if asked, events.csv.
+async fn record_loop(
+    mut rx: mpsc::Receiver<AttemptRecord>,
+    events: Option<Box<dyn io::Write + Send>>,
+    live: Arc<Live>,
+    start: Instant,
+) -> (Recorder, Option<String>) {
+    let mut recorder = Recorder::new();
+    let mut error = None;
+    let mut writer = match events.map(EventWriter::new).transpose() {
+        Ok(w) => w,
+        Err(e) => {
+            error = Some(e.to_string());
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut batch = Vec::with_capacity(256);
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, 256) => {
+                if n == 0 {
+                    break;
+                }
+                for rec in batch.drain(..) {
+                    let second = start.elapsed().as_secs();
+                    recorder.record(&rec, second);
+                    let counter = match rec.outcome {
+                        record::Outcome::Activated => &live.activated,
+                        record::Outcome::NotActivated => &live.not_activated,
+                        record::Outcome::Failed => &live.failed,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    live.completed.fetch_add(1, Ordering::Relaxed);
+                    if let Some(w) = writer.as_mut() {
+                        if let Err(e) = w.write(&rec) {
+                            error.get_or_insert_with(|| e.to_string());
+                            writer = None;
+                        }
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let second = start.elapsed().as_secs();
+                recorder.sample_in_flight(second, live.in_flight.load(Ordering::Relaxed));
+                publish(&recorder, &live);
+            }
+        }
+    }
+    publish(&recorder, &live);
+    if let Some(w) = writer.as_mut() {
+        if let Err(e) = w.flush() {
+            error.get_or_insert_with(|| e.to_string());
+        }
+    }
+    (recorder, error)
+}
+
+fn publish(recorder: &Recorder, live: &Live) {
+    let summary = recorder.summary();
+    let mut codes: Vec<(u32, u64)> = summary
+        .by_code
+        .iter()
+        .filter(|(c, _)| c.0 != 0)
+        .map(|(c, n)| (c.0, *n))
+        .collect();
+    codes.sort_by_key(|c| std::cmp::Reverse(c.1));
+    let p99_us = summary.latency_us.total.map(|l| l.p99);
+    *live.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Snapshot { codes, p99_us };
+}
+
+/// Marks an attempt whose record has not been sent: if the task is aborted at the drain
+/// deadline, dropping this puts the attempt on the abandoned list instead.
+struct Unrecorded<'a> {
+    shared: &'a Shared,
+    k: u64,
+    intended: Instant,
+    armed: bool,
+    running: bool,
+}
+
+impl Drop for Unrecorded<'_> {
+    fn drop(&mut self) {
+        if self.running {
+            self.shared.live.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+        if self.armed {
+            let offset = micros(self.intended.saturating_duration_since(self.shared.start));
+            self.shared
+                .abandoned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((self.k, offset));
+        }
+    }
+}
+
+/// Records the attempts the drain deadline cut short, so every dispatched attempt appears
+/// exactly once: failed with 0xC004F074, cause `abandoned`, latency unknown.
+fn record_abandoned(shared: &Shared, recorder: &mut Recorder, elapsed: Duration) {
+    let abandoned =
+        std::mem::take(&mut *shared.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
+    for (k, intended_us) in abandoned {
+        let identity = shared.fleet.identity_for_attempt(k);
+        let mut rec = AttemptRecord::new(
+            k,
+            intended_us,
+            0,
+            &identity,
+            record::Outcome::Failed,
+            crate::catalog::hresult::code::SL_E_VL_BINDING_SERVICE_UNAVAILABLE,
+        );
+        rec.cause = Some("abandoned");
+        recorder.record(&rec, elapsed.as_secs());
+    }
+}

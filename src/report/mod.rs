@@ -1,1 +1,526 @@
-//! `report`: see the crate docs.
+//! `report`: a run's results on disk, and the gates that decide its exit code. Measures
+//! nothing: everything here reads what [`crate::record`] produced.
+//!
+//! A results directory (`results/<scenario>-<UTC time>/` unless `--out` says otherwise):
+//!
+//! | file | content |
+//! |---|---|
+//! | `summary.json` | schema_version, resolved config, counts by outcome and code, latency per phase, threshold per pool, hosts, gates, timeline, `complete` |
+//! | `events.csv` | one row per attempt (written while the run goes) |
+//! | `histograms.hlog` | HdrHistogram interval log, one histogram per phase × outcome |
+//! | `timeline.hlog` | HdrHistogram interval log of total latency per second |
+//! | `report.md` | the human summary |
+//! | `junit.xml` | only with `--junit FILE` (written there): one test case per gate |
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::catalog::{hresult, products};
+use crate::load::RunResult;
+use crate::record::{Pool, Summary, TimelineRow};
+use crate::scenario::{LoadModel, Plan, Schedule};
+
+pub mod gates;
+
+pub use gates::{GateResult, evaluate};
+
+/// Version of the summary.json layout. Raised when a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What the run was pointed at, for the record.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetInfo {
+    /// `host:port`.
+    pub address: String,
+    /// True for the reference host started in-process.
+    pub in_process: bool,
+}
+
+/// Everything summary.json holds.
+#[derive(Serialize)]
+pub struct SummaryFile<'a> {
+    /// Layout version ([`SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// kmsload's version.
+    pub kmsload_version: &'static str,
+    /// Scenario name.
+    pub scenario: &'a str,
+    /// The resolved configuration that ran.
+    pub config: ConfigView,
+    /// Target.
+    pub target: &'a TargetInfo,
+    /// Start, UTC.
+    pub started_utc: String,
+    /// Seconds from the first attempt to the end of the last.
+    pub elapsed_s: f64,
+    /// False when interrupted (Ctrl-C) before the scenario's bounds.
+    pub complete: bool,
+    /// Attempts dispatched.
+    pub dispatched: u64,
+    /// Attempts cut short at the drain deadline (recorded as failed, cause `abandoned`).
+    pub abandoned: u64,
+    /// Arrivals per second the schedule asked for (open model).
+    pub offered_rate: Option<f64>,
+    /// Attempts finished per second.
+    pub achieved_rate: f64,
+    /// Everything the recorder summarised (attempts, by_outcome, by_code, latency_us, ...).
+    #[serde(flatten)]
+    pub summary: &'a Summary,
+    /// Gate verdicts.
+    pub gates: &'a [GateResult],
+    /// True when every gate passed (also when there are none).
+    pub gates_passed: bool,
+    /// One row per second.
+    pub timeline: &'a [TimelineRow],
+}
+
+/// The plan, as plain data for summary.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigView {
+    /// Scenario name.
+    pub name: String,
+    /// Description, if any.
+    pub description: Option<String>,
+    /// Scenario file.
+    pub source: Option<PathBuf>,
+    /// Seed of the fleet and schedule.
+    pub seed: u64,
+    /// Fleet size.
+    pub fleet_size: u64,
+    /// Product mix.
+    pub products: Vec<ProductView>,
+    /// Share of virtual machines.
+    pub vm_fraction: f64,
+    /// Clock-skew distribution.
+    pub skew: String,
+    /// `renew` or `new`.
+    pub reuse: String,
+    /// CMID pool size, if any.
+    pub cmid_pool: Option<u64>,
+    /// Load model, in words.
+    pub load: String,
+    /// Duration bound, seconds.
+    pub max_duration_s: Option<f64>,
+    /// Attempt bound.
+    pub max_attempts: Option<u64>,
+    /// Connection policy.
+    pub connection: String,
+    /// Local source addresses.
+    pub source_addresses: Vec<String>,
+    /// In-flight cap.
+    pub max_in_flight: u32,
+    /// Timeouts, seconds.
+    pub timeouts_s: [f64; 4],
+    /// NDR mode and BTFN.
+    pub client: String,
+    /// Gates as written.
+    pub gates: Vec<String>,
+    /// Fault rules.
+    pub faults: Vec<String>,
+}
+
+/// One product of the mix.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductView {
+    /// Edition name.
+    pub name: String,
+    /// SKU ID.
+    pub sku_id: uuid::Uuid,
+    /// Weight in the mix.
+    pub weight: f64,
+    /// Protocol version used.
+    pub protocol: u16,
+}
+
+impl ConfigView {
+    /// The plan as plain data.
+    pub fn of(plan: &Plan) -> Self {
+        let f = &plan.fleet;
+        Self {
+            name: plan.name.clone(),
+            description: plan.description.clone(),
+            source: plan.source.clone(),
+            seed: plan.seed,
+            fleet_size: f.size,
+            products: f
+                .products
+                .iter()
+                .map(|s| ProductView {
+                    name: s.product.name.clone(),
+                    sku_id: s.product.sku_id,
+                    weight: s.weight,
+                    protocol: s.protocol,
+                })
+                .collect(),
+            vm_fraction: f.vm_fraction,
+            skew: format!("{:?}", f.skew),
+            reuse: format!("{:?}", f.reuse).to_lowercase(),
+            cmid_pool: f.cmid_pool,
+            load: describe_load(&plan.load.model),
+            max_duration_s: plan.load.bounds.max_duration.map(|d| d.as_secs_f64()),
+            max_attempts: plan.load.bounds.max_attempts,
+            connection: format!("{:?}", plan.load.connection),
+            source_addresses: plan
+                .load
+                .source_addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            max_in_flight: plan.load.max_in_flight,
+            timeouts_s: [
+                plan.timeouts.connect.as_secs_f64(),
+                plan.timeouts.bind.as_secs_f64(),
+                plan.timeouts.request.as_secs_f64(),
+                plan.timeouts.drain.as_secs_f64(),
+            ],
+            client: format!("{:?}", plan.client),
+            gates: plan.gates.iter().map(ToString::to_string).collect(),
+            faults: plan.faults.iter().map(|f| format!("{f:?}")).collect(),
+        }
+    }
+}
+
+/// The load model in words: `open, constant 100/s`.
+pub fn describe_load(model: &LoadModel) -> String {
+    match model {
+        LoadModel::Open(Schedule::Constant { rate }) => format!("open, constant {rate}/s"),
+        LoadModel::Open(Schedule::Stages { start_rate, stages }) => {
+            let steps: Vec<String> = stages
+                .iter()
+                .map(|s| format!("{}/s over {:?}", s.target_rate, s.duration))
+                .collect();
+            format!("open, stages from {start_rate}/s: {}", steps.join(", "))
+        }
+        LoadModel::Open(Schedule::Bursts {
+            base_rate,
+            burst_rate,
+            every,
+            length,
+        }) => {
+            format!(
+                "open, {base_rate}/s with bursts of {burst_rate}/s for {length:?} every {every:?}"
+            )
+        }
+        LoadModel::Closed {
+            clients,
+            think_time,
+        } => {
+            format!("closed, {clients} clients, think time {think_time:?}")
+        }
+    }
+}
+
+/// `2026-11-22T01:26:21Z`.
+pub fn utc(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = crate::host::epid::civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The default results directory for a run of `name` started at `t`: `results/<name>-<UTC>`.
+pub fn default_dir(name: &str, t: SystemTime) -> PathBuf {
+    let stamp = utc(t).replace([':', '-'], "");
+    Path::new("results").join(format!("{name}-{stamp}"))
+}
+
+/// Writes summary.json, the histogram logs and report.md into `dir` (which must exist;
+/// events.csv is already there, written during the run).
+///
+/// # Errors
+/// The I/O error of the first file that could not be written.
+pub fn write_results(
+    dir: &Path,
+    plan: &Plan,
+    target: &TargetInfo,
+    run: &RunResult,
+    gates: &[GateResult],
+) -> io::Result<()> {
+    let summary = run.recorder.summary();
+    let timeline = run.recorder.timeline();
+    let file = SummaryFile {
+        schema_version: SCHEMA_VERSION,
+        kmsload_version: env!("CARGO_PKG_VERSION"),
+        scenario: &plan.name,
+        config: ConfigView::of(plan),
+        target,
+        started_utc: utc(run.started),
+        elapsed_s: run.elapsed.as_secs_f64(),
+        complete: run.complete,
+        dispatched: run.dispatched,
+        abandoned: run.abandoned,
+        offered_rate: run.offered_rate,
+        achieved_rate: run.achieved_rate,
+        summary: &summary,
+        gates,
+        gates_passed: gates.iter().all(|g| g.pass),
+        timeline: &timeline,
+    };
+    let mut w = BufWriter::new(fs::File::create(dir.join("summary.json"))?);
+    serde_json::to_writer_pretty(&mut w, &file).map_err(io::Error::other)?;
+    w.write_all(b"\n")?;
+    w.flush()?;
+
+    let mut w = BufWriter::new(fs::File::create(dir.join("histograms.hlog"))?);
+    run.recorder
+        .write_run_log(&mut w, Some(run.started), run.elapsed)
+        .map_err(io::Error::other)?;
+    w.flush()?;
+    let mut w = BufWriter::new(fs::File::create(dir.join("timeline.hlog"))?);
+    run.recorder
+        .write_timeline_log(&mut w, Some(run.started))
+        .map_err(io::Error::other)?;
+    w.flush()?;
+
+    fs::write(
+        dir.join("report.md"),
+        markdown(plan, target, run, &summary, gates),
+    )
+}
+
+/// The human summary, in Markdown (report.md; also printed at the end of a run).
+pub fn markdown(
+    plan: &Plan,
+    target: &TargetInfo,
+    run: &RunResult,
+    summary: &Summary,
+    gates: &[GateResult],
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# kmsload run: {}\n", plan.name);
+    if let Some(d) = &plan.description {
+        let _ = writeln!(s, "{d}\n");
+    }
+    let _ = writeln!(
+        s,
+        "- target: {}{}\n- started: {}, ran {:.1} s{}\n- load: {}\n- attempts: {} ({:.1}/s achieved{})",
+        target.address,
+        if target.in_process {
+            " (in-process reference host)"
+        } else {
+            ""
+        },
+        utc(run.started),
+        run.elapsed.as_secs_f64(),
+        if run.complete {
+            ""
+        } else {
+            " — INTERRUPTED, results incomplete"
+        },
+        describe_load(&plan.load.model),
+        summary.attempts,
+        run.achieved_rate,
+        run.offered_rate
+            .map_or_else(String::new, |o| format!(", {o:.1}/s offered")),
+    );
+    let b = &summary.by_outcome;
+    let _ = writeln!(
+        s,
+        "- outcomes: {} activated, {} not activated, {} failed\n",
+        b.activated, b.not_activated, b.failed
+    );
+
+    let _ = writeln!(s, "## Latency (µs, attempts no fault touched)\n");
+    let _ = writeln!(
+        s,
+        "| phase | count | p50 | p90 | p99 | p99.9 | max |\n|---|--:|--:|--:|--:|--:|--:|"
+    );
+    let l = &summary.latency_us;
+    for (name, v) in [
+        ("connect", l.connect),
+        ("bind", l.bind),
+        ("request", l.request),
+        ("total", l.total),
+    ] {
+        match v {
+            Some(v) => {
+                let _ = writeln!(
+                    s,
+                    "| {name} | {} | {} | {} | {} | {} | {} |",
+                    v.count, v.p50, v.p90, v.p99, v.p999, v.max
+                );
+            }
+            None => {
+                let _ = writeln!(s, "| {name} | 0 | | | | | |");
+            }
+        }
+    }
+
+    let _ = writeln!(
+        s,
+        "\n## Codes\n\n| code | name | count | meaning |\n|---|---|--:|---|"
+    );
+    for (code, n) in &summary.by_code {
+        let h = hresult::hresult(code.0);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {n} | {} |",
+            hresult::hex(code.0),
+            h.map_or("unknown", |h| h.name.as_str()),
+            h.map_or("", |h| h.meaning.as_str())
+        );
+    }
+    if !summary.by_cause.is_empty() {
+        let _ = writeln!(s, "\n| cause | count |\n|---|--:|");
+        for (cause, n) in &summary.by_cause {
+            let _ = writeln!(s, "| {cause} | {n} |");
+        }
+    }
+
+    if !summary.threshold.is_empty() {
+        let _ = writeln!(s, "\n## Activation threshold\n");
+        for (pool, t) in &summary.threshold {
+            let _ = writeln!(
+                s,
+                "- {} (N = {}): {}",
+                pool_name(*pool),
+                t.required,
+                t.sentence()
+            );
+        }
+    }
+    if !summary.hosts.is_empty() {
+        let _ = writeln!(s, "\n## Host identity\n");
+        for h in &summary.hosts {
+            let _ = writeln!(s, "- {}", serde_json::to_string(h).unwrap_or_default());
+        }
+        if summary.hosts_changed {
+            let _ = writeln!(
+                s,
+                "\n**The host changed its ePID or HwID during the run** (a real host keeps them stable)."
+            );
+        }
+    }
+    let catalog = products();
+    let _ = writeln!(
+        s,
+        "\n## Products\n\n| product | attempts | activated | not activated | failed |\n|---|--:|--:|--:|--:|"
+    );
+    for p in &summary.products {
+        let name = catalog
+            .get(usize::from(p.index))
+            .map_or("?", |p| p.name.as_str());
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} | {} |",
+            p.attempts, p.by_outcome.activated, p.by_outcome.not_activated, p.by_outcome.failed
+        );
+    }
+    if !gates.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Gates\n\n| gate | measured | verdict |\n|---|---|---|"
+        );
+        for g in gates {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} |",
+                g.name,
+                g.shown,
+                if g.pass { "pass" } else { "**FAIL**" }
+            );
+        }
+    }
+    s
+}
+
+fn pool_name(p: Pool) -> &'static str {
+    match p {
+        Pool::Windows => "Windows",
+        Pool::Office2010 => "Office 2010",
+        Pool::Office2013 => "Office 2013+",
+    }
+}
+
+/// Writes the gates as a JUnit XML test suite (one test case per gate) to `path`.
+///
+/// # Errors
+/// The I/O error if the file cannot be written.
+pub fn write_junit(
+    path: &Path,
+    scenario: &str,
+    gates: &[GateResult],
+    seconds: f64,
+) -> io::Result<()> {
+    let failures = gates.iter().filter(|g| !g.pass).count();
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        s,
+        "<testsuites><testsuite name=\"kmsload.{}\" tests=\"{}\" failures=\"{failures}\" time=\"{seconds:.3}\">",
+        xml(scenario),
+        gates.len()
+    );
+    for g in gates {
+        let _ = write!(
+            s,
+            "  <testcase classname=\"kmsload.{}\" name=\"{}\">",
+            xml(scenario),
+            xml(&g.name)
+        );
+        if !g.pass {
+            let _ = write!(
+                s,
+                "<failure message=\"measured {}\">limit {}</failure>",
+                xml(&g.shown),
+                xml(&g.limit.to_string())
+            );
+        }
+        let _ = writeln!(s, "</testcase>");
+    }
+    s.push_str("</testsuite></testsuites>\n");
+    fs::write(path, s)
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_civil_time() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_310_781);
+        assert_eq!(utc(t), "2026-11-22T01:26:21Z");
+        assert_eq!(
+            default_dir("smoke", t),
+            Path::new("results/smoke-20261122T012621Z")
+        );
+    }
+
+    #[test]
+    fn junit_escapes_and_counts_failures() {
+        let g = |pass| GateResult {
+            name: "total p99 < 1s".into(),
+            value: 5.into(),
+            limit: 1.into(),
+            pass,
+            shown: "a<b".into(),
+        };
+        let dir = std::env::temp_dir().join(format!("kmsload-junit-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("j.xml");
+        write_junit(&path, "s&s", &[g(true), g(false)], 1.0).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("tests=\"2\" failures=\"1\""));
+        assert!(text.contains("kmsload.s&amp;s"));
+        assert!(text.contains("measured a&lt;b"));
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
