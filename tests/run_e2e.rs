@@ -1,0 +1,188 @@
+//! `kmsload run` end to end: short scenarios against the in-process reference host, checking
+//! the result files, the accounting invariant, the gates and the exit codes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn kmsload(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kmsload"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("kmsload runs")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kmsload-run-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn scenario(dir: &Path, text: &str) -> String {
+    let path = dir.join("scenario.toml");
+    fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn summary(dir: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// attempts = activated + not_activated + failed = Σ by_code = events.csv rows.
+fn assert_accounting(out: &Path) -> Value {
+    let s = summary(out);
+    let attempts = s["attempts"].as_u64().unwrap();
+    let b = &s["by_outcome"];
+    let sum = ["activated", "not_activated", "failed"].iter().map(|k| b[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum, attempts, "by_outcome sums to attempts");
+    let codes: u64 = s["by_code"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(codes, attempts, "by_code sums to attempts");
+    let events = fs::read_to_string(out.join("events.csv")).unwrap();
+    assert_eq!(events.lines().count() as u64, attempts + 1, "one events.csv row per attempt");
+    assert_eq!(s["dispatched"].as_u64().unwrap(), attempts);
+    s
+}
+
+fn out_str(o: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn smoke_scenario_activates_everything_and_writes_every_file() {
+    let out = temp_dir("smoke");
+    let o = kmsload(&["run", "scenarios/smoke.toml", "--quiet", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
+    for f in ["summary.json", "events.csv", "histograms.hlog", "timeline.hlog", "report.md"] {
+        assert!(out.join(f).is_file(), "{f} written");
+    }
+    let s = assert_accounting(&out);
+    assert_eq!(s["schema_version"], 1);
+    assert_eq!(s["complete"], true);
+    assert_eq!(s["attempts"], 300);
+    assert_eq!(s["by_outcome"]["activated"], 300);
+    assert_eq!(s["gates_passed"], true);
+    assert!(s["gates"].as_array().unwrap().iter().all(|g| g["pass"] == true));
+    for phase in ["connect", "bind", "request", "total"] {
+        let l = &s["latency_us"][phase];
+        assert!(l["p50"].as_u64().unwrap() <= l["p99"].as_u64().unwrap(), "{phase}");
+        assert!(l["p99"].as_u64().unwrap() <= l["max"].as_u64().unwrap(), "{phase}");
+    }
+    // A real host keeps its identity: one ePID per pool, no change reported.
+    assert_eq!(s["hosts_changed"], false);
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## Latency"), "{report}");
+}
+
+#[test]
+fn threshold_flips_at_the_25th_distinct_windows_client() {
+    let dir = temp_dir("threshold");
+    let out = dir.join("out");
+    let junit = dir.join("gates.xml");
+    let o = kmsload(&[
+        "run", "scenarios/threshold.toml", "--quiet", "--rate", "200",
+        "--out", out.to_str().unwrap(), "--junit", junit.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
+    let s = assert_accounting(&out);
+    assert_eq!(s["by_code"]["0xC004F038"], 24);
+    assert_eq!(s["by_code"]["0x00000000"], 36);
+    let t = &s["threshold"]["windows"];
+    assert_eq!(t["first_activation_after_clients"], 25);
+    assert_eq!(t["max_count"], 50);
+    assert!(fs::read_to_string(junit).unwrap().contains("failures=\"0\""));
+}
+
+#[test]
+fn a_failed_gate_exits_1_and_says_so() {
+    let dir = temp_dir("gatefail");
+    let file = scenario(
+        &dir,
+        r#"
+name = "gate-fail"
+[fleet]
+size = 10
+products = [{ product = "Windows 10/11 Pro" }]
+reuse = "new"
+[load]
+rate = 200
+attempts = 10
+[gates]
+threshold = { within = 5, application = "windows" }
+"#,
+    );
+    let out = dir.join("out");
+    let o = kmsload(&["run", &file, "--quiet", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", out_str(&o));
+    let s = assert_accounting(&out);
+    assert_eq!(s["gates_passed"], false);
+    assert_eq!(s["by_code"]["0xC004F038"], 10, "an empty host never reaches 25 with 10 clients");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("FAIL"));
+}
+
+#[test]
+fn bad_scenario_exits_2_naming_file_line_and_key() {
+    let dir = temp_dir("bad");
+    let file = scenario(&dir, "[load]\nrate = -5\nattempts = 10\n");
+    let o = kmsload(&["run", &file, "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out_str(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("scenario.toml:2"), "{err}");
+    assert!(err.contains("rate"), "{err}");
+    let o = kmsload(&["run", "no/such/file.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn non_loopback_target_is_refused_without_confirmation() {
+    let o = kmsload(&["run", "scenarios/smoke.toml", "--target", "192.0.2.10:1688", "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out_str(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("30 days"), "{err}");
+}
+
+#[test]
+fn closed_model_new_connections_and_keep_alive_account_exactly() {
+    for (model, connection) in [("closed", "new"), ("closed", "keep-alive"), ("open", "keep-alive")] {
+        let dir = temp_dir(&format!("{model}-{connection}"));
+        let load = if model == "closed" {
+            "model = \"closed\"\nclients = 8\n".to_owned()
+        } else {
+            "rate = 500\n".to_owned()
+        };
+        let file = scenario(
+            &dir,
+            &format!(
+                "name = \"m\"\n[host]\ncharged = true\n[fleet]\nsize = 50\nproducts = [{{ product = \"Office LTSC Professional Plus 2021\" }}, {{ product = \"Windows 7 Enterprise\" }}, {{ product = \"Windows Server 2012 Standard\" }}]\n[load]\n{load}attempts = 200\nconnection = \"{connection}\"\n[gates]\nmax_error_rate = 0.0\n"
+            ),
+        );
+        let out = dir.join("out");
+        let o = kmsload(&["run", &file, "--quiet", "--out", out.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{model}/{connection}: {}", out_str(&o));
+        let s = assert_accounting(&out);
+        assert_eq!(s["attempts"], 200);
+        assert_eq!(s["by_outcome"]["activated"], 200);
+    }
+}
+
+#[test]
+fn an_unreachable_target_is_classified_not_hung() {
+    // A loopback port with nothing listening: every attempt fails fast with 0xC004F074.
+    let dir = temp_dir("refused");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let file = scenario(
+        &dir,
+        &format!("name = \"r\"\ntarget = \"127.0.0.1:{port}\"\n[load]\nrate = 200\nattempts = 20\n"),
+    );
+    let out = dir.join("out");
+    let o = kmsload(&["run", &file, "--quiet", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "no gates: the run itself succeeded; {}", out_str(&o));
+    let s = assert_accounting(&out);
+    assert_eq!(s["by_code"]["0xC004F074"], 20);
+    assert_eq!(s["by_cause"]["connect_refused"], 20);
+}
