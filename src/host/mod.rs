@@ -24,6 +24,7 @@
 //! - [`config`]: [`HostConfig`] and the [`HwId`].
 //! - [`model`]: [`HostModel`], the decision function and its counters.
 //! - [`state`]: `--state FILE` persistence, the only file I/O in this module.
+//! - [`server`]: the tokio server around the model (`kmsload host`, the in-process host).
 //!
 //! Left out on purpose: DCE/RPC, the KMS V4/V5/V6 envelopes and their crypto (in `wire`), and
 //! the tokio server that accepts connections and moves bytes between sockets and the model;
@@ -37,6 +38,7 @@ pub mod epid;
 pub mod keys;
 pub mod model;
 mod rng;
+pub mod server;
 pub mod state;
 pub mod table;
 
@@ -44,5 +46,9 @@ pub use config::{ConfigError, HostConfig, HwId};
 pub use epid::{Epid, EpidError, EpidIssue, HostBuild, KeyDate};
 pub use keys::{Application, HostKey, UnknownHostKey};
 pub use model::{Decision, HostCounters, HostModel, HostSummary, Refusal, Response};
+pub use server::{
+    BackgroundHost, Clock, HostHandle, Logger, ServerError, ServerOptions, ServerReport,
+    ServerStats, SystemClock, VirtualClock, start, start_background,
+};
 pub use state::{HostState, StateError, StateProblem};
 pub use table::ClientTable;
