@@ -8,9 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod activate;
+pub mod compare;
 pub mod explain;
 pub mod host;
 pub mod products;
+pub mod report;
 pub mod run;
 pub mod values;
 
@@ -36,6 +38,10 @@ pub enum Command {
     Products(products::Args),
     /// Explain an activation error code.
     Explain(explain::Args),
+    /// Write the self-contained HTML report of a results directory.
+    Report(report::Args),
+    /// Compare a run with a baseline run; exit 1 on a regression.
+    Compare(compare::Args),
 }
 
 /// How a command ended, when it ran.
@@ -103,5 +109,7 @@ pub fn dispatch(command: Command) -> Result<Status, CliError> {
         Command::Host(args) => host::run(args),
         Command::Products(args) => products::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Compare(args) => compare::run(args),
     }
 }

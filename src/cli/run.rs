@@ -56,6 +56,19 @@ pub struct Args {
     /// No progress output (the final summary is still printed).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Do not write report.html (report.md and the other files are still written).
+    #[arg(long)]
+    pub no_html: bool,
+
+    /// Compare with this earlier run (a results directory or its summary.json) at the end;
+    /// a regression makes the exit status 1, like a failed gate.
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<PathBuf>,
+
+    /// Tolerances of the --baseline comparison (as for `kmsload compare`).
+    #[command(flatten)]
+    pub tolerances: super::compare::ToleranceArgs,
 }
 
 /// Runs `kmsload run`.
@@ -78,6 +91,11 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             "{e}\nnothing was started; see scenarios/README.md for every key"
         ))
     })?;
+    // --baseline must be readable before anything starts (cli::compare).
+    if let Some(b) = &args.baseline {
+        super::compare::load(b, "--baseline")
+            .map_err(|e| CliError::Usage(format!("{e}\nnothing was started")))?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -178,6 +196,15 @@ async fn execute(plan: Plan, args: Args) -> Result<Status, CliError> {
         eprintln!("warning: events.csv is incomplete: {e}");
     }
 
+    // ---- report.html, report.md's text twin, --baseline (cli::report::after_run) ----
+    let regressed = super::report::after_run(
+        &dir,
+        args.no_html,
+        args.baseline.as_deref(),
+        &args.tolerances,
+    )?;
+    // ---- end of the report block ----
+
     // Every attempt appears exactly once, or the run says so loudly.
     if let Err(e) = result.recorder.invariant_check() {
         return Err(CliError::Runtime(format!(
@@ -195,7 +222,7 @@ async fn execute(plan: Plan, args: Args) -> Result<Status, CliError> {
         eprintln!("run interrupted: results are marked incomplete");
         return Ok(Status::Failure);
     }
-    Ok(if gates.iter().all(|g| g.pass) {
+    Ok(if gates.iter().all(|g| g.pass) && !regressed {
         Status::Success
     } else {
         Status::Failure

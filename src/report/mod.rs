@@ -25,7 +25,16 @@ use crate::load::RunResult;
 use crate::record::{Pool, Summary, TimelineRow};
 use crate::scenario::{LoadModel, Plan, Schedule};
 
+pub mod analysis;
+pub mod compare;
+#[doc(hidden)]
+pub mod fixture;
 pub mod gates;
+pub mod html;
+pub mod knee;
+pub mod loghist;
+pub mod read;
+pub mod svg;
 
 pub use gates::{GateResult, evaluate};
 
@@ -122,6 +131,9 @@ pub struct ConfigView {
     pub gates: Vec<String>,
     /// Fault rules.
     pub faults: Vec<String>,
+    /// The fault rules' windows, `[start, end)` in seconds from the run start (rules without
+    /// a window apply to the whole run and are not listed): the report shades them.
+    pub fault_windows_s: Vec<[f64; 2]>,
 }
 
 /// One product of the mix.
@@ -181,6 +193,12 @@ impl ConfigView {
             client: format!("{:?}", plan.client),
             gates: plan.gates.iter().map(ToString::to_string).collect(),
             faults: plan.faults.iter().map(|f| format!("{f:?}")).collect(),
+            fault_windows_s: plan
+                .faults
+                .iter()
+                .filter_map(|f| f.window)
+                .map(|w| [w.start.as_secs_f64(), w.end.as_secs_f64()])
+                .collect(),
         }
     }
 }

@@ -1,0 +1,136 @@
+//! `kmsload report RESULTS_DIR [-o FILE]`: the self-contained HTML page of a results
+//! directory (see [`crate::report::html`]); and [`after_run`], what `kmsload run` does once
+//! its result files are written: the text twin sections of report.md, report.html (unless
+//! `--no-html`) and the baseline comparison (`--baseline DIR`).
+//!
+//! ```text
+//! $ kmsload report results/capacity-ramp-20261122T012621Z
+//! report: results/capacity-ramp-20261122T012621Z/report.html
+//! this host sustains 5000 activations/s with p99 < 500 ms (...)
+//! ```
+//!
+//! Exit status: 0 written, 1 the page could not be written, 2 the directory cannot be read
+//! (no summary.json, not a kmsload summary, from a newer kmsload).
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::compare::ToleranceArgs;
+use super::{CliError, Status};
+use crate::report::{analysis, html, read};
+
+/// Options of `kmsload report`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  kmsload report results/smoke-20261122T012621Z\n  kmsload report results/ramp -o /tmp/ramp.html\n\nThe page needs nothing but a browser: no network, no scripts."
+)]
+pub struct Args {
+    /// A results directory written by `kmsload run` (summary.json, events.csv, ...).
+    #[arg(value_name = "RESULTS_DIR")]
+    pub dir: PathBuf,
+    /// Where to write the page (default: RESULTS_DIR/report.html).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Runs `kmsload report`.
+///
+/// # Errors
+/// [`CliError::Usage`] when the directory cannot be read; [`CliError::Runtime`] when the
+/// page cannot be written.
+pub fn run(args: Args) -> Result<Status, CliError> {
+    let r = read::read_dir(&args.dir).map_err(|e| CliError::Usage(e.to_string()))?;
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+    let path = html::write(&r, args.output.as_deref()).map_err(|e| {
+        CliError::Runtime(format!(
+            "cannot write {}: {e}",
+            args.output
+                .as_deref()
+                .unwrap_or(&r.dir.join(html::FILE_NAME))
+                .display()
+        ))
+    })?;
+    println!("report: {}", path.display());
+    if let Some(k) = analysis::knee(&r).filter(|k| k.is_ramp()) {
+        println!("{}", k.sentence());
+    }
+    Ok(Status::Success)
+}
+
+/// After `kmsload run` wrote its results into `dir`: appends the text twin sections to
+/// report.md and prints the knee; writes report.html unless `no_html`; compares with
+/// `baseline` when given and prints the comparison. Returns true when the comparison found
+/// a regression.
+///
+/// # Errors
+/// [`CliError::Runtime`] when the results cannot be read back or a file cannot be written;
+/// [`CliError::Usage`] when the baseline cannot be read.
+pub fn after_run(
+    dir: &Path,
+    no_html: bool,
+    baseline: Option<&Path>,
+    tolerances: &ToleranceArgs,
+) -> Result<bool, CliError> {
+    let r = read::read_dir(dir).map_err(|e| {
+        CliError::Runtime(format!("cannot read the results back for the report: {e}"))
+    })?;
+    let page = (!no_html).then(|| dir.join(html::FILE_NAME));
+    let twin = analysis::twin_markdown(&r, page.is_some().then_some(html::FILE_NAME));
+    let md = dir.join("report.md");
+    OpenOptions::new()
+        .append(true)
+        .open(&md)
+        .and_then(|mut f| f.write_all(twin.as_bytes()))
+        .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", md.display())))?;
+    if let Some(k) = analysis::knee(&r).filter(|k| k.is_ramp()) {
+        println!("{}", k.sentence());
+    }
+    if let Some(path) = page {
+        html::write(&r, Some(&path))
+            .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", path.display())))?;
+        println!("report: {}", path.display());
+    }
+    let Some(base) = baseline else {
+        return Ok(false);
+    };
+    let b = super::compare::load(base, "baseline")?;
+    let c = super::compare::judge(&b, &r.summary, (base, dir), tolerances);
+    println!("\n{}", c.text());
+    Ok(c.regressed())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn arguments() {
+        let cli =
+            Cli::try_parse_from(["kmsload", "report", "results/x", "-o", "/tmp/x.html"]).unwrap();
+        let Command::Report(a) = cli.command else {
+            panic!("report")
+        };
+        assert_eq!(a.dir, Path::new("results/x"));
+        assert_eq!(a.output.as_deref(), Some(Path::new("/tmp/x.html")));
+        assert!(Cli::try_parse_from(["kmsload", "report"]).is_err());
+    }
+
+    #[test]
+    fn a_missing_directory_is_a_usage_error() {
+        let e = run(Args {
+            dir: "/nonexistent/kmsload-results".into(),
+            output: None,
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&e, CliError::Usage(m) if m.contains("not found")),
+            "{e}"
+        );
+    }
+}

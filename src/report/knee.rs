@@ -1,0 +1,401 @@
+//! The knee of a ramp: the highest offered rate at which p99 of the total time stays under a
+//! limit, said as "this host sustains X activations/s with p99 < Y ms".
+//!
+//! Input: one [`SecondLoad`] per second of the run, keyed by **intended start** (so a second's
+//! latency belongs to the load offered in it), with the fault-free total times of the attempts
+//! that started in it. Steps:
+//!
+//! ```text
+//! 1. drop seconds that offered nothing, and the ramp-down: the seconds after the last one
+//!    whose offered rate was within GROUP_TOLERANCE of the peak (they carry the peak's backlog
+//!    and would make a low rate look slow)
+//! 2. group seconds by offered rate: sorted by rate, a new group starts when a rate exceeds
+//!    the group's lowest by more than GROUP_TOLERANCE (+1/s, so 5/s and 6/s group together);
+//!    a stage's hold is one group, a 1 s ramp between holds is a small group of its own
+//! 3. per group: merge the latency histograms, p50/p90/p99; a group with fewer than
+//!    MIN_SAMPLES fault-free attempts has no trustworthy p99 and is shown but never decides
+//! 4. walk the groups upwards: the first trustworthy group whose p99 >= limit is the first
+//!    one over; the knee is the last trustworthy group before it (all of them when none is
+//!    over). A group under the limit above an over-limit one does not move the knee up: the
+//!    host did not *stay* under the limit up to it.
+//! ```
+//!
+//! The limit is the scenario's `total p99 < X` gate when it has one, else [`DEFAULT_LIMIT_US`]
+//! (100 ms: far above a healthy host's few milliseconds, well below the 2 s request timeout
+//! of a client). The rate said is the *activation* rate of the knee group (activated attempts
+//! started per second), which equals the offered rate when everything activated.
+//!
+//! Left out: closed-model runs (their offered rate is their achieved rate, so there is no
+//! independent variable) — callers show the knee only for open-model runs.
+
+use serde::Serialize;
+
+use super::loghist::LogHist;
+use super::svg::fmt_us;
+
+/// Limit used when the scenario has no `total p99` gate, µs.
+pub const DEFAULT_LIMIT_US: u64 = 100_000;
+/// Fault-free attempts a group needs before its p99 counts.
+pub const MIN_SAMPLES: u64 = 100;
+/// Relative width of an offered-rate group, and of "near the peak".
+pub const GROUP_TOLERANCE: f64 = 0.10;
+
+/// One second of load, by intended start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SecondLoad {
+    /// Seconds since the run start.
+    pub second: u64,
+    /// Attempts whose intended start fell in this second.
+    pub offered: u64,
+    /// Of those, activated.
+    pub activated: u64,
+    /// Total time of those no fault touched.
+    pub latency: LogHist,
+}
+
+/// One group of seconds with about the same offered rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    /// Mean attempts offered per second.
+    pub offered_rate: f64,
+    /// Mean activated attempts (by start) per second.
+    pub activated_rate: f64,
+    /// Seconds in the group.
+    pub seconds: u64,
+    /// Fault-free latencies in the group.
+    pub samples: u64,
+    /// Median total time, µs.
+    pub p50_us: Option<u64>,
+    /// 90th percentile, µs.
+    pub p90_us: Option<u64>,
+    /// 99th percentile, µs.
+    pub p99_us: Option<u64>,
+    /// At least [`MIN_SAMPLES`] samples: the p99 counts.
+    pub enough: bool,
+}
+
+impl Bucket {
+    fn over(&self, limit_us: u64) -> bool {
+        self.p99_us.is_some_and(|p| p >= limit_us)
+    }
+}
+
+/// Where the limit came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitSource {
+    /// The scenario's gate, as written.
+    Gate(String),
+    /// [`DEFAULT_LIMIT_US`]: the scenario has no `total p99` gate.
+    Default,
+}
+
+/// The result: groups, the knee and the first group over the limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Knee {
+    /// p99 limit, µs.
+    pub limit_us: u64,
+    /// Where the limit came from.
+    pub limit_source: LimitSource,
+    /// Groups by ascending offered rate.
+    pub buckets: Vec<Bucket>,
+    /// Index in `buckets` of the knee.
+    pub knee: Option<usize>,
+    /// Index in `buckets` of the first trustworthy group over the limit.
+    pub first_over: Option<usize>,
+    /// Seconds left out as ramp-down.
+    pub ramp_down_seconds: u64,
+}
+
+/// Finds the knee of `seconds` against `limit_us` (see the module docs).
+pub fn find(seconds: &[SecondLoad], limit_us: u64, limit_source: LimitSource) -> Knee {
+    let mut used: Vec<&SecondLoad> = seconds.iter().filter(|s| s.offered > 0).collect();
+    used.sort_by_key(|s| s.second);
+    let peak = used.iter().map(|s| s.offered).max().unwrap_or(0) as f64;
+    let near_peak = peak * (1.0 - GROUP_TOLERANCE);
+    let last_peak = used.iter().rposition(|s| s.offered as f64 >= near_peak);
+    let keep = last_peak.map_or(0, |i| i + 1);
+    let ramp_down_seconds = (used.len() - keep) as u64;
+    used.truncate(keep);
+
+    used.sort_by_key(|s| (s.offered, s.second));
+    let mut buckets = Vec::new();
+    let mut group: Vec<&SecondLoad> = Vec::new();
+    for s in used {
+        let lowest = group.first().map(|g| g.offered as f64);
+        if lowest.is_some_and(|l| s.offered as f64 > l * (1.0 + GROUP_TOLERANCE) + 1.0) {
+            buckets.push(bucket(&group));
+            group.clear();
+        }
+        group.push(s);
+    }
+    if !group.is_empty() {
+        buckets.push(bucket(&group));
+    }
+
+    let first_over = buckets.iter().position(|b| b.enough && b.over(limit_us));
+    let below = first_over.unwrap_or(buckets.len());
+    let knee = buckets[..below].iter().rposition(|b| b.enough);
+    Knee {
+        limit_us,
+        limit_source,
+        buckets,
+        knee,
+        first_over,
+        ramp_down_seconds,
+    }
+}
+
+fn bucket(group: &[&SecondLoad]) -> Bucket {
+    let mut h = LogHist::new();
+    let (mut offered, mut activated) = (0u64, 0u64);
+    for s in group {
+        h.merge(&s.latency);
+        offered += s.offered;
+        activated += s.activated;
+    }
+    let n = group.len().max(1) as f64;
+    Bucket {
+        offered_rate: offered as f64 / n,
+        activated_rate: activated as f64 / n,
+        seconds: group.len() as u64,
+        samples: h.len(),
+        p50_us: h.quantile(0.5),
+        p90_us: h.quantile(0.9),
+        p99_us: h.quantile(0.99),
+        enough: h.len() >= MIN_SAMPLES,
+    }
+}
+
+impl Knee {
+    /// Groups whose p99 counts.
+    pub fn trustworthy(&self) -> usize {
+        self.buckets.iter().filter(|b| b.enough).count()
+    }
+
+    /// True when the run offered at least two clearly different rates with enough samples:
+    /// a knee means something.
+    pub fn is_ramp(&self) -> bool {
+        self.trustworthy() >= 2
+    }
+
+    /// The knee in words, e.g. "this host sustains 5000 activations/s with p99 < 500 ms".
+    pub fn sentence(&self) -> String {
+        let limit = fmt_us(self.limit_us as f64);
+        let p99 = |b: &Bucket| {
+            b.p99_us
+                .map_or_else(|| "-".to_owned(), |v| fmt_us(v as f64))
+        };
+        match (
+            self.knee.map(|i| &self.buckets[i]),
+            self.first_over.map(|i| &self.buckets[i]),
+        ) {
+            (Some(k), Some(o)) => format!(
+                "this host sustains {} activations/s with p99 < {limit} (p99 {} at {} offered/s); \
+                 at {} offered/s p99 was {}",
+                rate(k.activated_rate),
+                p99(k),
+                rate(k.offered_rate),
+                rate(o.offered_rate),
+                p99(o)
+            ),
+            (Some(k), None) => format!(
+                "this host sustains {} activations/s with p99 < {limit} (p99 {} at {} offered/s, \
+                 the highest rate offered: the knee was not reached)",
+                rate(k.activated_rate),
+                p99(k),
+                rate(k.offered_rate)
+            ),
+            (None, Some(o)) => format!(
+                "p99 was at or above {limit} at every rate offered, from {} offered/s \
+                 (p99 {}) up",
+                rate(o.offered_rate),
+                p99(o)
+            ),
+            (None, None) => format!(
+                "not enough fault-free attempts at any offered rate to place the knee \
+                 (at least {MIN_SAMPLES} per rate are needed)"
+            ),
+        }
+    }
+}
+
+/// A rate for a sentence: whole numbers, one decimal under 10.
+fn rate(r: f64) -> String {
+    if r < 10.0 {
+        format!("{r:.1}")
+    } else {
+        format!("{r:.0}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` seconds from `from` at `rate`/s, every attempt activated, latency `lat(i)` µs for
+    /// the i-th attempt of the second.
+    fn hold(from: u64, n: u64, rate: u64, lat: impl Fn(u64, u64) -> u64) -> Vec<SecondLoad> {
+        (from..from + n)
+            .map(|s| SecondLoad {
+                second: s,
+                offered: rate,
+                activated: rate,
+                latency: LogHist::from_values(&(0..rate).map(|i| lat(s, i)).collect::<Vec<_>>()),
+            })
+            .collect()
+    }
+
+    fn gate() -> LimitSource {
+        LimitSource::Gate("total p99 < 500ms".into())
+    }
+
+    /// Steps 500, 2000, 5000, 10000/s of 5 s each; p99 = `p99_at(rate)`.
+    fn ramp(p99_at: impl Fn(u64) -> u64) -> Vec<SecondLoad> {
+        let mut v = Vec::new();
+        for (k, rate) in [500u64, 2000, 5000, 10_000].into_iter().enumerate() {
+            let p99 = p99_at(rate);
+            // 98 % of attempts at 1 ms, the top 2 % at the step's p99.
+            v.extend(hold(k as u64 * 5, 5, rate, |_, i| {
+                if i * 100 >= rate * 98 { p99 } else { 1000 }
+            }));
+        }
+        v
+    }
+
+    #[test]
+    fn flat_latency_never_reaches_the_knee() {
+        let k = find(&ramp(|_| 3000), 500_000, gate());
+        assert_eq!(k.buckets.len(), 4);
+        assert!(k.is_ramp());
+        assert_eq!(k.knee, Some(3));
+        assert_eq!(k.first_over, None);
+        assert_eq!(k.buckets[3].offered_rate, 10_000.0);
+        let s = k.sentence();
+        assert!(
+            s.starts_with("this host sustains 10000 activations/s with p99 < 500 ms"),
+            "{s}"
+        );
+        assert!(s.contains("knee was not reached"), "{s}");
+    }
+
+    #[test]
+    fn bending_latency_puts_the_knee_below_the_first_rate_over() {
+        // 2 ms, 40 ms, 300 ms, 2 s: over 500 ms from 10 000/s.
+        let p = |r: u64| match r {
+            500 => 2_000,
+            2000 => 40_000,
+            5000 => 300_000,
+            _ => 2_000_000,
+        };
+        let k = find(&ramp(p), 500_000, gate());
+        assert_eq!(k.knee, Some(2));
+        assert_eq!(k.first_over, Some(3));
+        let s = k.sentence();
+        assert!(
+            s.starts_with("this host sustains 5000 activations/s with p99 < 500 ms"),
+            "{s}"
+        );
+        assert!(s.contains("at 10000 offered/s p99 was 2"), "{s}");
+        // The same ramp against a 100 ms default limit bends one step earlier.
+        let k = find(&ramp(p), DEFAULT_LIMIT_US, LimitSource::Default);
+        assert_eq!((k.knee, k.first_over), (Some(1), Some(2)));
+    }
+
+    #[test]
+    fn never_under_the_limit_has_no_knee() {
+        let k = find(&ramp(|_| 900_000), 500_000, gate());
+        assert_eq!((k.knee, k.first_over), (None, Some(0)));
+        let s = k.sentence();
+        assert!(
+            s.starts_with("p99 was at or above 500 ms at every rate offered, from 500"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn noisy_seconds_group_by_rate_and_a_late_dip_does_not_move_the_knee_up() {
+        // Offered counts jitter by ±2 %, latency per second jitters; one second per step has
+        // an outlier. 20 000/s dips back under the limit after 10 000/s went over: the knee
+        // stays at 5000/s.
+        let mut v = Vec::new();
+        let mut second = 0;
+        for (rate, base) in [
+            (500u64, 1500u64),
+            (2000, 3000),
+            (5000, 60_000),
+            (10_000, 700_000),
+            (20_000, 200_000),
+        ] {
+            for j in 0..6u64 {
+                let offered = rate + rate * ((j * 7) % 5) / 100 - rate / 50;
+                let lat = move |_s: u64, i: u64| base + (i * 7919 + j * 131) % (base / 4 + 1);
+                v.extend(hold(second, 1, offered, lat));
+                second += 1;
+            }
+        }
+        let k = find(&v, 500_000, gate());
+        assert_eq!(k.buckets.len(), 5, "{:?}", k.buckets);
+        assert_eq!(k.buckets.iter().map(|b| b.seconds).sum::<u64>(), 30);
+        assert_eq!(k.knee, Some(2));
+        assert_eq!(k.first_over, Some(3));
+        assert!(k.buckets[4].p99_us.unwrap() < 500_000);
+    }
+
+    #[test]
+    fn ramp_down_and_thin_groups_do_not_decide() {
+        // Steps at 500 and 5000/s, a 1 s ramp at 2000/s with 40 attempts (too few), then a
+        // ramp-down at 1000/s carrying the backlog (slow) that must be left out.
+        let mut v = hold(0, 5, 500, |_, _| 2000);
+        v.push(SecondLoad {
+            second: 5,
+            offered: 40,
+            activated: 40,
+            latency: LogHist::from_values(&[900_000; 40]),
+        });
+        v.extend(hold(6, 5, 5000, |_, _| 10_000));
+        v.extend(hold(11, 2, 1000, |_, _| 3_000_000));
+        v.push(SecondLoad {
+            second: 13,
+            ..SecondLoad::default()
+        });
+        let k = find(&v, 500_000, gate());
+        assert_eq!(k.ramp_down_seconds, 2);
+        assert_eq!(k.buckets.len(), 3);
+        assert!(!k.buckets[0].enough && k.buckets[0].offered_rate == 40.0);
+        assert_eq!(k.first_over, None);
+        assert_eq!(k.knee, Some(2));
+        assert_eq!(k.trustworthy(), 2);
+    }
+
+    #[test]
+    fn activation_rate_is_what_the_sentence_says() {
+        let mut v = hold(0, 4, 1000, |_, _| 5000);
+        for s in &mut v {
+            s.activated = 900;
+        }
+        v.extend(hold(4, 4, 100, |_, _| 5000));
+        let k = find(&v, 100_000, LimitSource::Default);
+        let s = k.sentence();
+        assert!(
+            s.starts_with("this host sustains 900 activations/s with p99 < 100 ms"),
+            "{s}"
+        );
+        assert!(s.contains("1000 offered/s"), "{s}");
+    }
+
+    #[test]
+    fn empty_and_single_rate_runs() {
+        let k = find(&[], 100_000, LimitSource::Default);
+        assert!(k.buckets.is_empty() && !k.is_ramp());
+        assert!(k.sentence().starts_with("not enough fault-free attempts"));
+        let k = find(
+            &hold(0, 10, 100, |_, i| 1000 + i),
+            100_000,
+            LimitSource::Default,
+        );
+        assert_eq!(k.buckets.len(), 1);
+        assert!(!k.is_ramp());
+        assert_eq!(k.knee, Some(0));
+    }
+}
