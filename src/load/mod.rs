@@ -34,6 +34,10 @@ pub use schedule::{Pacing, open_start};
 /// Mixing tag for request IVs (see [`sim::mix`]); sim reserves tags below 0x100.
 const TAG_IV: u64 = 0x4C_4F_41_44; // "LOAD"
 
+/// Lateness of a timer wake-up that is put down to the timer (tokio's has millisecond
+/// granularity), not to the host.
+const TIMER_SLACK: Duration = Duration::from_millis(2);
+
 /// Why a plan cannot be run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -255,10 +259,22 @@ pub async fn run(
         if max_duration.is_some_and(|d| intended.duration_since(start) >= d) {
             break;
         }
-        tokio::select! {
-            () = tokio::time::sleep_until(intended.into()) => {}
-            _ = stop.changed() => { complete = false; break; }
+        let ahead = intended > Instant::now();
+        if ahead {
+            tokio::select! {
+                () = tokio::time::sleep_until(intended.into()) => {}
+                _ = stop.changed() => { complete = false; break; }
+            }
         }
+        // Measure from the intended start, except for the timer's own granularity: when
+        // the dispatcher was ahead of schedule and the timer woke it a little late, that
+        // lateness is ours, not the host's. A wake-up later than the slack, a dispatcher
+        // behind schedule and a wait for a free slot all count (coordinated omission).
+        let intended = if ahead {
+            Instant::now().min(intended + TIMER_SLACK)
+        } else {
+            intended
+        };
         // Wait for a slot; the wait counts in latency because it starts at `intended`.
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
