@@ -262,3 +262,37 @@ fn an_unreachable_target_is_classified_not_hung() {
     assert_eq!(s["by_code"]["0xC004F074"], 20);
     assert_eq!(s["by_cause"]["connect_refused"], 20);
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_new_attempts_and_writes_incomplete_results() {
+    let dir = temp_dir("interrupt");
+    let file = scenario(
+        &dir,
+        "name = \"long\"\n[host]\ncharged = true\n[load]\nrate = 200\nduration = \"60s\"\n",
+    );
+    let out = dir.join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kmsload"))
+        .args(["run", &file, "--quiet", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    // The run stops well before its 60 s bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "run did not stop after SIGINT");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1), "an interrupted run is not a pass");
+    let s = assert_accounting(&out);
+    assert_eq!(s["complete"], false);
+    assert!(s["attempts"].as_u64().unwrap() > 50, "{}", s["attempts"]);
+    assert!(fs::read_to_string(out.join("report.md")).unwrap().contains("INTERRUPTED"));
+}
