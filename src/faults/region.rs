@@ -27,8 +27,11 @@
 //! value it holds; `frag_length` would turn the corruption into a framing stall (a timeout)
 //! or a desynchronised stream; and a flipped return value would read as a host refusal with
 //! a made-up HRESULT. With the positions above, `rpc-header` and `stub` corruption always
-//! shows as a protocol error and `payload` corruption as a failed response check (spec 7.6:
-//! the V4 MAC, the V5 hash, the V6 HMAC or the CBC padding).
+//! shows as a protocol error. `payload` corruption shows as a failed response check (spec
+//! 7.6) in V4 (MAC) and V6 (CBC padding, hash, HMAC), which authenticate every byte; V5
+//! authenticates only the random/hash pair and the echoes, so a flip that lands in the ePID
+//! is accepted with a garbled ePID, as a real V5 client would accept it (spec 7.6, "note on
+//! V5 integrity").
 //!
 //! The NDR flavour is recognised from the lengths: `responseSize` M at stub offset 0 and a
 //! stub of `align4(12 + M) + 4` bytes (NDR32) or `align4(24 + M) + 4` bytes (NDR64) with a

@@ -515,6 +515,20 @@ impl PduCursor {
     }
 }
 
+/// Reads and drops what the inner stream already holds (bounded), so that closing it later
+/// sends a FIN, not the RST a close with unread bytes makes.
+fn discard_ready<S: AsyncRead + Unpin>(inner: &mut S, cx: &mut Context<'_>) {
+    let mut scratch = [0u8; 1024];
+    // At most 64 KiB: more than a host sends in one exchange.
+    for _ in 0..64 {
+        let mut rb = ReadBuf::new(&mut scratch);
+        match Pin::new(&mut *inner).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) if !rb.filled().is_empty() => {}
+            _ => break,
+        }
+    }
+}
+
 fn reset_error() -> io::Error {
     io::Error::new(
         io::ErrorKind::ConnectionReset,
@@ -590,6 +604,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Abort> AsyncRead for FaultyStream<S> {
                     if truncate {
                         // The host's side closes: FIN towards the host, end-of-stream here.
                         if let Some(inner) = this.inner.as_mut() {
+                            discard_ready(inner, cx);
                             // Best effort: TCP shuts down at once; a stream that cannot
                             // finish now is closed when dropped.
                             let _ = Pin::new(inner).poll_shutdown(cx);
