@@ -26,9 +26,7 @@ use kmsload::client::{
 use kmsload::faults::{FaultHandle, FaultPlan, FaultyConnector, InjectedFault};
 use kmsload::host::{self, Decision, HostModel};
 use kmsload::netio::{PduReader, ReadError};
-use kmsload::scenario::{
-    CutPoint, Direction, FaultKind, FaultRule, Region, StallPhase, Window,
-};
+use kmsload::scenario::{CutPoint, Direction, FaultKind, FaultRule, Region, StallPhase, Window};
 use kmsload::wire::kms::{self, HostRequest};
 use kmsload::wire::session::{self, HostAction, HostSession};
 use kmsload::wire::{FileTime, RequestBase, Version};
@@ -392,7 +390,11 @@ async fn corrupted_payload_fails_verification_where_the_version_checks_it() {
                 rejected += 1;
             } else {
                 assert_activated(&a);
-                assert_ne!(epid(&a), clean, "draw {draw}: an undetected flip is in the ePID");
+                assert_ne!(
+                    epid(&a),
+                    clean,
+                    "draw {draw}: an undetected flip is in the ePID"
+                );
             }
         }
         assert!(rejected > 0, "some flips hit checked bytes");
@@ -423,7 +425,12 @@ async fn stalls_time_out_by_phase_or_pass() {
         let (a, _) = one(&host, stall(StallPhase::Request, None), 0).await;
         assert_unavailable(&a, Cause::Timeout(Phase::Request), 0x8007_274C);
         assert!(a.times.request.unwrap() >= LIMIT);
-        let (a, _) = one(&host, stall(StallPhase::Bind, Some(Duration::from_secs(5))), 0).await;
+        let (a, _) = one(
+            &host,
+            stall(StallPhase::Bind, Some(Duration::from_secs(5))),
+            0,
+        )
+        .await;
         assert_unavailable(&a, Cause::Timeout(Phase::Bind), 0x8007_274C);
         let short = Duration::from_millis(40);
         let (a, handle) = one(&host, stall(StallPhase::Request, Some(short)), 0).await;
@@ -574,7 +581,13 @@ fn mix() -> Vec<FaultRule> {
 type Row = (u64, u64, Option<&'static str>, &'static str, Outcome);
 
 /// `clients` concurrent clients making `attempts` activations each under `plan`.
-async fn run_mix(host: &Host, plan: &FaultPlan, clients: u64, attempts: u64, keep: bool) -> Vec<Row> {
+async fn run_mix(
+    host: &Host,
+    plan: &FaultPlan,
+    clients: u64,
+    attempts: u64,
+    keep: bool,
+) -> Vec<Row> {
     let mut tasks = Vec::new();
     for client_index in 0..clients {
         let plan = plan.clone();
@@ -660,10 +673,7 @@ async fn probability_zero_and_closed_windows_never_inject() {
             start: Duration::from_secs(20),
             end: Duration::from_secs(40),
         });
-        let plan = FaultPlan::new(
-            &[rule(FaultKind::Blackhole, 0.0), late],
-            7,
-        );
+        let plan = FaultPlan::new(&[rule(FaultKind::Blackhole, 0.0), late], 7);
         let (mut c, handle) = client(host.addr, false);
         for attempt in 0..30 {
             // Before and after the window, in simulated run time.

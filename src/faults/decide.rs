@@ -434,7 +434,10 @@ mod tests {
             distinct.insert(d);
         }
         assert!(distinct.len() > 90);
-        assert_eq!(InjectedFault::new(FaultKind::Refuse, 1).delay(0), Duration::ZERO);
+        assert_eq!(
+            InjectedFault::new(FaultKind::Refuse, 1).delay(0),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ pub(crate) fn positions(region: Region, pdu: &[u8]) -> Vec<Range<usize>> {
     match region {
         Region::RpcHeader => HEADER_CHECKED.to_vec(),
         Region::Stub => {
-            let mut out = vec![field::P_CONT_ID.start..field::CANCEL_COUNT + 1];
+            // p_cont_id and cancel_count.
+            let body = field::P_CONT_ID.start..field::CANCEL_COUNT + 1;
+            let mut out = Vec::with_capacity(3);
+            out.push(body);
             if let Some(layout) = Layout::of(pdu) {
                 out.push(STUB..STUB + 4);
                 out.push(layout.conformance);
@@ -130,7 +133,9 @@ mod tests {
     }
 
     fn v6() -> Vec<Vec<u8>> {
-        pdus(include_str!("../../tests/data/vlmcsd-v6-windows10-pro.json"))
+        pdus(include_str!(
+            "../../tests/data/vlmcsd-v6-windows10-pro.json"
+        ))
     }
 
     #[test]
@@ -139,10 +144,7 @@ mod tests {
         let resp = &v6()[5];
         assert_eq!(resp.len(), 300);
         assert_eq!(positions(Region::RpcHeader, resp), HEADER_CHECKED.to_vec());
-        assert_eq!(
-            positions(Region::Stub, resp),
-            vec![20..23, 24..28, 32..36]
-        );
+        assert_eq!(positions(Region::Stub, resp), vec![20..23, 24..28, 32..36]);
         assert_eq!(positions(Region::Payload, resp), vec![36..296]);
     }
 
@@ -151,10 +153,7 @@ mod tests {
         // The second request of the connection is answered in NDR64: 24 + 260 + 4.
         let resp = &v6()[7];
         assert_eq!(resp.len(), 24 + 24 + 260 + 4);
-        assert_eq!(
-            positions(Region::Stub, resp),
-            vec![20..23, 24..28, 40..48]
-        );
+        assert_eq!(positions(Region::Stub, resp), vec![20..23, 24..28, 40..48]);
         assert_eq!(positions(Region::Payload, resp), vec![48..308]);
     }
 

@@ -328,7 +328,11 @@ impl Active {
         match &mut self.rx {
             Rx::Pass => {
                 if self.inbuf.is_empty() {
-                    if self.inner_eof { Step::Eof } else { Step::Direct }
+                    if self.inner_eof {
+                        Step::Eof
+                    } else {
+                        Step::Direct
+                    }
                 } else {
                     Step::Give(self.inbuf.len())
                 }
@@ -397,7 +401,9 @@ impl Active {
                     };
                 }
                 let len = frag_length(&self.inbuf);
-                if self.inbuf[field::RPC_VERS] != 5 || !(HEADER_LEN..=usize::from(MAX_FRAG_LENGTH)).contains(&len) {
+                if self.inbuf[field::RPC_VERS] != 5
+                    || !(HEADER_LEN..=usize::from(MAX_FRAG_LENGTH)).contains(&len)
+                {
                     // Not DCE/RPC: the client will say so; nothing to aim at.
                     self.rx = Rx::Pass;
                     return Step::Give(self.inbuf.len());
@@ -429,7 +435,11 @@ impl Active {
 
     /// The step when nothing is buffered.
     fn more(&self) -> Step {
-        if self.inner_eof { Step::Eof } else { Step::Fill }
+        if self.inner_eof {
+            Step::Eof
+        } else {
+            Step::Fill
+        }
     }
 
     /// Moves up to `n` buffered bytes into `buf`.
@@ -941,7 +951,10 @@ mod tests {
             drop(host);
             let (got, end) = within(drain(&mut s)).await;
             assert_eq!(end, None);
-            assert_eq!(got, [10, 10, 10, 11, 11, 11, 12, 12, 12, 13, 13, 13, 14, 14, 14]);
+            assert_eq!(
+                got,
+                [10, 10, 10, 11, 11, 11, 12, 12, 12, 13, 13, 13, 14, 14, 14]
+            );
             assert!(handle.fired());
         }
     }
