@@ -695,3 +695,34 @@ async fn probability_zero_and_closed_windows_never_inject() {
     })
     .await;
 }
+
+/// Not a test: the cost of the unarmed wrapper, for the report. Run with
+/// `cargo test --release --test faults -- --ignored --nocapture overhead`.
+#[tokio::test]
+#[ignore = "measurement, prints figures"]
+async fn overhead_of_the_unarmed_wrapper() {
+    let host = Host::start().await;
+    let per = |d: Duration, n: u32| d.as_secs_f64() * 1e6 / f64::from(n);
+    let (mut plain_best, mut faulty_best) = (f64::MAX, f64::MAX);
+    let n = 500;
+    for _ in 0..5 {
+        let mut c = Client::new(host.addr, options(true));
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            assert_activated(&c.activate(&base(6), rand::random()).await);
+        }
+        plain_best = plain_best.min(per(t.elapsed(), n));
+
+        let (mut c, handle) = client(host.addr, true);
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            handle.arm(None);
+            assert_activated(&c.activate(&base(6), rand::random()).await);
+        }
+        faulty_best = faulty_best.min(per(t.elapsed(), n));
+    }
+    println!(
+        "kept-alive V6 activation, best of 5 x {n}: plain {plain_best:.1} us, \
+         FaultyConnector unarmed {faulty_best:.1} us"
+    );
+}

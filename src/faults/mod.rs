@@ -181,8 +181,8 @@ impl FaultHandle {
 }
 
 /// A [`Connector`] that applies the armed fault to connects and wraps every stream in a
-/// [`FaultyStream`].
-#[derive(Debug, Clone)]
+/// [`FaultyStream`]. One per client: its handle arms that client's attempts only.
+#[derive(Debug)]
 pub struct FaultyConnector<C> {
     inner: C,
     handle: FaultHandle,
