@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 pub mod activate;
 pub mod explain;
+pub mod fault_args;
 pub mod host;
 pub mod products;
 pub mod run;
