@@ -24,9 +24,14 @@ pub enum ReadError {
     /// The byte stream is not DCE/RPC.
     #[error("unreadable PDU stream: {0}")]
     Framing(#[from] FrameError),
-    /// The socket failed (reset, ...).
-    #[error("{0}")]
-    Io(#[from] io::Error),
+    /// The socket failed (reset, ...). `partial` is true when part of a PDU had arrived.
+    #[error("{error}")]
+    Io {
+        /// The socket error.
+        error: io::Error,
+        /// Whether part of a PDU had arrived.
+        partial: bool,
+    },
 }
 
 /// Reads whole PDUs from a byte stream.
@@ -66,7 +71,9 @@ impl PduReader {
                 Frame::Invalid(e) => return Err(e.into()),
                 Frame::Incomplete { .. } => {}
             }
-            if stream.read_buf(&mut self.buf).await? == 0 {
+            let read = stream.read_buf(&mut self.buf).await;
+            let read = read.map_err(|error| ReadError::Io { error, partial: !self.buf.is_empty() })?;
+            if read == 0 {
                 return Err(ReadError::Closed {
                     partial: !self.buf.is_empty(),
                 });
