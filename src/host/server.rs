@@ -359,7 +359,14 @@ impl fmt::Display for DropReason {
     }
 }
 
-/// `2026-11-22T01:26:21Z 127.0.0.1:50112 V6 cmid=… "Windows 10/11 Enterprise" activated count 25/25`
+/// One line: time, peer, protocol, CMID, product, outcome, HRESULT, count (and why, when not
+/// activated):
+///
+/// ```text
+/// 2026-11-22T01:26:21Z 127.0.0.1:50112 V6 cmid=… "Windows 10/11 Enterprise" activated 0x00000000 count 25/25
+/// 2026-11-22T01:26:21Z 127.0.0.1:50114 V6 cmid=… "Office 2019 Standard" refused 0xC004F042 count - (KMS ID …)
+/// 2026-11-22T01:26:22Z 127.0.0.1:50120 connection dropped: idle timeout: no whole PDU in time
+/// ```
 impl fmt::Display for LogEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -381,15 +388,20 @@ impl fmt::Display for LogEvent {
                 }
                 match &r.outcome {
                     RequestOutcome::Activated { count, required } => {
-                        write!(f, "activated count {count}/{required}")
+                        write!(f, "activated 0x00000000 count {count}/{required}")
                     }
                     RequestOutcome::LowCount { count, required } => write!(
                         f,
                         "not_activated 0xC004F038 count {count}/{required} (below threshold)"
                     ),
-                    RequestOutcome::Refused(refusal) => write!(f, "refused {refusal} count -"),
+                    RequestOutcome::Refused(refusal) => {
+                        // Refusal's Display is "0xCODE: reason"; the code is written first.
+                        let text = refusal.to_string();
+                        let reason = text.split_once(": ").map_or(text.as_str(), |(_, r)| r);
+                        write!(f, "refused 0x{:08X} count - ({reason})", refusal.hresult())
+                    }
                     RequestOutcome::Invalid(e) => {
-                        write!(f, "refused 0x8007000D: undecodable request: {e} count -")
+                        write!(f, "refused 0x8007000D count - (undecodable request: {e})")
                     }
                 }
             }
@@ -1219,6 +1231,11 @@ mod tests {
             ids: None,
             outcome: RequestOutcome::Invalid(RequestError::TooShort { actual: 2 }),
         });
-        assert!(invalid.to_string().contains("refused 0x8007000D"));
+        assert!(
+            invalid
+                .to_string()
+                .ends_with("V? cmid=- - refused 0x8007000D count - (undecodable request: request payload of 2 bytes has no version)"),
+            "{invalid}"
+        );
     }
 }
