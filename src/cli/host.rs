@@ -157,7 +157,8 @@ pub fn options(args: &Args) -> Result<ServerOptions, CliError> {
         seed: args.seed,
         ..HostConfig::default()
     };
-    host.validate().map_err(|e| CliError::Usage(e.to_string()))?;
+    host.validate()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(ServerOptions {
         listen: args.listen,
         host,
@@ -179,9 +180,7 @@ pub fn options(args: &Args) -> Result<ServerOptions, CliError> {
 }
 
 async fn serve(args: Args, options: ServerOptions) -> Result<Status, CliError> {
-    let handle = server::start(options.clone())
-        .await
-        .map_err(start_error)?;
+    let handle = server::start(options.clone()).await.map_err(start_error)?;
     announce(&args, &options, &handle);
     let signal = wait_for_stop().await;
     let report = handle.shutdown().await;
@@ -320,7 +319,8 @@ fn parse_epid(s: &str) -> Result<String, String> {
 pub fn parse_minutes(s: &str) -> Result<u32, String> {
     let t = s.trim();
     let minutes = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        t.parse::<u64>().map_err(|_| format!("'{t}' is too large"))?
+        t.parse::<u64>()
+            .map_err(|_| format!("'{t}' is too large"))?
     } else {
         let d = values::parse_duration(t).map_err(|e| e.to_string())?;
         if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
@@ -427,7 +427,10 @@ mod tests {
         assert!(o.close_after_response);
         assert_eq!(o.idle_timeout, Duration::from_secs(5));
         assert_eq!(o.max_connections, 2000);
-        assert_eq!(o.state_file.as_deref(), Some(std::path::Path::new("s.json")));
+        assert_eq!(
+            o.state_file.as_deref(),
+            Some(std::path::Path::new("s.json"))
+        );
         assert!(o.log.is_none());
     }
 
@@ -446,7 +449,9 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert!(e.use_stderr(), "{bad:?}");
         }
-        let e = parse(&["--host-key", "server 2002"]).unwrap_err().to_string();
+        let e = parse(&["--host-key", "server 2002"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("valid host keys"), "{e}");
         let a = parse(&["--lcid", "0"]).unwrap();
         assert!(matches!(options(&a), Err(CliError::Usage(_))));

@@ -670,7 +670,9 @@ impl BackgroundHost {
     /// The running host.
     pub fn handle(&self) -> &HostHandle {
         // Both are Some until `shutdown` consumes self or `drop` runs.
-        self.handle.as_ref().expect("host handle present until shutdown")
+        self.handle
+            .as_ref()
+            .expect("host handle present until shutdown")
     }
 
     /// Stops the host and waits, as [`HostHandle::shutdown`].
@@ -731,8 +733,9 @@ impl Shared {
                 bump(&self.stats.invalid);
                 bump(&self.stats.refused);
                 if let Some(log) = &self.log {
-                    let protocol = (payload.len() >= 4)
-                        .then(|| Version::from_bytes([payload[0], payload[1], payload[2], payload[3]]));
+                    let protocol = (payload.len() >= 4).then(|| {
+                        Version::from_bytes([payload[0], payload[1], payload[2], payload[3]])
+                    });
                     log.log(&LogEvent::Request(RequestEvent {
                         time: self.clock.now(),
                         peer,
@@ -754,8 +757,7 @@ impl Shared {
                 bump(&self.stats.responses);
                 let iv = random_block(rng);
                 let random = random_block(rng);
-                let bytes =
-                    request.encode_response(&response.base, kms::HwId(hwid.0), iv, random);
+                let bytes = request.encode_response(&response.base, kms::HwId(hwid.0), iv, random);
                 let (count, required) = (
                     response.base.current_count,
                     request.base.required_client_count,
@@ -837,10 +839,12 @@ pub async fn start(options: ServerOptions) -> Result<HostHandle, ServerError> {
         addr: options.listen,
         source,
     })?;
-    let addr = listener.local_addr().map_err(|source| ServerError::Listen {
-        addr: options.listen,
-        source,
-    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: options.listen,
+            source,
+        })?;
     let mut rpc = options.rpc.clone();
     rpc.sec_addr = SecondaryAddress::port(addr.port());
     let shared = Arc::new(Shared {
@@ -858,7 +862,9 @@ pub async fn start(options: ServerOptions) -> Result<HostHandle, ServerError> {
         shared.clone(),
         stop_rx,
         options.max_connections.min(Semaphore::MAX_PERMITS),
-        options.state_file.map(|path| (path, options.state_interval)),
+        options
+            .state_file
+            .map(|path| (path, options.state_interval)),
     ));
     Ok(HostHandle {
         addr,
@@ -921,13 +927,10 @@ async fn supervise(
             () = stopped(&mut stop) => break,
             a = listener.accept() => a,
         };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(_) => {
-                bump(&shared.stats.accept_errors);
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
+        let Ok((stream, peer)) = accepted else {
+            bump(&shared.stats.accept_errors);
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
+            continue;
         };
         bump(&shared.stats.connections);
         let open = shared.stats.open.fetch_add(1, Ordering::Relaxed) + 1;
@@ -1201,7 +1204,10 @@ mod tests {
         let mut rest = Vec::new();
         // The idle connection is closed by the stopping host, well before the 30 s timeout.
         let r = tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut rest)).await;
-        assert!(r.is_ok(), "idle connection still open after the handle was dropped");
+        assert!(
+            r.is_ok(),
+            "idle connection still open after the handle was dropped"
+        );
     }
 
     #[test]
