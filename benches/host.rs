@@ -125,6 +125,9 @@ fn main() {
 /// Opens `n` connections from a child process, binds each, and reports the host's RSS
 /// increase per connection.
 fn idle_memory(host: &kmsload::host::BackgroundHost, addr: SocketAddr, n: u64) {
+    if n == 0 {
+        return;
+    }
     let limit = open_files_limit();
     let n = if limit < n + 200 {
         let reduced = limit.saturating_sub(200);

@@ -59,7 +59,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -1079,12 +1079,30 @@ async fn read_more(
             },
         }
         buf.reserve(READ_CHUNK);
-        match stream.try_read_buf(buf) {
-            Ok(0) if buf.is_empty() => return Ok(Read::Closed),
-            Ok(0) => return Err(DropReason::Truncated),
-            Ok(_) => return Ok(Read::Data),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(DropReason::Io(e.kind())),
+        let spare = buf.capacity() - buf.len();
+        let mut got = None;
+        // A read that returns less than it could take drained the socket: report it to tokio
+        // as WouldBlock so the readiness is cleared and the next wait goes straight to epoll,
+        // instead of costing one more `recv` that fails with EAGAIN (tokio's own `poll_read`
+        // does the same). `got` tells that case from a real WouldBlock.
+        let read = stream.try_io(Interest::READABLE, || {
+            let n = stream.try_read_buf(buf)?;
+            got = Some(n);
+            if 0 < n && n < spare {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(n)
+            }
+        });
+        match (read, got) {
+            (_, Some(0)) if buf.is_empty() => return Ok(Read::Closed),
+            (_, Some(0)) => return Err(DropReason::Truncated),
+            (_, Some(_)) => return Ok(Read::Data),
+            (Err(e), None) if e.kind() != io::ErrorKind::WouldBlock => {
+                return Err(DropReason::Io(e.kind()));
+            }
+            // WouldBlock: a spurious wake-up; wait again. (`Ok` without `got` cannot happen.)
+            (_, None) => {}
         }
     }
 }
