@@ -333,6 +333,38 @@ mod counting {
         host2.shutdown().await;
         let _ = std::fs::remove_file(&path);
     }
+
+    #[tokio::test]
+    async fn state_file_is_saved_while_running_when_something_changed() {
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("host-e2e-periodic-{}.json", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let (host, clock) = host(|o| {
+            o.state_file = Some(path.clone());
+            o.state_interval = Duration::from_millis(50);
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!path.exists(), "saved although nothing changed");
+        let mut c = client(host.addr());
+        fleet(&mut c, &clock, product(OFFICE), 13, 2).await;
+        // Saves are atomic, so every read sees a whole file; wait for one with both clients.
+        let second = cmid(13, 1).to_string();
+        let mut saved = false;
+        for _ in 0..100 {
+            if std::fs::read_to_string(&path).is_ok_and(|text| text.contains(&second)) {
+                saved = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            saved,
+            "state with both clients not saved within 5 s while the host runs"
+        );
+        host.shutdown().await;
+        let _ = std::fs::remove_file(&path);
+    }
 }
 
 mod checks {
