@@ -59,7 +59,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -359,7 +359,14 @@ impl fmt::Display for DropReason {
     }
 }
 
-/// `2026-11-22T01:26:21Z 127.0.0.1:50112 V6 cmid=… "Windows 10/11 Enterprise" activated count 25/25`
+/// One line: time, peer, protocol, CMID, product, outcome, HRESULT, count (and why, when not
+/// activated):
+///
+/// ```text
+/// 2026-11-22T01:26:21Z 127.0.0.1:50112 V6 cmid=… "Windows 10/11 Enterprise" activated 0x00000000 count 25/25
+/// 2026-11-22T01:26:21Z 127.0.0.1:50114 V6 cmid=… "Office 2019 Standard" refused 0xC004F042 count - (KMS ID …)
+/// 2026-11-22T01:26:22Z 127.0.0.1:50120 connection dropped: idle timeout: no whole PDU in time
+/// ```
 impl fmt::Display for LogEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -381,15 +388,20 @@ impl fmt::Display for LogEvent {
                 }
                 match &r.outcome {
                     RequestOutcome::Activated { count, required } => {
-                        write!(f, "activated count {count}/{required}")
+                        write!(f, "activated 0x00000000 count {count}/{required}")
                     }
                     RequestOutcome::LowCount { count, required } => write!(
                         f,
                         "not_activated 0xC004F038 count {count}/{required} (below threshold)"
                     ),
-                    RequestOutcome::Refused(refusal) => write!(f, "refused {refusal} count -"),
+                    RequestOutcome::Refused(refusal) => {
+                        // Refusal's Display is "0xCODE: reason"; the code is written first.
+                        let text = refusal.to_string();
+                        let reason = text.split_once(": ").map_or(text.as_str(), |(_, r)| r);
+                        write!(f, "refused 0x{:08X} count - ({reason})", refusal.hresult())
+                    }
                     RequestOutcome::Invalid(e) => {
-                        write!(f, "refused 0x8007000D: undecodable request: {e} count -")
+                        write!(f, "refused 0x8007000D count - (undecodable request: {e})")
                     }
                 }
             }
@@ -915,13 +927,10 @@ async fn supervise(
             () = stopped(&mut stop) => break,
             a = listener.accept() => a,
         };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(_) => {
-                bump(&shared.stats.accept_errors);
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
+        let Ok((stream, peer)) = accepted else {
+            bump(&shared.stats.accept_errors);
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
+            continue;
         };
         bump(&shared.stats.connections);
         let open = shared.stats.open.fetch_add(1, Ordering::Relaxed) + 1;
@@ -1070,12 +1079,30 @@ async fn read_more(
             },
         }
         buf.reserve(READ_CHUNK);
-        match stream.try_read_buf(buf) {
-            Ok(0) if buf.is_empty() => return Ok(Read::Closed),
-            Ok(0) => return Err(DropReason::Truncated),
-            Ok(_) => return Ok(Read::Data),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(DropReason::Io(e.kind())),
+        let spare = buf.capacity() - buf.len();
+        let mut got = None;
+        // A read that returns less than it could take drained the socket: report it to tokio
+        // as WouldBlock so the readiness is cleared and the next wait goes straight to epoll,
+        // instead of costing one more `recv` that fails with EAGAIN (tokio's own `poll_read`
+        // does the same). `got` tells that case from a real WouldBlock.
+        let read = stream.try_io(Interest::READABLE, || {
+            let n = stream.try_read_buf(buf)?;
+            got = Some(n);
+            if 0 < n && n < spare {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(n)
+            }
+        });
+        match (read, got) {
+            (_, Some(0)) if buf.is_empty() => return Ok(Read::Closed),
+            (_, Some(0)) => return Err(DropReason::Truncated),
+            (_, Some(_)) => return Ok(Read::Data),
+            (Err(e), None) if e.kind() != io::ErrorKind::WouldBlock => {
+                return Err(DropReason::Io(e.kind()));
+            }
+            // WouldBlock: a spurious wake-up; wait again. (`Ok` without `got` cannot happen.)
+            (_, None) => {}
         }
     }
 }
@@ -1228,6 +1255,11 @@ mod tests {
             ids: None,
             outcome: RequestOutcome::Invalid(RequestError::TooShort { actual: 2 }),
         });
-        assert!(invalid.to_string().contains("refused 0x8007000D"));
+        assert!(
+            invalid
+                .to_string()
+                .ends_with("V? cmid=- - refused 0x8007000D count - (undecodable request: request payload of 2 bytes has no version)"),
+            "{invalid}"
+        );
     }
 }
