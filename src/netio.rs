@@ -34,6 +34,9 @@ pub enum ReadError {
     },
 }
 
+/// Room kept free before each read: every KMS PDU (at most ~312 bytes) fits in one read.
+const MIN_READ: usize = 512;
+
 /// Reads whole PDUs from a byte stream.
 #[derive(Debug, Default)]
 pub struct PduReader {
@@ -65,14 +68,23 @@ impl PduReader {
         loop {
             match check_frame(&self.buf) {
                 Frame::Complete(len) => {
-                    let rest = self.buf.split_off(len);
-                    return Ok(std::mem::replace(&mut self.buf, rest));
+                    // Copy the PDU out and keep the buffer (and its capacity) for the next
+                    // one, so the next read is one `recv`, not several growing ones.
+                    let pdu = self.buf[..len].to_vec();
+                    self.buf.drain(..len);
+                    return Ok(pdu);
                 }
                 Frame::Invalid(e) => return Err(e.into()),
                 Frame::Incomplete { .. } => {}
             }
+            if self.buf.capacity() - self.buf.len() < MIN_READ {
+                self.buf.reserve(MIN_READ);
+            }
             let read = stream.read_buf(&mut self.buf).await;
-            let read = read.map_err(|error| ReadError::Io { error, partial: !self.buf.is_empty() })?;
+            let read = read.map_err(|error| ReadError::Io {
+                error,
+                partial: !self.buf.is_empty(),
+            })?;
             if read == 0 {
                 return Err(ReadError::Closed {
                     partial: !self.buf.is_empty(),

@@ -108,7 +108,7 @@ async fn serve(mut sock: TcpStream, port: u16, model: &Mutex<HostModel>) -> Host
         let pdu = match reader.read_pdu(&mut sock).await {
             Ok(pdu) => pdu,
             Err(ReadError::Closed { .. }) => return HostEnd::Closed,
-            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
+            Err(ReadError::Io { error: e, .. }) if e.kind() == io::ErrorKind::ConnectionReset => {
                 return HostEnd::Reset;
             }
             Err(_) => return HostEnd::Other,
