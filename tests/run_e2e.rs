@@ -306,3 +306,78 @@ fn ctrl_c_stops_new_attempts_and_writes_incomplete_results() {
             .contains("INTERRUPTED")
     );
 }
+
+#[test]
+fn a_fault_episode_is_classified_and_leaves_clean_attempts_alone() {
+    let dir = temp_dir("faults");
+    let file = scenario(
+        &dir,
+        r#"
+name = "fault-episode"
+[host]
+charged = true
+[fleet]
+size = 500
+products = [{ product = "Windows 10/11 Pro" }, { product = "Windows 7 Enterprise" }]
+[load]
+rate = 150
+duration = "3s"
+connection = "keep-alive"
+[timeouts]
+connect = "300ms"
+bind = "300ms"
+request = "300ms"
+drain = "2s"
+[[faults]]
+kind = "refuse"
+probability = 0.1
+window = ["1s", "2s"]
+[[faults]]
+kind = "stall"
+phase = "request"
+probability = 0.1
+window = ["1s", "2s"]
+[[faults]]
+kind = "corrupt"
+region = "payload"
+probability = 0.1
+window = ["1s", "2s"]
+[[faults]]
+kind = "delay"
+on = "receive"
+delay = "20ms"
+probability = 0.1
+window = ["1s", "2s"]
+"#,
+    );
+    let out = dir.join("out");
+    let o = kmsload(&["run", &file, "--quiet", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
+    let s = assert_accounting(&out);
+    let faulted = s["faulted_attempts"].as_u64().unwrap();
+    assert!(faulted > 20, "faults were injected: {faulted}");
+    assert!(s["by_cause"]["connect_refused"].as_u64().unwrap() > 0);
+    assert!(s["by_cause"]["timeout:request"].as_u64().unwrap() > 0);
+    assert!(s["by_cause"]["invalid_response"].as_u64().unwrap() > 0);
+    // Clean latency only counts attempts no fault touched.
+    let clean = s["latency_us"]["total"]["count"].as_u64().unwrap();
+    assert_eq!(clean + faulted, s["attempts"].as_u64().unwrap());
+
+    // events.csv: every attempt without a fault activated; faults only inside the window.
+    let mut rdr = csv::Reader::from_path(out.join("events.csv")).unwrap();
+    let headers = rdr.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (fault, outcome, start) = (col("fault"), col("outcome"), col("intended_start_us"));
+    for row in rdr.records() {
+        let row = row.unwrap();
+        let t: u64 = row[start].parse().unwrap();
+        if row[fault].is_empty() {
+            assert_eq!(&row[outcome], "activated", "{row:?}");
+        } else {
+            assert!(
+                (1_000_000..2_000_000).contains(&t),
+                "fault outside its window: {row:?}"
+            );
+        }
+    }
+}

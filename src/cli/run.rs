@@ -79,6 +79,14 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             "{e}\nnothing was started; see scenarios/README.md for every key"
         ))
     })?;
+    if crate::faults::FaultPlan::new(&plan.faults, plan.seed).overcommitted() {
+        let total: f64 = plan.faults.iter().map(|f| f.probability).sum();
+        return Err(CliError::Usage(format!(
+            "{}: [[faults]] probability: the rules add up to {total}; at most one fault hits an \
+             attempt, so their probabilities must add up to 1 or less\nnothing was started",
+            args.scenario.display()
+        )));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
