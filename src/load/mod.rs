@@ -264,22 +264,17 @@ pub async fn run(
         if max_duration.is_some_and(|d| intended.duration_since(start) >= d) {
             break;
         }
-        let ahead = intended > Instant::now();
-        if ahead {
+        if intended > Instant::now() {
             tokio::select! {
                 () = tokio::time::sleep_until(intended.into()) => {}
                 _ = stop.changed() => { complete = false; break; }
             }
         }
-        // Measure from the intended start, except for the timer's own granularity: when
-        // the dispatcher was ahead of schedule and the timer woke it a little late, that
-        // lateness is ours, not the host's. A wake-up later than the slack, a dispatcher
-        // behind schedule and a wait for a free slot all count (coordinated omission).
-        let intended = if ahead {
-            Instant::now().min(intended + TIMER_SLACK)
-        } else {
-            intended
-        };
+        // Measure from the intended start, less the timer's own granularity: attempts due
+        // within one timer tick go out together when it fires, up to a tick late, and that
+        // lateness is the generator's, not the host's. Anything later than the slack, and
+        // any wait for a free slot below, counts in full (coordinated omission).
+        let intended = Instant::now().clamp(intended, intended + TIMER_SLACK);
         // Wait for a slot; the wait counts in latency because it starts at `intended`.
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
