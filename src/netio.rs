@@ -24,10 +24,18 @@ pub enum ReadError {
     /// The byte stream is not DCE/RPC.
     #[error("unreadable PDU stream: {0}")]
     Framing(#[from] FrameError),
-    /// The socket failed (reset, ...).
-    #[error("{0}")]
-    Io(#[from] io::Error),
+    /// The socket failed (reset, ...). `partial` is true when part of a PDU had arrived.
+    #[error("{error}")]
+    Io {
+        /// The socket error.
+        error: io::Error,
+        /// Whether part of a PDU had arrived.
+        partial: bool,
+    },
 }
+
+/// Room kept free before each read: every KMS PDU (at most ~312 bytes) fits in one read.
+const MIN_READ: usize = 512;
 
 /// Reads whole PDUs from a byte stream.
 #[derive(Debug, Default)]
@@ -60,13 +68,24 @@ impl PduReader {
         loop {
             match check_frame(&self.buf) {
                 Frame::Complete(len) => {
-                    let rest = self.buf.split_off(len);
-                    return Ok(std::mem::replace(&mut self.buf, rest));
+                    // Copy the PDU out and keep the buffer (and its capacity) for the next
+                    // one, so the next read is one `recv`, not several growing ones.
+                    let pdu = self.buf[..len].to_vec();
+                    self.buf.drain(..len);
+                    return Ok(pdu);
                 }
                 Frame::Invalid(e) => return Err(e.into()),
                 Frame::Incomplete { .. } => {}
             }
-            if stream.read_buf(&mut self.buf).await? == 0 {
+            if self.buf.capacity() - self.buf.len() < MIN_READ {
+                self.buf.reserve(MIN_READ);
+            }
+            let read = stream.read_buf(&mut self.buf).await;
+            let read = read.map_err(|error| ReadError::Io {
+                error,
+                partial: !self.buf.is_empty(),
+            })?;
+            if read == 0 {
                 return Err(ReadError::Closed {
                     partial: !self.buf.is_empty(),
                 });

@@ -37,26 +37,54 @@ fn assert_accounting(out: &Path) -> Value {
     let s = summary(out);
     let attempts = s["attempts"].as_u64().unwrap();
     let b = &s["by_outcome"];
-    let sum = ["activated", "not_activated", "failed"].iter().map(|k| b[k].as_u64().unwrap()).sum::<u64>();
+    let sum = ["activated", "not_activated", "failed"]
+        .iter()
+        .map(|k| b[k].as_u64().unwrap())
+        .sum::<u64>();
     assert_eq!(sum, attempts, "by_outcome sums to attempts");
-    let codes: u64 = s["by_code"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let codes: u64 = s["by_code"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert_eq!(codes, attempts, "by_code sums to attempts");
     let events = fs::read_to_string(out.join("events.csv")).unwrap();
-    assert_eq!(events.lines().count() as u64, attempts + 1, "one events.csv row per attempt");
+    assert_eq!(
+        events.lines().count() as u64,
+        attempts + 1,
+        "one events.csv row per attempt"
+    );
     assert_eq!(s["dispatched"].as_u64().unwrap(), attempts);
     s
 }
 
 fn out_str(o: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
 fn smoke_scenario_activates_everything_and_writes_every_file() {
     let out = temp_dir("smoke");
-    let o = kmsload(&["run", "scenarios/smoke.toml", "--quiet", "--out", out.to_str().unwrap()]);
+    let o = kmsload(&[
+        "run",
+        "scenarios/smoke.toml",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
-    for f in ["summary.json", "events.csv", "histograms.hlog", "timeline.hlog", "report.md"] {
+    for f in [
+        "summary.json",
+        "events.csv",
+        "histograms.hlog",
+        "timeline.hlog",
+        "report.md",
+    ] {
         assert!(out.join(f).is_file(), "{f} written");
     }
     let s = assert_accounting(&out);
@@ -65,11 +93,23 @@ fn smoke_scenario_activates_everything_and_writes_every_file() {
     assert_eq!(s["attempts"], 300);
     assert_eq!(s["by_outcome"]["activated"], 300);
     assert_eq!(s["gates_passed"], true);
-    assert!(s["gates"].as_array().unwrap().iter().all(|g| g["pass"] == true));
+    assert!(
+        s["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["pass"] == true)
+    );
     for phase in ["connect", "bind", "request", "total"] {
         let l = &s["latency_us"][phase];
-        assert!(l["p50"].as_u64().unwrap() <= l["p99"].as_u64().unwrap(), "{phase}");
-        assert!(l["p99"].as_u64().unwrap() <= l["max"].as_u64().unwrap(), "{phase}");
+        assert!(
+            l["p50"].as_u64().unwrap() <= l["p99"].as_u64().unwrap(),
+            "{phase}"
+        );
+        assert!(
+            l["p99"].as_u64().unwrap() <= l["max"].as_u64().unwrap(),
+            "{phase}"
+        );
     }
     // A real host keeps its identity: one ePID per pool, no change reported.
     assert_eq!(s["hosts_changed"], false);
@@ -83,8 +123,15 @@ fn threshold_flips_at_the_25th_distinct_windows_client() {
     let out = dir.join("out");
     let junit = dir.join("gates.xml");
     let o = kmsload(&[
-        "run", "scenarios/threshold.toml", "--quiet", "--rate", "200",
-        "--out", out.to_str().unwrap(), "--junit", junit.to_str().unwrap(),
+        "run",
+        "scenarios/threshold.toml",
+        "--quiet",
+        "--rate",
+        "200",
+        "--out",
+        out.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
     let s = assert_accounting(&out);
@@ -93,7 +140,11 @@ fn threshold_flips_at_the_25th_distinct_windows_client() {
     let t = &s["threshold"]["windows"];
     assert_eq!(t["first_activation_after_clients"], 25);
     assert_eq!(t["max_count"], 50);
-    assert!(fs::read_to_string(junit).unwrap().contains("failures=\"0\""));
+    assert!(
+        fs::read_to_string(junit)
+            .unwrap()
+            .contains("failures=\"0\"")
+    );
 }
 
 #[test]
@@ -119,7 +170,10 @@ threshold = { within = 5, application = "windows" }
     assert_eq!(o.status.code(), Some(1), "{}", out_str(&o));
     let s = assert_accounting(&out);
     assert_eq!(s["gates_passed"], false);
-    assert_eq!(s["by_code"]["0xC004F038"], 10, "an empty host never reaches 25 with 10 clients");
+    assert_eq!(
+        s["by_code"]["0xC004F038"], 10,
+        "an empty host never reaches 25 with 10 clients"
+    );
     assert!(String::from_utf8_lossy(&o.stdout).contains("FAIL"));
 }
 
@@ -138,7 +192,13 @@ fn bad_scenario_exits_2_naming_file_line_and_key() {
 
 #[test]
 fn non_loopback_target_is_refused_without_confirmation() {
-    let o = kmsload(&["run", "scenarios/smoke.toml", "--target", "192.0.2.10:1688", "--quiet"]);
+    let o = kmsload(&[
+        "run",
+        "scenarios/smoke.toml",
+        "--target",
+        "192.0.2.10:1688",
+        "--quiet",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", out_str(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("30 days"), "{err}");
@@ -146,7 +206,11 @@ fn non_loopback_target_is_refused_without_confirmation() {
 
 #[test]
 fn closed_model_new_connections_and_keep_alive_account_exactly() {
-    for (model, connection) in [("closed", "new"), ("closed", "keep-alive"), ("open", "keep-alive")] {
+    for (model, connection) in [
+        ("closed", "new"),
+        ("closed", "keep-alive"),
+        ("open", "keep-alive"),
+    ] {
         let dir = temp_dir(&format!("{model}-{connection}"));
         let load = if model == "closed" {
             "model = \"closed\"\nclients = 8\n".to_owned()
@@ -161,7 +225,12 @@ fn closed_model_new_connections_and_keep_alive_account_exactly() {
         );
         let out = dir.join("out");
         let o = kmsload(&["run", &file, "--quiet", "--out", out.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(0), "{model}/{connection}: {}", out_str(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{model}/{connection}: {}",
+            out_str(&o)
+        );
         let s = assert_accounting(&out);
         assert_eq!(s["attempts"], 200);
         assert_eq!(s["by_outcome"]["activated"], 200);
@@ -177,12 +246,138 @@ fn an_unreachable_target_is_classified_not_hung() {
     drop(listener);
     let file = scenario(
         &dir,
-        &format!("name = \"r\"\ntarget = \"127.0.0.1:{port}\"\n[load]\nrate = 200\nattempts = 20\n"),
+        &format!(
+            "name = \"r\"\ntarget = \"127.0.0.1:{port}\"\n[load]\nrate = 200\nattempts = 20\n"
+        ),
     );
     let out = dir.join("out");
     let o = kmsload(&["run", &file, "--quiet", "--out", out.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "no gates: the run itself succeeded; {}", out_str(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "no gates: the run itself succeeded; {}",
+        out_str(&o)
+    );
     let s = assert_accounting(&out);
     assert_eq!(s["by_code"]["0xC004F074"], 20);
     assert_eq!(s["by_cause"]["connect_refused"], 20);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_new_attempts_and_writes_incomplete_results() {
+    let dir = temp_dir("interrupt");
+    let file = scenario(
+        &dir,
+        "name = \"long\"\n[host]\ncharged = true\n[load]\nrate = 200\nduration = \"60s\"\n",
+    );
+    let out = dir.join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kmsload"))
+        .args(["run", &file, "--quiet", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // The run stops well before its 60 s bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run did not stop after SIGINT"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1), "an interrupted run is not a pass");
+    let s = assert_accounting(&out);
+    assert_eq!(s["complete"], false);
+    assert!(s["attempts"].as_u64().unwrap() > 50, "{}", s["attempts"]);
+    assert!(
+        fs::read_to_string(out.join("report.md"))
+            .unwrap()
+            .contains("INTERRUPTED")
+    );
+}
+
+#[test]
+fn a_fault_episode_is_classified_and_leaves_clean_attempts_alone() {
+    let dir = temp_dir("faults");
+    let file = scenario(
+        &dir,
+        r#"
+name = "fault-episode"
+[host]
+charged = true
+[fleet]
+size = 500
+products = [{ product = "Windows 10/11 Pro" }, { product = "Windows 7 Enterprise" }]
+[load]
+rate = 150
+duration = "3s"
+connection = "keep-alive"
+[timeouts]
+connect = "300ms"
+bind = "300ms"
+request = "300ms"
+drain = "2s"
+[[faults]]
+kind = "refuse"
+probability = 0.1
+window = ["1s", "2s"]
+[[faults]]
+kind = "stall"
+phase = "request"
+probability = 0.1
+window = ["1s", "2s"]
+[[faults]]
+kind = "corrupt"
+region = "payload"
+probability = 0.1
+window = ["1s", "2s"]
+[[faults]]
+kind = "delay"
+on = "receive"
+delay = "20ms"
+probability = 0.1
+window = ["1s", "2s"]
+"#,
+    );
+    let out = dir.join("out");
+    let o = kmsload(&["run", &file, "--quiet", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
+    let s = assert_accounting(&out);
+    let faulted = s["faulted_attempts"].as_u64().unwrap();
+    assert!(faulted > 20, "faults were injected: {faulted}");
+    assert!(s["by_cause"]["connect_refused"].as_u64().unwrap() > 0);
+    assert!(s["by_cause"]["timeout:request"].as_u64().unwrap() > 0);
+    assert!(s["by_cause"]["invalid_response"].as_u64().unwrap() > 0);
+    // Clean latency only counts attempts no fault touched.
+    let clean = s["latency_us"]["total"]["count"].as_u64().unwrap();
+    assert_eq!(clean + faulted, s["attempts"].as_u64().unwrap());
+
+    // events.csv: every attempt without a fault activated; faults only inside the window.
+    let mut rdr = csv::Reader::from_path(out.join("events.csv")).unwrap();
+    let headers = rdr.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (fault, outcome, start) = (col("fault"), col("outcome"), col("intended_start_us"));
+    for row in rdr.records() {
+        let row = row.unwrap();
+        let t: u64 = row[start].parse().unwrap();
+        if row[fault].is_empty() {
+            assert_eq!(&row[outcome], "activated", "{row:?}");
+        } else {
+            assert!(
+                (1_000_000..2_000_000).contains(&t),
+                "fault outside its window: {row:?}"
+            );
+        }
+    }
 }

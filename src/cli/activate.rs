@@ -12,7 +12,10 @@ use super::values::{self, Host, Target};
 use super::{CliError, Status};
 use crate::catalog::hresult;
 use crate::catalog::{Product, lookup};
-use crate::client::{self, Attempt, Client, ClientOptions, Direction, Outcome, Reply, Verdict};
+use crate::client::{
+    self, Attempt, Client, ClientOptions, Direction, Outcome, Reply, TcpConnector, Verdict,
+};
+use crate::faults::{FaultHandle, FaultPlan, FaultyConnector};
 use crate::wire::rpc::Pdu;
 use crate::wire::session::{ClientConfig, NegotiationMode};
 use crate::wire::{FileTime, RequestBase, Version};
@@ -101,6 +104,10 @@ pub struct Args {
     /// Print every PDU as one decoded line (to stderr).
     #[arg(long, short = 'v')]
     pub verbose: bool,
+
+    /// Network faults to inject (client side).
+    #[command(flatten)]
+    pub faults: super::fault_args::FaultArgs,
 }
 
 /// Runs `kmsload activate`.
@@ -115,14 +122,15 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             args.workstation.chars().count()
         )));
     }
+    let faults = args.faults.plan().map_err(CliError::Usage)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(activate(args))
+    runtime.block_on(activate(args, faults))
 }
 
-async fn activate(args: Args) -> Result<Status, CliError> {
+async fn activate(args: Args, faults: FaultPlan) -> Result<Status, CliError> {
     let options = ClientOptions {
         rpc: ClientConfig {
             mode: if args.ndr64 {
@@ -151,8 +159,10 @@ async fn activate(args: Args) -> Result<Status, CliError> {
             Host::Ip(_) => unreachable!("socket_addr() is Some for every IP target"),
         },
     };
+    let handle = FaultHandle::new();
+    let connector = FaultyConnector::with_handle(TcpConnector::default(), handle.clone());
     let mut client = match addr {
-        Ok(addr) => Client::new(addr, options),
+        Ok(addr) => Client::with_connector(connector, addr, options),
         Err(e) => {
             // Nothing to retry against: every attempt fails the same way.
             let attempt = Attempt {
@@ -161,7 +171,7 @@ async fn activate(args: Args) -> Result<Status, CliError> {
                 reconnected: false,
                 negotiated: None,
             };
-            report(&mut out, &args, 1, None, &attempt, protocol);
+            report(&mut out, &args, 1, None, &attempt, protocol, None);
             return Ok(Status::Failure);
         }
     };
@@ -179,6 +189,7 @@ async fn activate(args: Args) -> Result<Status, CliError> {
     }
 
     let mut activated = 0u64;
+    let started = std::time::Instant::now();
     for n in 1..=args.count {
         let base = request_base(&args, protocol);
         if args.verbose {
@@ -191,11 +202,25 @@ async fn activate(args: Args) -> Result<Status, CliError> {
                 base.request_time.0
             );
         }
+        let fault = faults.decide(0, n - 1, started.elapsed());
+        handle.arm(fault);
         let attempt = client.activate(&base, rand::random()).await;
+        handle.arm(None);
+        if fault.is_some() {
+            client.disconnect();
+        }
         if attempt.verdict().outcome == Outcome::Activated {
             activated += 1;
         }
-        report(&mut out, &args, n, Some(&base), &attempt, protocol);
+        report(
+            &mut out,
+            &args,
+            n,
+            Some(&base),
+            &attempt,
+            protocol,
+            fault.map(|f| f.label()),
+        );
     }
     if !args.json && args.count > 1 {
         let _ = writeln!(out, "{} of {} attempts activated", activated, args.count);
@@ -270,6 +295,7 @@ struct JsonAttempt<'a> {
     activation_interval_min: Option<u32>,
     renewal_interval_min: Option<u32>,
     reconnected: bool,
+    fault: Option<&'static str>,
     latency_us: JsonLatency,
 }
 
@@ -292,6 +318,7 @@ fn report(
     base: Option<&RequestBase>,
     attempt: &Attempt,
     protocol: u16,
+    fault: Option<&'static str>,
 ) {
     let verdict = attempt.verdict();
     let response = match &attempt.result {
@@ -323,6 +350,7 @@ fn report(
             activation_interval_min: response.map(|r| r.base.activation_interval),
             renewal_interval_min: response.map(|r| r.base.renewal_interval),
             reconnected: attempt.reconnected,
+            fault,
             latency_us: JsonLatency {
                 connect: attempt.times.connect.map(micros),
                 bind: attempt.times.bind.map(micros),

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 pub mod activate;
 pub mod compare;
 pub mod explain;
+pub mod fault_args;
 pub mod host;
 pub mod products;
 pub mod report;
@@ -29,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Activate one client against a KMS host, like `slmgr /ato` or vlmcs.
-    Activate(activate::Args),
+    Activate(Box<activate::Args>),
     /// Run a load-test scenario (with no target: against the built-in host).
     Run(run::Args),
     /// Run the reference KMS host (loopback by default).
@@ -104,7 +105,7 @@ pub fn main() -> ExitCode {
 /// [`CliError`] when the input is wrong or the command could not run.
 pub fn dispatch(command: Command) -> Result<Status, CliError> {
     match command {
-        Command::Activate(args) => activate::run(args),
+        Command::Activate(args) => activate::run(*args),
         Command::Run(args) => run::run(args),
         Command::Host(args) => host::run(args),
         Command::Products(args) => products::run(args),

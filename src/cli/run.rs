@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::values;
 use super::{CliError, Status};
 use crate::catalog::{hresult, lookup};
+use crate::host;
 use crate::load::{self, Live};
 use crate::report::{self, TargetInfo};
 use crate::scenario::{self, Overrides, Plan, Target};
@@ -91,6 +92,14 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             "{e}\nnothing was started; see scenarios/README.md for every key"
         ))
     })?;
+    if crate::faults::FaultPlan::new(&plan.faults, plan.seed).overcommitted() {
+        let total: f64 = plan.faults.iter().map(|f| f.probability).sum();
+        return Err(CliError::Usage(format!(
+            "{}: [[faults]] probability: the rules add up to {total}; at most one fault hits an \
+             attempt, so their probabilities must add up to 1 or less\nnothing was started",
+            args.scenario.display()
+        )));
+    }
     // --baseline must be readable before anything starts (cli::compare).
     if let Some(b) = &args.baseline {
         super::compare::load(b, "--baseline")
@@ -107,7 +116,7 @@ async fn execute(plan: Plan, args: Args) -> Result<Status, CliError> {
     // The in-process host lives until this function returns.
     let (addr, target, host) = match &plan.target {
         Target::InProcess(options) => {
-            let host = start_in_process(options)
+            let host = start_in_process(options, plan.seed)
                 .await
                 .map_err(|e| CliError::Runtime(format!("cannot start the in-process host: {e}")))?;
             let addr = host.addr();
@@ -175,7 +184,7 @@ async fn execute(plan: Plan, args: Args) -> Result<Status, CliError> {
         let _ = p.await;
     }
     if let Some(host) = host {
-        host.stop().await;
+        host.shutdown().await;
     }
 
     let gates = report::evaluate(&plan.gates, &result.recorder, result.achieved_rate);
@@ -322,18 +331,41 @@ async fn show_progress(live: Arc<Live>, plan: Plan, mut done: tokio::sync::watch
     }
 }
 
-/// The in-process reference host (bridged to `host::server` when it lands).
-struct InProcessHost;
-
-impl InProcessHost {
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 0))
+/// Starts the reference host in-process on loopback, configured from the scenario's
+/// `[host]` section.
+async fn start_in_process(
+    options: &scenario::HostOptions,
+    seed: u64,
+) -> Result<host::HostHandle, host::ServerError> {
+    let minutes = |d: Duration| u32::try_from(d.as_secs() / 60).unwrap_or(u32::MAX);
+    let mut config = host::HostConfig {
+        charged: options.charged,
+        time_check: options.time_check,
+        activation_interval: minutes(options.activation_interval),
+        renewal_interval: minutes(options.renewal_interval),
+        seed,
+        ..host::HostConfig::default()
+    };
+    match &options.host_key {
+        scenario::HostKey::AcceptAll => config.accept_retail = true,
+        scenario::HostKey::VolumeOnly => {}
+        scenario::HostKey::Group(key) => config.host_key = key,
+        scenario::HostKey::KmsIds(ids) => {
+            // The list is exactly what is accepted, retail or not.
+            config.accept_retail = true;
+            config.only_kms_ids = Some(ids.clone());
+        }
     }
-    async fn stop(self) {}
-}
-
-async fn start_in_process(_: &scenario::HostOptions) -> std::io::Result<InProcessHost> {
-    Err(std::io::Error::other(
-        "the in-process host server is not merged yet",
-    ))
+    let server = host::ServerOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], options.port)),
+        host: config,
+        rpc: crate::wire::session::HostConfig {
+            ndr64: options.ndr64,
+            btfn: options.btfn,
+            ..crate::wire::session::HostConfig::default()
+        },
+        close_after_response: options.close_after_response,
+        ..host::ServerOptions::default()
+    };
+    host::server::start(server).await
 }

@@ -129,6 +129,8 @@ pub enum ClientError {
         kind: io::ErrorKind,
         /// The OS message.
         detail: String,
+        /// True when part of an answer had arrived before the failure.
+        partial: bool,
     },
     /// The host closed the connection before answering.
     #[error("{phase}: host closed the connection{}", if *partial { " in the middle of a PDU" } else { " before answering" })]
@@ -167,7 +169,12 @@ impl ClientError {
         match e {
             ReadError::Closed { partial } => Self::Closed { phase, partial },
             ReadError::Framing(error) => Self::Framing { phase, error },
-            ReadError::Io(e) => Self::io(phase, &e),
+            ReadError::Io { error, partial } => Self::Io {
+                phase,
+                kind: error.kind(),
+                detail: error.to_string(),
+                partial,
+            },
         }
     }
 
@@ -176,6 +183,7 @@ impl ClientError {
             phase,
             kind: e.kind(),
             detail: e.to_string(),
+            partial: false,
         }
     }
 

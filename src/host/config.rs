@@ -20,6 +20,9 @@ pub struct HostConfig {
     pub host_key: &'static HostKey,
     /// Also activate retail and preview KMS IDs of the key's lines (genuine hosts never do).
     pub accept_retail: bool,
+    /// Narrow the host key further to exactly these KMS counted IDs (a scenario's
+    /// `host_key = [...]` list); others are refused like any KMS ID the key does not cover.
+    pub only_kms_ids: Option<Vec<uuid::Uuid>>,
     /// Start with each client table at its threshold (`--charged`, like vlmcsd `-E0`).
     pub charged: bool,
     /// Refuse requests whose time is off by more than [`time_tolerance_secs`]
@@ -62,6 +65,7 @@ impl Default for HostConfig {
         Self {
             host_key: keys::all(),
             accept_retail: false,
+            only_kms_ids: None,
             charged: false,
             time_check: true,
             time_tolerance_secs: DEFAULT_TIME_TOLERANCE_SECS,

@@ -387,13 +387,20 @@ impl HostModel {
         if kms.channel != Channel::Volume && !c.accept_retail {
             return Err(Refusal::NotVolume(kms));
         }
+        let not_covered = Refusal::NotCovered {
+            kms_id: kms,
+            host_key: c.host_key.name,
+        };
+        if c.only_kms_ids
+            .as_ref()
+            .is_some_and(|ids| !ids.contains(&kms.id))
+        {
+            return Err(not_covered);
+        }
         let csvlk = c
             .host_key
             .csvlk_for(kms, c.accept_retail)
-            .ok_or(Refusal::NotCovered {
-                kms_id: kms,
-                host_key: c.host_key.name,
-            })?;
+            .ok_or(not_covered)?;
         Ok((kms, csvlk))
     }
 

@@ -59,7 +59,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -359,7 +359,14 @@ impl fmt::Display for DropReason {
     }
 }
 
-/// `2026-11-22T01:26:21Z 127.0.0.1:50112 V6 cmid=… "Windows 10/11 Enterprise" activated count 25/25`
+/// One line: time, peer, protocol, CMID, product, outcome, HRESULT, count (and why, when not
+/// activated):
+///
+/// ```text
+/// 2026-11-22T01:26:21Z 127.0.0.1:50112 V6 cmid=… "Windows 10/11 Enterprise" activated 0x00000000 count 25/25
+/// 2026-11-22T01:26:21Z 127.0.0.1:50114 V6 cmid=… "Office 2019 Standard" refused 0xC004F042 count - (KMS ID …)
+/// 2026-11-22T01:26:22Z 127.0.0.1:50120 connection dropped: idle timeout: no whole PDU in time
+/// ```
 impl fmt::Display for LogEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -381,15 +388,20 @@ impl fmt::Display for LogEvent {
                 }
                 match &r.outcome {
                     RequestOutcome::Activated { count, required } => {
-                        write!(f, "activated count {count}/{required}")
+                        write!(f, "activated 0x00000000 count {count}/{required}")
                     }
                     RequestOutcome::LowCount { count, required } => write!(
                         f,
                         "not_activated 0xC004F038 count {count}/{required} (below threshold)"
                     ),
-                    RequestOutcome::Refused(refusal) => write!(f, "refused {refusal} count -"),
+                    RequestOutcome::Refused(refusal) => {
+                        // Refusal's Display is "0xCODE: reason"; the code is written first.
+                        let text = refusal.to_string();
+                        let reason = text.split_once(": ").map_or(text.as_str(), |(_, r)| r);
+                        write!(f, "refused 0x{:08X} count - ({reason})", refusal.hresult())
+                    }
                     RequestOutcome::Invalid(e) => {
-                        write!(f, "refused 0x8007000D: undecodable request: {e} count -")
+                        write!(f, "refused 0x8007000D count - (undecodable request: {e})")
                     }
                 }
             }
@@ -658,7 +670,9 @@ impl BackgroundHost {
     /// The running host.
     pub fn handle(&self) -> &HostHandle {
         // Both are Some until `shutdown` consumes self or `drop` runs.
-        self.handle.as_ref().expect("host handle present until shutdown")
+        self.handle
+            .as_ref()
+            .expect("host handle present until shutdown")
     }
 
     /// Stops the host and waits, as [`HostHandle::shutdown`].
@@ -719,8 +733,9 @@ impl Shared {
                 bump(&self.stats.invalid);
                 bump(&self.stats.refused);
                 if let Some(log) = &self.log {
-                    let protocol = (payload.len() >= 4)
-                        .then(|| Version::from_bytes([payload[0], payload[1], payload[2], payload[3]]));
+                    let protocol = (payload.len() >= 4).then(|| {
+                        Version::from_bytes([payload[0], payload[1], payload[2], payload[3]])
+                    });
                     log.log(&LogEvent::Request(RequestEvent {
                         time: self.clock.now(),
                         peer,
@@ -742,8 +757,7 @@ impl Shared {
                 bump(&self.stats.responses);
                 let iv = random_block(rng);
                 let random = random_block(rng);
-                let bytes =
-                    request.encode_response(&response.base, kms::HwId(hwid.0), iv, random);
+                let bytes = request.encode_response(&response.base, kms::HwId(hwid.0), iv, random);
                 let (count, required) = (
                     response.base.current_count,
                     request.base.required_client_count,
@@ -825,10 +839,12 @@ pub async fn start(options: ServerOptions) -> Result<HostHandle, ServerError> {
         addr: options.listen,
         source,
     })?;
-    let addr = listener.local_addr().map_err(|source| ServerError::Listen {
-        addr: options.listen,
-        source,
-    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: options.listen,
+            source,
+        })?;
     let mut rpc = options.rpc.clone();
     rpc.sec_addr = SecondaryAddress::port(addr.port());
     let shared = Arc::new(Shared {
@@ -846,7 +862,9 @@ pub async fn start(options: ServerOptions) -> Result<HostHandle, ServerError> {
         shared.clone(),
         stop_rx,
         options.max_connections.min(Semaphore::MAX_PERMITS),
-        options.state_file.map(|path| (path, options.state_interval)),
+        options
+            .state_file
+            .map(|path| (path, options.state_interval)),
     ));
     Ok(HostHandle {
         addr,
@@ -909,13 +927,10 @@ async fn supervise(
             () = stopped(&mut stop) => break,
             a = listener.accept() => a,
         };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(_) => {
-                bump(&shared.stats.accept_errors);
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
+        let Ok((stream, peer)) = accepted else {
+            bump(&shared.stats.accept_errors);
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
+            continue;
         };
         bump(&shared.stats.connections);
         let open = shared.stats.open.fetch_add(1, Ordering::Relaxed) + 1;
@@ -1064,12 +1079,30 @@ async fn read_more(
             },
         }
         buf.reserve(READ_CHUNK);
-        match stream.try_read_buf(buf) {
-            Ok(0) if buf.is_empty() => return Ok(Read::Closed),
-            Ok(0) => return Err(DropReason::Truncated),
-            Ok(_) => return Ok(Read::Data),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(DropReason::Io(e.kind())),
+        let spare = buf.capacity() - buf.len();
+        let mut got = None;
+        // A read that returns less than it could take drained the socket: report it to tokio
+        // as WouldBlock so the readiness is cleared and the next wait goes straight to epoll,
+        // instead of costing one more `recv` that fails with EAGAIN (tokio's own `poll_read`
+        // does the same). `got` tells that case from a real WouldBlock.
+        let read = stream.try_io(Interest::READABLE, || {
+            let n = stream.try_read_buf(buf)?;
+            got = Some(n);
+            if 0 < n && n < spare {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(n)
+            }
+        });
+        match (read, got) {
+            (_, Some(0)) if buf.is_empty() => return Ok(Read::Closed),
+            (_, Some(0)) => return Err(DropReason::Truncated),
+            (_, Some(_)) => return Ok(Read::Data),
+            (Err(e), None) if e.kind() != io::ErrorKind::WouldBlock => {
+                return Err(DropReason::Io(e.kind()));
+            }
+            // WouldBlock: a spurious wake-up; wait again. (`Ok` without `got` cannot happen.)
+            (_, None) => {}
         }
     }
 }
@@ -1189,7 +1222,10 @@ mod tests {
         let mut rest = Vec::new();
         // The idle connection is closed by the stopping host, well before the 30 s timeout.
         let r = tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut rest)).await;
-        assert!(r.is_ok(), "idle connection still open after the handle was dropped");
+        assert!(
+            r.is_ok(),
+            "idle connection still open after the handle was dropped"
+        );
     }
 
     #[test]
@@ -1219,6 +1255,11 @@ mod tests {
             ids: None,
             outcome: RequestOutcome::Invalid(RequestError::TooShort { actual: 2 }),
         });
-        assert!(invalid.to_string().contains("refused 0x8007000D"));
+        assert!(
+            invalid
+                .to_string()
+                .ends_with("V? cmid=- - refused 0x8007000D count - (undecodable request: request payload of 2 bytes has no version)"),
+            "{invalid}"
+        );
     }
 }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::client::{Attempt, Client, ClientOptions, Reply, TcpConnector};
+use crate::faults::{FaultHandle, FaultPlan, FaultyConnector};
 use crate::record::{self, AttemptRecord, EventWriter, Latencies, Recorder};
 use crate::scenario::{self, ConnectionPolicy, LoadModel, Plan};
 use crate::sim::{self, Fleet, FleetSpec, ProductWeight};
@@ -33,6 +34,10 @@ pub use schedule::{Pacing, open_start};
 
 /// Mixing tag for request IVs (see [`sim::mix`]); sim reserves tags below 0x100.
 const TAG_IV: u64 = 0x4C_4F_41_44; // "LOAD"
+
+/// Lateness of a timer wake-up that is put down to the timer (tokio's has millisecond
+/// granularity), not to the host.
+const TIMER_SLACK: Duration = Duration::from_millis(2);
 
 /// Why a plan cannot be run.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +173,7 @@ struct Shared {
     sources: Vec<IpAddr>,
     requests_per_connection: Option<u32>,
     pool: Mutex<Vec<Pooled>>,
+    faults: FaultPlan,
     abandoned: Mutex<Vec<(u64, u64)>>,
     live: Arc<Live>,
     start: Instant,
@@ -175,7 +181,9 @@ struct Shared {
 }
 
 struct Pooled {
-    client: Client<TcpConnector>,
+    client: Client<FaultyConnector<TcpConnector>>,
+    /// Arms the fault (if any) for the client's next attempt.
+    faults: FaultHandle,
     used: u32,
 }
 
@@ -222,6 +230,7 @@ pub async fn run(
             ConnectionPolicy::NewPerActivation => None,
         },
         pool: Mutex::new(Vec::new()),
+        faults: FaultPlan::new(&plan.faults, plan.seed),
         abandoned: Mutex::new(Vec::new()),
         live: live.clone(),
         start,
@@ -255,10 +264,17 @@ pub async fn run(
         if max_duration.is_some_and(|d| intended.duration_since(start) >= d) {
             break;
         }
-        tokio::select! {
-            () = tokio::time::sleep_until(intended.into()) => {}
-            _ = stop.changed() => { complete = false; break; }
+        if intended > Instant::now() {
+            tokio::select! {
+                () = tokio::time::sleep_until(intended.into()) => {}
+                _ = stop.changed() => { complete = false; break; }
+            }
         }
+        // Measure from the intended start, less the timer's own granularity: attempts due
+        // within one timer tick go out together when it fires, up to a tick late, and that
+        // lateness is the generator's, not the host's. Anything later than the slack, and
+        // any wait for a free slot below, counts in full (coordinated omission).
+        let intended = Instant::now().clamp(intended, intended + TIMER_SLACK);
         // Wait for a slot; the wait counts in latency because it starts at `intended`.
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -367,9 +383,21 @@ async fn attempt(shared: &Shared, k: u64, intended: Instant) -> AttemptRecord {
     iv[8..].copy_from_slice(&iv_stream.at(2 * k + 1).to_le_bytes());
 
     let mut pooled = checkout(shared, k);
+    // Faults are decided per (client, attempt, time in the run), so a failing attempt replays.
+    let fault = shared.faults.decide(
+        identity.index,
+        k,
+        intended.saturating_duration_since(shared.start),
+    );
+    pooled.faults.arm(fault);
     let result: Attempt = pooled.client.activate(&base, iv).await;
     let end = Instant::now();
+    pooled.faults.arm(None);
     pooled.used += 1;
+    if fault.is_some() {
+        // A connection a fault touched is not handed to the next attempt.
+        pooled.client.disconnect();
+    }
     checkin(shared, pooled);
 
     let verdict = result.verdict();
@@ -392,6 +420,9 @@ async fn attempt(shared: &Shared, k: u64, intended: Instant) -> AttemptRecord {
     if verdict.outcome != record::Outcome::Activated {
         rec.cause = Some(verdict.cause.label());
     }
+    // Every attempt that had a fault armed goes to the faulted figures, so the latency of
+    // the attempts no fault touched stays clean.
+    rec.fault = fault.map(|f| f.label());
     if let Ok(Reply::Response(r)) = &result.result {
         rec.reported_count = Some(r.base.current_count);
         rec.epid = Some(r.base.epid.clone());
@@ -409,9 +440,11 @@ fn checkout(shared: &Shared, k: u64) -> Pooled {
     }
     let source = (!shared.sources.is_empty())
         .then(|| shared.sources[(k % shared.sources.len() as u64) as usize]);
-    let connector = TcpConnector { source };
+    let faults = FaultHandle::new();
+    let connector = FaultyConnector::with_handle(TcpConnector { source }, faults.clone());
     Pooled {
         client: Client::with_connector(connector, shared.target, shared.options.clone()),
+        faults,
         used: 0,
     }
 }

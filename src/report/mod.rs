@@ -412,7 +412,29 @@ pub fn markdown(
     if !summary.hosts.is_empty() {
         let _ = writeln!(s, "\n## Host identity\n");
         for h in &summary.hosts {
-            let _ = writeln!(s, "- {}", serde_json::to_string(h).unwrap_or_default());
+            let list = |seen: &[crate::record::SeenSummary]| {
+                seen.iter()
+                    .map(|v| format!("{} ({}×)", v.value, v.count))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                s,
+                "- host {} {} pool: ePID {}{}{}",
+                h.host,
+                h.pool.as_str(),
+                list(&h.epids),
+                if h.hwids.is_empty() {
+                    String::new()
+                } else {
+                    format!("; HwID {}", list(&h.hwids))
+                },
+                if h.changed {
+                    " — CHANGED during the run"
+                } else {
+                    " — stable"
+                },
+            );
         }
         if summary.hosts_changed {
             let _ = writeln!(

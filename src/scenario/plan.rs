@@ -116,6 +116,9 @@ pub enum HostKey {
     /// Every volume KMS counted ID: retail, preview and pre-release ones are refused, as a
     /// genuine host refuses them (like vlmcsd `-K2`).
     VolumeOnly,
+    /// A real host key (CSVLK) group, e.g. "Windows Server 2016": the KMS counted IDs that key
+    /// covers, as `kmsload host --host-key` accepts them.
+    Group(&'static crate::host::HostKey),
     /// Exactly these KMS counted IDs.
     KmsIds(Vec<Uuid>),
 }
@@ -126,6 +129,8 @@ impl HostKey {
         match self {
             Self::AcceptAll => true,
             Self::VolumeOnly => !is_non_volume_kms_id(&product.kms_id_name),
+            Self::Group(key) => crate::host::keys::kms_id(product.kms_id)
+                .is_some_and(|kms| key.csvlk_for(kms, false).is_some()),
             Self::KmsIds(ids) => ids.contains(&product.kms_id),
         }
     }

@@ -536,18 +536,17 @@ fn host_key(
             return match w.to_ascii_lowercase().as_str() {
                 "all" => Some(HostKey::AcceptAll),
                 "volume" => Some(HostKey::VolumeOnly),
-                _ => {
-                    let hint = match closest(&w, &["all", "volume"]) {
-                        Some(best) => format!(
-                            "did you mean \"{best}\"? For a list of KMS counted IDs write host_key = [\"{w}\"]"
-                        ),
-                        None => {
-                            format!("\"all\", \"volume\", or a list such as host_key = [\"{w}\"]")
-                        }
-                    };
-                    cx.err(path, format!("unknown host key \"{w}\""), Some(hint));
-                    None
-                }
+                _ => match crate::host::HostKey::lookup(&w) {
+                    Ok(key) => Some(HostKey::Group(key)),
+                    Err(e) => {
+                        let hint = format!(
+                            "\"all\", \"volume\", a host key group ({}), or a list of KMS counted IDs such as host_key = [\"{w}\"]",
+                            e.valid.join(", ")
+                        );
+                        cx.err(path, format!("unknown host key \"{w}\""), Some(hint));
+                        None
+                    }
+                },
             };
         }
         RawHostKey::List(names) => names,
