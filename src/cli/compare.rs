@@ -47,6 +47,10 @@ pub struct ToleranceArgs {
     /// Latency changes smaller than this are noise, never regressions.
     #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = values::parse_duration)]
     pub latency_floor: Duration,
+    /// The first activation of a pool may come this many distinct clients later (attempts
+    /// in flight move it a little between runs).
+    #[arg(long, value_name = "CLIENTS", default_value_t = 2)]
+    pub threshold_tolerance: u64,
     /// An error code the baseline did not have counts as a regression.
     #[arg(long)]
     pub fail_on_new_codes: bool,
@@ -60,6 +64,7 @@ impl ToleranceArgs {
             error_rate_pt: self.error_rate_tolerance,
             rate_pct: self.rate_tolerance,
             latency_floor_us: u64::try_from(self.latency_floor.as_micros()).unwrap_or(u64::MAX),
+            threshold_clients: self.threshold_tolerance,
             fail_on_new_codes: self.fail_on_new_codes,
         }
     }
@@ -214,6 +219,8 @@ mod tests {
             "2.5",
             "--latency-floor",
             "250ms",
+            "--threshold-tolerance",
+            "0",
             "--fail-on-new-codes",
         ])
         .unwrap();
@@ -228,6 +235,7 @@ mod tests {
                 error_rate_pt: 1.0,
                 rate_pct: 2.5,
                 latency_floor_us: 250_000,
+                threshold_clients: 0,
                 fail_on_new_codes: true,
             }
         );

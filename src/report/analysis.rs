@@ -156,7 +156,7 @@ pub fn code_rows(r: &Results) -> Vec<CodeRow> {
                             .any(|(c, n)| *c == code && *n > 0)
                     });
                     let first = secs.next().map(|t| t.second as f64);
-                    let last = secs.last().map(|t| t.second as f64).or(first);
+                    let last = secs.next_back().map(|t| t.second as f64).or(first);
                     (first, last)
                 }
             };
@@ -331,19 +331,21 @@ mod tests {
 
     #[test]
     fn episodes_fall_back_to_the_timeline() {
-        let mut s = SummaryData::default();
-        s.timeline = vec![
-            TimelineData {
-                second: 3,
-                faulted: 2,
-                ..TimelineData::default()
-            },
-            TimelineData {
-                second: 4,
-                faulted: 1,
-                ..TimelineData::default()
-            },
-        ];
+        let s = SummaryData {
+            timeline: vec![
+                TimelineData {
+                    second: 3,
+                    faulted: 2,
+                    ..TimelineData::default()
+                },
+                TimelineData {
+                    second: 4,
+                    faulted: 1,
+                    ..TimelineData::default()
+                },
+            ],
+            ..SummaryData::default()
+        };
         let eps = fault_episodes(&results(s, None));
         assert_eq!(eps.len(), 1);
         assert_eq!((eps[0].from_s, eps[0].to_s, eps[0].faulted), (3.0, 5.0, 3));
@@ -351,13 +353,15 @@ mod tests {
 
     #[test]
     fn codes_are_explained_and_timed_from_the_timeline_without_events() {
-        let mut s = SummaryData::default();
-        s.by_code = [
-            ("0x00000000".to_owned(), 5),
-            ("0xC004F038".to_owned(), 7),
-            ("0x12345678".to_owned(), 9),
-        ]
-        .into();
+        let mut s = SummaryData {
+            by_code: [
+                ("0x00000000".to_owned(), 5),
+                ("0xC004F038".to_owned(), 7),
+                ("0x12345678".to_owned(), 9),
+            ]
+            .into(),
+            ..SummaryData::default()
+        };
         let row = |second, code: &str| TimelineData {
             second,
             by_code: [(code.to_owned(), 1)].into(),

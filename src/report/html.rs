@@ -90,9 +90,9 @@ pub fn render(r: &Results) -> String {
     capacity(&mut h, r, knee.as_ref());
     codes(&mut h, r);
     details(&mut h, r, &episodes);
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<footer>kmsload {} · report of <code>{}</code> (summary written by kmsload {})</footer></main></body></html>\n",
+        "<footer>kmsload {} · report of <code>{}</code> (summary written by kmsload {})</footer></main></body></html>",
         esc(env!("CARGO_PKG_VERSION")),
         esc(&r.dir.display().to_string()),
         esc(&s.kmsload_version)
@@ -1231,6 +1231,33 @@ mod tests {
         assert!(page.contains("events.csv is needed"));
         assert!(page.contains("No per-attempt counts"));
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn empty_and_closed_runs_render_without_charts_that_need_data() {
+        let mut summary = crate::report::read::parse_summary(
+            r#"{"schema_version":1,"scenario":"empty <run>","complete":true,"config":{"load":"closed, 4 clients, think time 0ns"}}"#,
+            Path::new("summary.json"),
+        )
+        .unwrap();
+        let r = Results {
+            dir: "results/empty".into(),
+            summary: summary.clone(),
+            events: None,
+            histograms: Default::default(),
+            notes: vec!["events.csv: gone".into()],
+        };
+        let page = render(&r);
+        assert!(page.contains("empty &lt;run&gt;"));
+        assert!(page.contains("<svg id=\"chart-rate\""));
+        assert!(page.contains("closed-model run"));
+        assert!(page.contains("No answer reported a count."));
+        assert!(page.contains("events.csv: gone"));
+        assert!(page.contains("no gates"));
+        assert!(!page.contains("NaN") && !page.contains("inf\""));
+        summary.complete = false;
+        let page = render(&Results { summary, ..r });
+        assert!(page.contains("INCOMPLETE"));
     }
 
     #[test]
