@@ -2,7 +2,7 @@
 //! by the HTML page ([`super::html`]), its text twin in report.md ([`twin_markdown`]) and
 //! the command line:
 //!
-//! - [`knee`]: the capacity knee of an open-model run (see [`super::knee`]), from the
+//! - [`knee()`]: the capacity knee of an open-model run (see [`super::knee`]), from the
 //!   per-second latencies of events.csv;
 //! - [`fault_episodes`]: the time ranges to shade — the scenario's fault windows, plus runs
 //!   of seconds with faulted attempts outside them (rules without a window);

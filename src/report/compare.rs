@@ -3,9 +3,9 @@
 //!
 //! ```text
 //! metric                      regression when (defaults; all configurable)
-//! achieved rate               current < baseline × (1 − 5 %)
-//! error rate                  current − baseline > 0.5 percentage points
-//! p99 of each phase           current > baseline × (1 + 10 %)  and  current − baseline > 1 ms
+//! achieved rate               current < baseline × (1 - 5 %)
+//! error rate                  current - baseline > 0.5 percentage points
+//! p99 of each phase           current > baseline × (1 + 10 %)  and  current - baseline > 1 ms
 //! first activation (per pool) more than 2 clients later than the baseline's, or none where
 //!                             the baseline had one
 //! gates                       all passed in the baseline, not in the current run
@@ -155,7 +155,7 @@ pub fn compare(
             rel_change,
         );
         x.regression = c < b * (1.0 - tol.rate_pct / 100.0);
-        x.rule = Some(format!("limit −{} %", trim(tol.rate_pct)));
+        x.rule = Some(format!("limit -{} %", trim(tol.rate_pct)));
         m.push(x);
     }
     {
@@ -729,7 +729,7 @@ mod tests {
             text.contains("note: different scenarios (smoke vs other)"),
             "{text}"
         );
-        assert!(text.contains("REGRESSION (limit −5 %)"), "{text}");
+        assert!(text.contains("REGRESSION (limit -5 %)"), "{text}");
         let md = r.markdown();
         assert!(
             md.starts_with("### kmsload compare: **1 regression: achieved rate**"),
@@ -737,7 +737,7 @@ mod tests {
         );
         assert!(
             md.contains(
-                "| achieved rate | 100.0/s | 50.0/s | -50.0 % | **regression** (limit −5 %) |"
+                "| achieved rate | 100.0/s | 50.0/s | -50.0 % | **regression** (limit -5 %) |"
             ),
             "{md}"
         );

@@ -1117,10 +1117,10 @@ svg .band{fill:var(--band)}
 svg .line{fill:none;stroke-width:2;stroke-linejoin:round}svg .dashed{stroke-dasharray:6 4}
 svg .rule{stroke-width:1.5;stroke-dasharray:5 4}svg .rule-label,svg .marker-label{font-weight:600}
 svg .marker{stroke:var(--bg);stroke-width:2}
-.c1{stroke:var(--c1);fill:var(--c1);background:var(--c1)}.c2{stroke:var(--c2);fill:var(--c2);background:var(--c2)}
-.c3{stroke:var(--c3);fill:var(--c3);background:var(--c3)}.c4{stroke:var(--c4);fill:var(--c4);background:var(--c4)}
-.c5{stroke:var(--c5);fill:var(--c5);background:var(--c5)}.c6{stroke:var(--c6);fill:var(--c6);background:var(--c6)}
-.c7{stroke:var(--c7);fill:var(--c7);background:var(--c7)}.c8{stroke:var(--c8);fill:var(--c8);background:var(--c8)}
+.c1{stroke:var(--c1);fill:var(--c1);background:var(--c1);color:var(--c1)}.c2{stroke:var(--c2);fill:var(--c2);background:var(--c2);color:var(--c2)}
+.c3{stroke:var(--c3);fill:var(--c3);background:var(--c3);color:var(--c3)}.c4{stroke:var(--c4);fill:var(--c4);background:var(--c4);color:var(--c4)}
+.c5{stroke:var(--c5);fill:var(--c5);background:var(--c5);color:var(--c5)}.c6{stroke:var(--c6);fill:var(--c6);background:var(--c6);color:var(--c6)}
+.c7{stroke:var(--c7);fill:var(--c7);background:var(--c7);color:var(--c7)}.c8{stroke:var(--c8);fill:var(--c8);background:var(--c8);color:var(--c8)}
 svg .line.c1,svg .line.c2,svg .line.c3,svg .line.c4,svg .line.c5,svg .line.c6,svg .line.c7,svg .line.c8{fill:none}
 svg .ok{stroke:var(--ok);fill:var(--ok)}svg .bad{stroke:var(--bad);fill:var(--bad)}
 svg .warn{stroke:var(--warn);fill:var(--warn)}svg .muted{stroke:var(--muted);fill:var(--muted)}
@@ -1129,6 +1129,7 @@ svg .marker.ok,svg .marker.bad{stroke:var(--bg)}
 .legend{list-style:none;padding:0;margin:.2em 0 0 70px;display:flex;flex-wrap:wrap;gap:.2em 1.2em;font-size:.88em}
 .legend .swatch{display:inline-block;width:18px;height:4px;margin:0 .4em .2em 0;vertical-align:middle;border-radius:2px}
 .legend .swatch.muted{background:var(--muted)}
+.legend .swatch.dashed{height:0;background:none;border-top:3px dashed currentColor}
 footer{margin-top:3em;font-size:.8em;color:var(--muted)}
 @media print{:root{--bg:#fff;--fg:#000;--muted:#444;--grid:#ddd;--panel:#f4f4f4}
 body{font-size:11pt}main{max-width:none;padding:0}nav{display:none}

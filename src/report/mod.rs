@@ -9,8 +9,12 @@
 //! | `events.csv` | one row per attempt (written while the run goes) |
 //! | `histograms.hlog` | HdrHistogram interval log, one histogram per phase × outcome |
 //! | `timeline.hlog` | HdrHistogram interval log of total latency per second |
-//! | `report.md` | the human summary |
+//! | `report.md` | the human summary; `kmsload run` appends the text twin of report.html (capacity knee, codes over time, fault episodes: [`analysis::twin_markdown`]) |
+//! | `report.html` | self-contained page with charts ([`html`]); not with `--no-html`; `kmsload report DIR` writes it for any results directory |
 //! | `junit.xml` | only with `--junit FILE` (written there): one test case per gate |
+//!
+//! Reading a directory back is [`read`]'s job alone; [`compare`] judges a run against a
+//! baseline, [`knee`] finds the capacity knee, [`svg`] draws the charts.
 
 use std::fmt::Write as _;
 use std::fs;

@@ -827,14 +827,9 @@ fn add_row(
 
     // The threshold tracker sees answered attempts (a count) and activations.
     if count.is_some() || activated {
-        let pool = names
-            .get(product)
-            .copied()
-            .or_else(|| {
-                // `#<index>`: not in this catalog; counted as Windows, as the recorder does.
-                product.starts_with('#').then_some(Pool::Windows)
-            })
-            .unwrap_or(Pool::Windows);
+        // A product this catalog does not know (`#<index>`, or a newer catalog's name) counts
+        // as Windows, as the recorder counts unknown application IDs.
+        let pool = names.get(product).copied().unwrap_or(Pool::Windows);
         let rows = charge.entry(pool).or_default();
         let full = rows.rows.len() >= CHARGE_ROWS_MAX;
         let later = rows
