@@ -363,6 +363,9 @@ window = ["1s", "2s"]
     let clean = s["latency_us"]["total"]["count"].as_u64().unwrap();
     assert_eq!(clean + faulted, s["attempts"].as_u64().unwrap());
 
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## Injected faults"), "{report}");
+    assert!(report.contains("| refuse |"), "{report}");
     // events.csv: every attempt without a fault activated; faults only inside the window.
     let mut rdr = csv::Reader::from_path(out.join("events.csv")).unwrap();
     let headers = rdr.headers().unwrap().clone();

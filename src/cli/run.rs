@@ -271,7 +271,8 @@ async fn show_progress(live: Arc<Live>, plan: Plan, mut done: tokio::sync::watch
         Duration::from_secs(5)
     };
     let mut tick = tokio::time::interval(period);
-    let mut last = (Instant::now(), 0u64);
+    // The rate shown is over the last two seconds: steadier than one tick's worth.
+    let mut recent = std::collections::VecDeque::from([(Instant::now(), 0u64)]);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -284,8 +285,12 @@ async fn show_progress(live: Arc<Live>, plan: Plan, mut done: tokio::sync::watch
         }
         let done = live.completed.load(Ordering::Relaxed);
         let now = Instant::now();
-        let rate = (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
-        last = (now, done);
+        recent.push_back((now, done));
+        while recent.len() > 2 && now.duration_since(recent[0].0) > Duration::from_secs(2) {
+            recent.pop_front();
+        }
+        let (then, before) = recent[0];
+        let rate = (done - before) as f64 / now.duration_since(then).as_secs_f64().max(1e-3);
         let snap = live.snapshot.lock().map(|s| s.clone()).unwrap_or_default();
         let codes: Vec<String> = snap
             .codes

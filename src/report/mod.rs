@@ -401,6 +401,28 @@ pub fn markdown(
         }
     }
 
+    if !summary.faults.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Injected faults\n\n{} attempts had a fault injected; their latency is kept out of the table above.\n",
+            summary.faulted_attempts
+        );
+        let _ = writeln!(s, "| fault | attempts | activated | not activated | failed | codes |\n|---|--:|--:|--:|--:|---|");
+        for f in &summary.faults {
+            let codes: Vec<String> =
+                f.by_code.iter().map(|(c, n)| format!("{} ×{n}", hresult::hex(c.0))).collect();
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                f.fault,
+                f.attempts,
+                f.by_outcome.activated,
+                f.by_outcome.not_activated,
+                f.by_outcome.failed,
+                codes.join(", ")
+            );
+        }
+    }
     if !summary.threshold.is_empty() {
         let _ = writeln!(s, "\n## Activation threshold\n");
         for (pool, t) in &summary.threshold {
