@@ -407,10 +407,16 @@ pub fn markdown(
             "\n## Injected faults\n\n{} attempts had a fault injected; their latency is kept out of the table above.\n",
             summary.faulted_attempts
         );
-        let _ = writeln!(s, "| fault | attempts | activated | not activated | failed | codes |\n|---|--:|--:|--:|--:|---|");
+        let _ = writeln!(
+            s,
+            "| fault | attempts | activated | not activated | failed | codes |\n|---|--:|--:|--:|--:|---|"
+        );
         for f in &summary.faults {
-            let codes: Vec<String> =
-                f.by_code.iter().map(|(c, n)| format!("{} ×{n}", hresult::hex(c.0))).collect();
+            let codes: Vec<String> = f
+                .by_code
+                .iter()
+                .map(|(c, n)| format!("{} ×{n}", hresult::hex(c.0)))
+                .collect();
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | {} |",
