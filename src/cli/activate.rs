@@ -169,7 +169,6 @@ async fn activate(args: Args, faults: FaultPlan) -> Result<Status, CliError> {
                 result: Err(e),
                 times: client::PhaseTimes::default(),
                 reconnected: false,
-                negotiated: None,
             };
             report(&mut out, &args, 1, None, &attempt, protocol, None);
             return Ok(Status::Failure);

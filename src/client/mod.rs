@@ -245,8 +245,6 @@ pub struct Attempt {
     /// True when the host had closed the kept connection and the request was sent again on
     /// a new one.
     pub reconnected: bool,
-    /// RPC context negotiated on the connection used (for display).
-    pub negotiated: Option<String>,
 }
 
 impl Attempt {
@@ -371,15 +369,10 @@ impl<C: Connector> Client<C> {
             self.conn = None;
         }
         times.total = start.elapsed();
-        let negotiated = self
-            .conn
-            .as_ref()
-            .map(|c| c.session.negotiated().to_string());
         Attempt {
             result,
             times,
             reconnected,
-            negotiated,
         }
     }
 

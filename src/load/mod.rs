@@ -423,10 +423,10 @@ async fn attempt(shared: &Shared, k: u64, intended: Instant) -> AttemptRecord {
     // Every attempt that had a fault armed goes to the faulted figures, so the latency of
     // the attempts no fault touched stays clean.
     rec.fault = fault.map(|f| f.label());
-    if let Ok(Reply::Response(r)) = &result.result {
+    if let Ok(Reply::Response(r)) = result.result {
         rec.reported_count = Some(r.base.current_count);
-        rec.epid = Some(r.base.epid.clone());
         rec.hwid = r.hwid.map(|h| h.0);
+        rec.epid = Some(r.base.epid);
     }
     rec
 }
