@@ -179,7 +179,7 @@ impl RequestBase {
             required_client_count: r.u32("request.required_client_count")?,
             request_time: FileTime(r.u64("request.request_time")?),
             previous_client_machine_id: r.guid("request.previous_client_machine_id")?,
-            machine_name: utf16_until_nul(r.take(MACHINE_NAME_LEN, "request.machine_name")?),
+            machine_name: machine_name(r.take(MACHINE_NAME_LEN, "request.machine_name")?)?,
         };
         r.finish("request base")?;
         Ok(base)
@@ -317,6 +317,20 @@ impl ResponseBase {
     }
 }
 
+/// `MachineName` (spec 5.2): at most 63 units and a NUL within the 64. A field with no NUL
+/// is refused rather than read as 64 characters: no client sends one, and accepting it
+/// would decode a name that [`RequestBase::emit`] cannot write back (found by fuzzing).
+fn machine_name(raw: &[u8]) -> Result<String, DecodeError> {
+    if !raw.chunks_exact(2).any(|c| c == [0, 0]) {
+        return Err(DecodeError::InvalidValue {
+            field: "request.machine_name",
+            value: MACHINE_NAME_LEN as u64 / 2,
+            reason: "no NUL terminator within 64 UTF-16 units",
+        });
+    }
+    Ok(utf16_until_nul(raw))
+}
+
 fn utf16_until_nul(raw: &[u8]) -> String {
     let units: Vec<u16> = raw
         .chunks_exact(2)
@@ -377,6 +391,28 @@ mod tests {
             RequestBase::parse(&long),
             Err(DecodeError::TrailingData { .. })
         ));
+    }
+
+    #[test]
+    fn request_base_refuses_machine_name_without_nul() {
+        let mut bytes = hex::decode(REQ).unwrap();
+        let name = REQUEST_BASE_LEN - MACHINE_NAME_LEN;
+        bytes[name..].fill(b'a');
+        assert!(matches!(
+            RequestBase::parse(&bytes),
+            Err(DecodeError::InvalidValue {
+                field: "request.machine_name",
+                ..
+            })
+        ));
+        // 63 characters and the NUL in the last unit: the longest legal name.
+        bytes[REQUEST_BASE_LEN - 2..].fill(0);
+        let base = RequestBase::parse(&bytes).unwrap();
+        assert_eq!(
+            base.machine_name.encode_utf16().count(),
+            MACHINE_NAME_MAX_UNITS
+        );
+        assert_eq!(base.to_bytes(), bytes);
     }
 
     #[test]
