@@ -11,10 +11,16 @@
 //! - [`kms`]: V4/V5/V6 request and response payloads and the client's checks (spec 7).
 //! - [`rpc`]: DCE/RPC PDUs (spec 4).
 //! - [`ndr`]: the NDR32/NDR64 stubs of `RequestActivation` (spec 4.8).
+//! - [`session`]: the client's and the host's RPC state machines: bind, negotiation,
+//!   alter_context, calls (spec 4.9, 10.10).
+//!
+//! `fuzzing` (hidden) holds the harnesses that `fuzz/` and `tests/fuzz_corpus.rs` share.
 #![warn(missing_docs)]
 
 pub mod base;
 pub mod crypto;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kms;
 pub mod ndr;
 pub mod reader;
