@@ -1,7 +1,7 @@
 //! `netio`: the tokio side of PDU framing, shared by the client and the reference host.
 //!
 //! DCE/RPC over TCP is a byte stream: one `read` may return half a PDU or two of them
-//! (spec 2). [`PduReader`] keeps a buffer, asks [`wire::rpc::check_frame`] whether a whole
+//! (spec 2). [`PduReader`] keeps a buffer, asks [`crate::wire::rpc::check_frame`] whether a whole
 //! PDU is there, and reads more only when it is not. Deadlines are the caller's: wrap each
 //! call in `tokio::time::timeout` so a stalled peer becomes a timeout, never a hang.
 

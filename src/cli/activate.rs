@@ -26,7 +26,8 @@ use crate::wire::{FileTime, RequestBase, Version};
     after_help = "Examples:\n  kmsload activate                                  # 127.0.0.1:1688, Windows 10/11 Enterprise\n  kmsload activate kms.lab:1688 --product \"Windows Server 2022 Datacenter\"\n  kmsload activate 127.0.0.1 --product \"Office LTSC 2021 Professional Plus\" -n 10 --json\n  kmsload activate 127.0.0.1 --skew -5h            # expect 0xC004F06C from a host that checks time"
 )]
 pub struct Args {
-    /// KMS host, HOST[:PORT] (port 1688 by default).
+    // Help in `help` rather than a doc comment: rustdoc would read `[:PORT]` as a link.
+    #[arg(help = "KMS host, HOST[:PORT] (port 1688 by default)")]
     #[arg(value_name = "HOST[:PORT]", default_value = "127.0.0.1:1688", value_parser = values::parse_target)]
     pub target: Target,
 

@@ -27,8 +27,11 @@ use crate::wire::session::HostConfig as RpcConfig;
     after_help = "Examples:\n  kmsload host                                     # 127.0.0.1:1688, every product, Windows-like RPC\n  kmsload host --listen 127.0.0.1:0                # any free port (printed at start)\n  kmsload host --host-key \"Office 2019\" --no-time-check\n  kmsload host --charged --state host.json         # activates at once, keeps counts across restarts\n  kmsload host --no-ndr64 --close-after-response   # behave like py-kms"
 )]
 pub struct Args {
-    /// Address to listen on, ADDR[:PORT] (port 1688; port 0 picks a free one). Loopback by
-    /// default; any other address only when named here.
+    // Help in `help` rather than a doc comment: rustdoc would read `[:PORT]` as a link.
+    #[arg(
+        help = "Address to listen on, ADDR[:PORT] (port 1688; port 0 picks a free one). \
+                Loopback by default; any other address only when named here"
+    )]
     #[arg(long, value_name = "ADDR[:PORT]", default_value = "127.0.0.1:1688", value_parser = parse_listen)]
     pub listen: SocketAddr,
 

@@ -46,8 +46,12 @@ pub struct Args {
     #[arg(long)]
     pub seed: Option<u64>,
 
-    /// Results directory (default: results/<scenario>-<UTC time>).
-    #[arg(long, value_name = "DIR")]
+    // Help in `help` rather than a doc comment: rustdoc would read `<scenario>` as HTML.
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "Results directory (default: results/<scenario>-<UTC time>)"
+    )]
     pub out: Option<PathBuf>,
 
     /// Also write the gates as JUnit XML to FILE.

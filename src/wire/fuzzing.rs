@@ -253,7 +253,7 @@ fn sample_request(protocol: Protocol) -> (Vec<u8>, PendingRequest) {
 }
 
 /// The client's decoder and checks for one protocol version's responses, answering the
-/// fixed request of [`sample_request`]. Returns whether the response passed the checks.
+/// fixed request of `sample_request`. Returns whether the response passed the checks.
 pub fn kms_response(protocol: Protocol, data: &[u8]) -> bool {
     let Some((&mode, rest)) = data.split_first() else {
         return false;
