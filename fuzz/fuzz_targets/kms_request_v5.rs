@@ -1,0 +1,8 @@
+//! `cargo fuzz run kms_request_v5`: see `kmsload::wire::fuzzing::kms_request` for what is checked.
+#![no_main]
+
+use kmsload::wire::kms::Protocol;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    kmsload::wire::fuzzing::kms_request(Protocol::V5, data);
+});

@@ -1,0 +1,8 @@
+//! `cargo fuzz run kms_response_v4`: see `kmsload::wire::fuzzing::kms_response` for what is checked.
+#![no_main]
+
+use kmsload::wire::kms::Protocol;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    kmsload::wire::fuzzing::kms_response(Protocol::V4, data);
+});
