@@ -11,6 +11,7 @@
 //! | HRESULT in the response stub | not_activated | that HRESULT | |
 //! | host name does not resolve | failed | 0xC004F074 | 0x80072AF9 |
 //! | connect refused / timed out / failed | failed | 0xC004F074 | 0x8007274D / 0x8007274C / 0x800706BA |
+//! | no free local port, too many open files (kmsload's own limits) | failed | 0xC004F074 | 0x800706BA |
 //! | bind refused, malformed bind_ack, closed in bind | failed | 0xC004F074 | 0x800706BA |
 //! | reset / timeout in any phase | failed | 0xC004F074 | 0x80072746 / 0x8007274C |
 //! | closed after the request was sent | failed | 0xC004F074 | 0x800706BE |
@@ -21,6 +22,12 @@
 //! Windows reports 0xC004F074 when no host could be used and logs the RPC/socket error
 //! underneath (spec 8.3); which Win32 code Windows logs for each network condition is the
 //! spec's convention (8.4), not an observation.
+//!
+//! A connect that fails because the *load generator* ran out of something (a free local
+//! port, a file descriptor) is shown with the code a real client in that state would show,
+//! but gets its own cause, [`Cause::LocalLimit`], labelled `local:...`, with a fix in
+//! [`local_limit_hint`]: such failures say nothing about the host, and a capacity figure
+//! must not count them against it.
 
 use std::io;
 
@@ -47,8 +54,10 @@ pub enum Cause {
     ConnectRefused,
     /// Connect did not complete in time.
     ConnectTimeout,
-    /// Connect failed otherwise (unreachable, no local port, ...).
+    /// Connect failed otherwise (unreachable, ...).
     ConnectFailed,
+    /// kmsload itself ran out of a local resource before the connect left the machine.
+    LocalLimit(LocalLimit),
     /// A phase after connect ran out of time.
     Timeout(Phase),
     /// The connection was reset.
@@ -81,6 +90,8 @@ impl Cause {
             Self::ConnectRefused => "connect_refused",
             Self::ConnectTimeout | Self::Timeout(Connect) => "timeout:connect",
             Self::ConnectFailed => "connect_failed",
+            Self::LocalLimit(LocalLimit::NoFreePort) => "local:no_free_port",
+            Self::LocalLimit(LocalLimit::TooManyOpenFiles) => "local:too_many_open_files",
             Self::Timeout(Bind) => "timeout:bind",
             Self::Timeout(Request) => "timeout:request",
             Self::Reset(Connect) | Self::Reset(Bind) => "reset:bind",
@@ -98,6 +109,35 @@ impl Cause {
         }
     }
 }
+
+/// A limit of the machine kmsload runs on, not of the host under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LocalLimit {
+    /// EADDRNOTAVAIL / EADDRINUSE: every local port towards the target is taken (many in
+    /// TIME_WAIT after new-connection runs).
+    NoFreePort,
+    /// EMFILE / ENFILE: the process or system open-file limit is reached.
+    TooManyOpenFiles,
+}
+
+/// What to do about a `local:...` cause label (as [`Cause::label`] writes it), for reports
+/// and the end-of-run summary; `None` for every other label.
+pub fn local_limit_hint(label: &str) -> Option<&'static str> {
+    match label {
+        "local:no_free_port" => Some(
+            "kmsload ran out of local ports towards the target (connections in TIME_WAIT): list \
+             more addresses in `source_addresses`, use `connection = \"keep-alive\"`, or lower the rate",
+        ),
+        "local:too_many_open_files" => Some(
+            "kmsload reached its open-file limit: raise it (`ulimit -n`) or lower `max_in_flight`",
+        ),
+        _ => None,
+    }
+}
+
+/// Linux (and BSD) errno values the standard library has no stable `ErrorKind` for.
+const ENFILE: i32 = 23;
+const EMFILE: i32 = 24;
 
 /// The classification of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,11 +194,21 @@ fn classify_error(e: &ClientError) -> Verdict {
         ClientError::Resolve { .. } => {
             Verdict::failed(Cause::ResolveFailed, code::WSAHOST_NOT_FOUND)
         }
-        ClientError::Connect { kind, .. } => match kind {
-            io::ErrorKind::ConnectionRefused => {
+        ClientError::Connect { kind, os_error, .. } => match (kind, os_error) {
+            (io::ErrorKind::ConnectionRefused, _) => {
                 Verdict::failed(Cause::ConnectRefused, code::WSAECONNREFUSED)
             }
-            io::ErrorKind::TimedOut => Verdict::failed(Cause::ConnectTimeout, code::WSAETIMEDOUT),
+            (io::ErrorKind::TimedOut, _) => {
+                Verdict::failed(Cause::ConnectTimeout, code::WSAETIMEDOUT)
+            }
+            (io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse, _) => Verdict::failed(
+                Cause::LocalLimit(LocalLimit::NoFreePort),
+                code::RPC_S_SERVER_UNAVAILABLE,
+            ),
+            (_, Some(EMFILE | ENFILE)) => Verdict::failed(
+                Cause::LocalLimit(LocalLimit::TooManyOpenFiles),
+                code::RPC_S_SERVER_UNAVAILABLE,
+            ),
             _ => Verdict::failed(Cause::ConnectFailed, code::RPC_S_SERVER_UNAVAILABLE),
         },
         ClientError::Timeout {
@@ -240,5 +290,67 @@ pub fn fault_hresult(status: NcaStatus) -> u32 {
         NcaStatus::OP_RNG_ERROR => code::RPC_S_PROCNUM_OUT_OF_RANGE,
         NcaStatus::PROTO_ERROR => code::RPC_S_PROTOCOL_ERROR,
         _ => code::RPC_S_CALL_FAILED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect_error(e: io::Error) -> ClientError {
+        ClientError::Connect {
+            kind: e.kind(),
+            os_error: e.raw_os_error(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn verdict_of(e: io::Error) -> Verdict {
+        classify(&Err(connect_error(e)))
+    }
+
+    #[test]
+    fn connect_errors_keep_the_clients_code_and_name_kmsloads_own_limits() {
+        let refused = verdict_of(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(refused.cause, Cause::ConnectRefused);
+        assert_eq!(refused.cause_code, Some(code::WSAECONNREFUSED));
+
+        // EADDRNOTAVAIL (99 on Linux) as the OS reports it.
+        let no_port = verdict_of(io::Error::from(io::ErrorKind::AddrNotAvailable));
+        assert_eq!(no_port.cause, Cause::LocalLimit(LocalLimit::NoFreePort));
+        assert_eq!(no_port.cause.label(), "local:no_free_port");
+
+        for errno in [EMFILE, ENFILE] {
+            let files = verdict_of(io::Error::from_raw_os_error(errno));
+            assert_eq!(files.cause, Cause::LocalLimit(LocalLimit::TooManyOpenFiles));
+            assert_eq!(files.cause.label(), "local:too_many_open_files");
+        }
+
+        let unreachable = verdict_of(io::Error::from(io::ErrorKind::NetworkUnreachable));
+        assert_eq!(unreachable.cause, Cause::ConnectFailed);
+
+        // Whatever the cause, a real client in that state shows 0xC004F074 and the attempt
+        // counts as failed.
+        for v in [no_port, unreachable] {
+            assert_eq!(v.outcome, Outcome::Failed);
+            assert_eq!(v.hresult, code::SL_E_VL_BINDING_SERVICE_UNAVAILABLE);
+            assert_eq!(v.cause_code, Some(code::RPC_S_SERVER_UNAVAILABLE));
+        }
+    }
+
+    #[test]
+    fn only_local_limits_have_a_hint() {
+        assert!(
+            local_limit_hint("local:no_free_port")
+                .unwrap()
+                .contains("source_addresses")
+        );
+        assert!(
+            local_limit_hint("local:too_many_open_files")
+                .unwrap()
+                .contains("ulimit -n")
+        );
+        assert_eq!(local_limit_hint("connect_failed"), None);
+        assert_eq!(local_limit_hint("timeout:request"), None);
     }
 }

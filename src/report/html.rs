@@ -1044,6 +1044,17 @@ fn details(h: &mut String, r: &Results, episodes: &[Episode]) {
             let _ = write!(h, "<tr><td>{}</td><td>{n}</td></tr>", esc(cause));
         }
         h.push_str("</tbody></table>");
+        for (cause, n) in &s.by_cause {
+            if let Some(hint) = crate::client::outcome::local_limit_hint(cause) {
+                let _ = write!(
+                    h,
+                    "<p class=\"warn\">{n} attempts failed on kmsload's side, not the host's \
+                     (<code>{}</code>): {}.</p>",
+                    esc(cause),
+                    esc(hint)
+                );
+            }
+        }
     }
     let c = &s.config;
     h.push_str("<h3>Configuration</h3><dl class=\"facts\">");

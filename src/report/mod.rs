@@ -399,6 +399,14 @@ pub fn markdown(
         for (cause, n) in &summary.by_cause {
             let _ = writeln!(s, "| {cause} | {n} |");
         }
+        for (cause, n) in &summary.by_cause {
+            if let Some(hint) = crate::client::outcome::local_limit_hint(cause) {
+                let _ = writeln!(
+                    s,
+                    "\n> {n} attempts failed on kmsload's side, not the host's (`{cause}`): {hint}."
+                );
+            }
+        }
     }
 
     if !summary.faults.is_empty() {
