@@ -180,6 +180,9 @@ async fn execute(plan: Plan, args: Args) -> Result<Status, CliError> {
         },
         dir.display()
     );
+    if let Some(warning) = open_files_warning(&plan, target.in_process, open_file_limit()) {
+        eprintln!("{warning}");
+    }
     let result = load::run(&plan, addr, Some(events), live.clone(), stop_rx)
         .await
         .map_err(|e| CliError::Usage(e.to_string()))?;
@@ -239,6 +242,59 @@ async fn execute(plan: Plan, args: Args) -> Result<Status, CliError> {
         Status::Success
     } else {
         Status::Failure
+    })
+}
+
+/// The soft open-file limit (`ulimit -n`), from `/proc/self/limits`; `None` where that file
+/// does not exist (not Linux) or says "unlimited".
+fn open_file_limit() -> Option<u64> {
+    parse_open_file_limit(&std::fs::read_to_string("/proc/self/limits").ok()?)
+}
+
+fn parse_open_file_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A warning when the run may hold more sockets at once than the open-file limit allows.
+/// Attempts past the limit would fail as `local:too_many_open_files`: kmsload's problem,
+/// not the host's.
+///
+/// Sockets at once: the attempts in flight (open model: at most `max_in_flight`, and at most
+/// the peak rate times the longest an attempt can hold a socket, the sum of its phase
+/// timeouts; closed model: `clients`), doubled with the in-process host, which holds the
+/// other end, plus slack for the runtime and the result files. Kept-alive connections idle
+/// in the pool never outnumber the attempts that once used them at the same time.
+fn open_files_warning(plan: &Plan, in_process: bool, limit: Option<u64>) -> Option<String> {
+    const SLACK: u64 = 64;
+    let limit = limit?;
+    let in_flight = match &plan.load.model {
+        scenario::LoadModel::Open(schedule) => {
+            let t = &plan.timeouts;
+            let longest = (t.connect + t.bind + t.request).as_secs_f64();
+            let by_rate = (schedule.peak_rate() * longest).ceil() as u64;
+            u64::from(plan.load.max_in_flight).min(by_rate.max(1))
+        }
+        scenario::LoadModel::Closed { clients, .. } => u64::from(*clients),
+    };
+    let per_attempt = if in_process { 2 } else { 1 };
+    let needed = in_flight.saturating_mul(per_attempt).saturating_add(SLACK);
+    (needed > limit).then(|| {
+        format!(
+            "kmsload: warning: up to {in_flight} attempts may hold a connection at once, which \
+             needs about {needed} open files{}, but the open-file limit is {limit}; attempts \
+             beyond it fail as local:too_many_open_files. Raise the limit (ulimit -n) or lower \
+             max_in_flight.",
+            if in_process {
+                " (two sockets each with the in-process host)"
+            } else {
+                ""
+            }
+        )
     })
 }
 
@@ -377,4 +433,61 @@ async fn start_in_process(
         ..host::ServerOptions::default()
     };
     host::server::start(server).await
+}
+
+#[cfg(test)]
+mod open_files_tests {
+    use super::*;
+
+    const LIMITS: &str = "\
+Limit                     Soft Limit           Hard Limit           Units
+Max cpu time              unlimited            unlimited            seconds
+Max open files            1024                 20000                files
+Max locked memory         8388608              8388608              bytes
+";
+
+    fn plan(load: &str) -> Plan {
+        let text = format!(
+            "[fleet]\nsize = 10\nproducts = [{{ product = \"Windows 10/11 Pro\" }}]\n[load]\n{load}\n"
+        );
+        scenario::parse_str(
+            &text,
+            std::path::Path::new("t.toml"),
+            &Overrides::default(),
+            &scenario::resolve_exact,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_the_soft_limit() {
+        assert_eq!(parse_open_file_limit(LIMITS), Some(1024));
+        let unlimited = LIMITS.replace("1024      ", "unlimited ");
+        assert_eq!(parse_open_file_limit(&unlimited), None);
+        assert_eq!(parse_open_file_limit(""), None);
+    }
+
+    #[test]
+    fn warns_when_sockets_in_flight_can_exceed_the_limit() {
+        // 10,000/s for up to 20 s of phase timeouts could hold far more; the cap holds 1000.
+        let open = plan("rate = 10000\nduration = \"1s\"\nmax_in_flight = 1000");
+        // 1000 in flight, two sockets each with the in-process host, plus slack.
+        let warning = open_files_warning(&open, true, Some(1024)).unwrap();
+        assert!(warning.contains("2064 open files"), "{warning}");
+        assert!(warning.contains("ulimit -n"), "{warning}");
+        assert_eq!(open_files_warning(&open, false, Some(1064)), None);
+        assert!(open_files_warning(&open, false, Some(1063)).is_some());
+        assert_eq!(open_files_warning(&open, true, None), None);
+
+        // A low rate cannot fill a high cap: 10/s times the phase timeouts is the bound.
+        let slow = plan("rate = 10\nduration = \"1s\"\nmax_in_flight = 100000");
+        let t = &slow.timeouts;
+        let bound = (10.0 * (t.connect + t.bind + t.request).as_secs_f64()).ceil() as u64;
+        assert_eq!(open_files_warning(&slow, true, Some(2 * bound + 64)), None);
+        assert!(open_files_warning(&slow, true, Some(2 * bound + 63)).is_some());
+
+        let closed = plan("model = \"closed\"\nclients = 5000\nduration = \"1s\"");
+        assert!(open_files_warning(&closed, false, Some(1024)).is_some());
+        assert_eq!(open_files_warning(&closed, false, Some(20000)), None);
+    }
 }
