@@ -390,3 +390,42 @@ window = ["1s", "2s"]
         }
     }
 }
+
+/// New connections from several loopback source addresses: every attempt activates.
+#[test]
+fn new_connections_from_source_addresses_all_activate() {
+    let out = temp_dir("sources");
+    let path = scenario(
+        &out,
+        r#"
+name = "sources"
+seed = 3
+[host]
+charged = true
+[fleet]
+size = 1000
+products = [{ product = "Windows 10/11 Enterprise" }]
+[load]
+rate = 400
+attempts = 600
+duration = "10s"
+connection = "new"
+source_addresses = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+[gates]
+max_error_rate = 0.0
+"#,
+    );
+    let results = out.join("results");
+    let o = kmsload(&[
+        "run",
+        &path,
+        "--quiet",
+        "--no-html",
+        "--out",
+        results.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
+    let s = assert_accounting(&results);
+    assert_eq!(s["attempts"], 600);
+    assert_eq!(s["by_outcome"]["activated"], 600, "{}", out_str(&o));
+}
