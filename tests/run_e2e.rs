@@ -429,3 +429,44 @@ max_error_rate = 0.0
     assert_eq!(s["attempts"], 600);
     assert_eq!(s["by_outcome"]["activated"], 600, "{}", out_str(&o));
 }
+
+/// A schedule no dispatcher can keep (10 million arrivals/s): the run says kmsload fell
+/// behind, in summary.json and report.md, so its figures are not read as the host's.
+#[test]
+fn a_generator_that_falls_behind_says_so() {
+    let out = temp_dir("behind");
+    let path = scenario(
+        &out,
+        r#"
+name = "behind"
+[host]
+charged = true
+[fleet]
+size = 100000
+products = [{ product = "Windows 10/11 Enterprise" }]
+[load]
+rate = 10000000
+attempts = 50000
+duration = "30s"
+connection = "keep-alive"
+max_in_flight = 4000
+"#,
+    );
+    let results = out.join("results");
+    let o = kmsload(&[
+        "run",
+        &path,
+        "--quiet",
+        "--no-html",
+        "--out",
+        results.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
+    let s = assert_accounting(&results);
+    let g = &s["generator"];
+    assert!(g["late_attempts"].as_u64().unwrap() > 500, "{g}");
+    assert!(g["max_lag_us"].as_u64().unwrap() > 10_000, "{g}");
+    let md = fs::read_to_string(results.join("report.md")).unwrap();
+    assert!(md.contains("kmsload fell behind its own schedule"), "{md}");
+    assert!(md.contains("- load generator: at most"), "{md}");
+}

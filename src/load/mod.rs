@@ -95,6 +95,47 @@ pub struct RunResult {
     pub achieved_rate: f64,
     /// An error while writing events.csv, if any (the run itself went on).
     pub events_error: Option<String>,
+    /// How well kmsload itself kept up.
+    pub generator: GeneratorStats,
+}
+
+/// How far an attempt may start after its intended time before it counts as late: well
+/// above the timer's own granularity ([`TIMER_SLACK`]).
+pub const LATE_AFTER: Duration = Duration::from_millis(10);
+
+/// Whether the load generator kept up with its schedule, and what it cost: when it falls
+/// behind, the figures describe kmsload's limit (and, in-process, that of the host sharing
+/// its cores), not the host's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct GeneratorStats {
+    /// Open model: the largest delay between an attempt's intended start and the moment
+    /// the dispatcher got to it (before any wait for a free slot, which is the host's).
+    pub max_lag_us: u64,
+    /// Open model: attempts the dispatcher reached more than [`LATE_AFTER`] late.
+    pub late_attempts: u64,
+    /// CPU time (user + system) of the whole kmsload process during the load, in seconds,
+    /// where the OS reports it (Linux); includes the in-process host when there is one.
+    pub process_cpu_s: Option<f64>,
+    /// `process_cpu_s` over the load's wall time times the cores kmsload may use: near 1,
+    /// kmsload was short of CPU.
+    pub process_cpu_busy: Option<f64>,
+}
+
+/// CPU seconds (user + system) this process has used, from `/proc/self/stat`; `None` where
+/// that file does not exist. Linux reports them in clock ticks of 1/100 s (`USER_HZ`).
+fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / 100.0)
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line. The command name (field 2)
+/// may hold spaces and parentheses, so fields are counted after its closing `)`.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// Translates the plan's fleet into the simulator's spec.
@@ -237,6 +278,8 @@ pub async fn run(
         think,
     });
 
+    let cpu_at_start = process_cpu_s();
+    let mut generator = GeneratorStats::default();
     let (tx, rx) = mpsc::channel::<AttemptRecord>(16 * 1024);
     let recorder = tokio::spawn(record_loop(rx, events, live.clone(), start));
 
@@ -269,6 +312,11 @@ pub async fn run(
                 () = tokio::time::sleep_until(intended.into()) => {}
                 _ = stop.changed() => { complete = false; break; }
             }
+        }
+        if let Pacing::Open(_) = pacing {
+            let lag = Instant::now().saturating_duration_since(intended);
+            generator.max_lag_us = generator.max_lag_us.max(micros(lag));
+            generator.late_attempts += u64::from(lag > LATE_AFTER);
         }
         // Measure from the intended start, less the timer's own granularity: attempts due
         // within one timer tick go out together when it fires, up to a tick late, and that
@@ -335,13 +383,24 @@ pub async fn run(
     // Aborted attempts never sent their record: account for them here.
     record_abandoned(&shared, &mut recorder, elapsed);
     let offered_rate = match &pacing {
-        Pacing::Open(s) => Some(
-            s.expected_arrivals(elapsed.min(max_duration.unwrap_or(elapsed)))
-                / elapsed.as_secs_f64().max(1e-9),
-        ),
+        // Over the time the schedule ran, not the drain after it: an 8 s run at 80,000/s
+        // that takes 15 s to drain offered 80,000/s, not 40,000/s.
+        Pacing::Open(s) => {
+            let ran = [max_duration, s.natural_end()]
+                .into_iter()
+                .flatten()
+                .fold(elapsed, Duration::min);
+            Some(s.expected_arrivals(ran) / ran.as_secs_f64().max(1e-9))
+        }
         Pacing::Closed { .. } => None,
     };
     let achieved_rate = recorder.attempts() as f64 / elapsed.as_secs_f64().max(1e-9);
+    if let (Some(before), Some(after)) = (cpu_at_start, process_cpu_s()) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpu = (after - before).max(0.0);
+        generator.process_cpu_s = Some(cpu);
+        generator.process_cpu_busy = Some(cpu / (elapsed.as_secs_f64().max(1e-9) * cores as f64));
+    }
     Ok(RunResult {
         recorder,
         started,
@@ -352,6 +411,7 @@ pub async fn run(
         offered_rate,
         achieved_rate,
         events_error,
+        generator,
     })
 }
 
@@ -585,5 +645,25 @@ fn record_abandoned(shared: &Shared, recorder: &mut Recorder, elapsed: Duration)
         );
         rec.cause = Some("abandoned");
         recorder.record(&rec, elapsed.as_secs());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_read_after_the_command_name() {
+        // A command name with a space and a parenthesis, as /proc allows.
+        let stat = "4242 (kms load) x) S 1 4242 4242 0 -1 4194560 1000 0 0 0 \
+                    250 75 0 0 20 0 3 0 100 1000000 500 18446744073709551615";
+        assert_eq!(parse_cpu_ticks(stat), Some(325));
+        assert_eq!(parse_cpu_ticks("4242 (short"), None);
+        assert_eq!(parse_cpu_ticks(""), None);
+        // This process has a stat file on Linux, and its CPU time only grows.
+        if let Some(a) = process_cpu_s() {
+            let b = process_cpu_s().unwrap();
+            assert!(b >= a);
+        }
     }
 }

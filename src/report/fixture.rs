@@ -217,6 +217,7 @@ pub fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
     }
     let elapsed = Duration::from_micros(last_end);
     let run = RunResult {
+        generator: crate::load::GeneratorStats::default(),
         recorder,
         started: SystemTime::UNIX_EPOCH + Duration::from_secs(STARTED_UNIX),
         elapsed,

@@ -81,6 +81,8 @@ pub struct SummaryFile<'a> {
     pub offered_rate: Option<f64>,
     /// Attempts finished per second.
     pub achieved_rate: f64,
+    /// Whether kmsload kept up with its schedule, and its CPU use.
+    pub generator: crate::load::GeneratorStats,
     /// Everything the recorder summarised (attempts, by_outcome, by_code, latency_us, ...).
     #[serde(flatten)]
     pub summary: &'a Summary,
@@ -258,6 +260,37 @@ pub fn default_dir(name: &str, t: SystemTime) -> PathBuf {
     Path::new("results").join(format!("{name}-{stamp}"))
 }
 
+/// The load generator's own line for report.md, and a warning when it fell behind: then the
+/// achieved rate and the latencies are kmsload's limit, not (only) the host's.
+fn generator_lines(g: &crate::load::GeneratorStats, attempts: u64) -> String {
+    let mut line = format!(
+        "- load generator: at most {:.1} ms behind schedule, {} attempts more than {} ms late",
+        g.max_lag_us as f64 / 1000.0,
+        g.late_attempts,
+        crate::load::LATE_AFTER.as_millis()
+    );
+    if let (Some(cpu), Some(busy)) = (g.process_cpu_s, g.process_cpu_busy) {
+        let _ = write!(
+            line,
+            "; process CPU {cpu:.1} s, {:.0} % of the cores it may use",
+            busy * 100.0
+        );
+    }
+    line.push('\n');
+    // More than 1 % of attempts late: the schedule was not kept.
+    if g.late_attempts > 0 && g.late_attempts * 100 >= attempts.max(1) {
+        let _ = writeln!(
+            line,
+            "> kmsload fell behind its own schedule ({} of {attempts} attempts started more than {} ms late): \
+             the achieved rate and latencies show the load generator's limit (and, in-process, the host \
+             sharing its cores), not the host's alone. Give kmsload more cores or lower the rate.\n",
+            g.late_attempts,
+            crate::load::LATE_AFTER.as_millis()
+        );
+    }
+    line
+}
+
 /// Writes summary.json, the histogram logs and report.md into `dir` (which must exist;
 /// events.csv is already there, written during the run).
 ///
@@ -285,6 +318,7 @@ pub fn write_results(
         abandoned: run.abandoned,
         offered_rate: run.offered_rate,
         achieved_rate: run.achieved_rate,
+        generator: run.generator,
         summary: &summary,
         gates,
         gates_passed: gates.iter().all(|g| g.pass),
@@ -350,9 +384,10 @@ pub fn markdown(
     let b = &summary.by_outcome;
     let _ = writeln!(
         s,
-        "- outcomes: {} activated, {} not activated, {} failed\n",
+        "- outcomes: {} activated, {} not activated, {} failed",
         b.activated, b.not_activated, b.failed
     );
+    let _ = writeln!(s, "{}", generator_lines(&run.generator, summary.attempts));
 
     let _ = writeln!(s, "## Latency (µs, attempts no fault touched)\n");
     let _ = writeln!(
