@@ -28,6 +28,22 @@ fn scenario(dir: &Path, text: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
+/// `kmsload run` of scenario `text` (written into `dir`), quietly and without HTML; returns
+/// the output and the results directory.
+fn run_text(dir: &Path, text: &str) -> (Output, PathBuf) {
+    let path = scenario(dir, text);
+    let results = dir.join("results");
+    let o = kmsload(&[
+        "run",
+        &path,
+        "--quiet",
+        "--no-html",
+        "--out",
+        results.to_str().unwrap(),
+    ]);
+    (o, results)
+}
+
 fn summary(dir: &Path) -> Value {
     serde_json::from_str(&fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }
@@ -395,7 +411,7 @@ window = ["1s", "2s"]
 #[test]
 fn new_connections_from_source_addresses_all_activate() {
     let out = temp_dir("sources");
-    let path = scenario(
+    let (o, results) = run_text(
         &out,
         r#"
 name = "sources"
@@ -415,15 +431,6 @@ source_addresses = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 max_error_rate = 0.0
 "#,
     );
-    let results = out.join("results");
-    let o = kmsload(&[
-        "run",
-        &path,
-        "--quiet",
-        "--no-html",
-        "--out",
-        results.to_str().unwrap(),
-    ]);
     assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
     let s = assert_accounting(&results);
     assert_eq!(s["attempts"], 600);
@@ -435,7 +442,7 @@ max_error_rate = 0.0
 #[test]
 fn a_generator_that_falls_behind_says_so() {
     let out = temp_dir("behind");
-    let path = scenario(
+    let (o, results) = run_text(
         &out,
         r#"
 name = "behind"
@@ -452,15 +459,6 @@ connection = "keep-alive"
 max_in_flight = 4000
 "#,
     );
-    let results = out.join("results");
-    let o = kmsload(&[
-        "run",
-        &path,
-        "--quiet",
-        "--no-html",
-        "--out",
-        results.to_str().unwrap(),
-    ]);
     assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
     let s = assert_accounting(&results);
     let g = &s["generator"];
