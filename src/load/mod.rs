@@ -313,8 +313,9 @@ pub async fn run(
                 _ = stop.changed() => { complete = false; break; }
             }
         }
+        let now = Instant::now();
         if let Pacing::Open(_) = pacing {
-            let lag = Instant::now().saturating_duration_since(intended);
+            let lag = now.saturating_duration_since(intended);
             generator.max_lag_us = generator.max_lag_us.max(micros(lag));
             generator.late_attempts += u64::from(lag > LATE_AFTER);
         }
@@ -322,7 +323,7 @@ pub async fn run(
         // within one timer tick go out together when it fires, up to a tick late, and that
         // lateness is the generator's, not the host's. Anything later than the slack, and
         // any wait for a free slot below, counts in full (coordinated omission).
-        let intended = Instant::now().clamp(intended, intended + TIMER_SLACK);
+        let intended = now.clamp(intended, intended + TIMER_SLACK);
         // Wait for a slot; the wait counts in latency because it starts at `intended`.
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
