@@ -120,8 +120,16 @@ pub enum LocalLimit {
     TooManyOpenFiles,
 }
 
-/// What to do about a `local:...` cause label (as [`Cause::label`] writes it), for reports
-/// and the end-of-run summary; `None` for every other label.
+/// The sentence reports print under the cause table for `count` attempts with a `local:...`
+/// cause label (as [`Cause::label`] writes it): that they are kmsload's failures and what
+/// fixes them. `None` for every other label.
+pub fn local_limit_note(label: &str, count: u64) -> Option<String> {
+    local_limit_hint(label).map(|hint| {
+        format!("{count} attempts failed on kmsload's side, not the host's ({label}): {hint}.")
+    })
+}
+
+/// What to do about a `local:...` cause label; `None` for every other label.
 pub fn local_limit_hint(label: &str) -> Option<&'static str> {
     match label {
         "local:no_free_port" => Some(
@@ -352,5 +360,13 @@ mod tests {
         );
         assert_eq!(local_limit_hint("connect_failed"), None);
         assert_eq!(local_limit_hint("timeout:request"), None);
+        let note = local_limit_note("local:too_many_open_files", 7).unwrap();
+        assert!(
+            note.starts_with(
+                "7 attempts failed on kmsload's side, not the host's (local:too_many_open_files): "
+            ),
+            "{note}"
+        );
+        assert_eq!(local_limit_note("connect_failed", 7), None);
     }
 }

@@ -1045,14 +1045,8 @@ fn details(h: &mut String, r: &Results, episodes: &[Episode]) {
         }
         h.push_str("</tbody></table>");
         for (cause, n) in &s.by_cause {
-            if let Some(hint) = crate::client::outcome::local_limit_hint(cause) {
-                let _ = write!(
-                    h,
-                    "<p class=\"warn\">{n} attempts failed on kmsload's side, not the host's \
-                     (<code>{}</code>): {}.</p>",
-                    esc(cause),
-                    esc(hint)
-                );
+            if let Some(note) = crate::client::outcome::local_limit_note(cause, *n) {
+                let _ = write!(h, "<p class=\"warn\">{}</p>", esc(&note));
             }
         }
     }

@@ -435,11 +435,8 @@ pub fn markdown(
             let _ = writeln!(s, "| {cause} | {n} |");
         }
         for (cause, n) in &summary.by_cause {
-            if let Some(hint) = crate::client::outcome::local_limit_hint(cause) {
-                let _ = writeln!(
-                    s,
-                    "\n> {n} attempts failed on kmsload's side, not the host's (`{cause}`): {hint}."
-                );
+            if let Some(note) = crate::client::outcome::local_limit_note(cause, *n) {
+                let _ = writeln!(s, "\n> {note}");
             }
         }
     }
