@@ -168,11 +168,11 @@ const FIX_HMAC: u8 = 16;
 
 /// The version each harness speaks.
 fn version_of(protocol: Protocol) -> Version {
-    Version::new(match protocol {
-        Protocol::V4 => 4,
-        Protocol::V5 => 5,
-        Protocol::V6 => 6,
-    })
+    match protocol {
+        Protocol::V4 => Version::V4,
+        Protocol::V5 => Version::V5,
+        Protocol::V6 => Version::V6,
+    }
 }
 
 /// The host's decoder for one protocol version's requests. Returns whether it accepted the
