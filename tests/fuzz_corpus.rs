@@ -45,6 +45,21 @@ fn harness(target: &str) -> fn(&[u8]) -> bool {
     }
 }
 
+/// The KMS target for `kind` ("request" or "response") and a protocol, as named in
+/// [`TARGETS`].
+fn kms_target(kind: &str, protocol: Protocol) -> &'static str {
+    let version = match protocol {
+        Protocol::V4 => "v4",
+        Protocol::V5 => "v5",
+        Protocol::V6 => "v6",
+    };
+    let name = format!("kms_{kind}_{version}");
+    TARGETS
+        .into_iter()
+        .find(|t| *t == name)
+        .unwrap_or_else(|| panic!("no target {name}"))
+}
+
 /// The seeds each target gets from the captures, by file name.
 fn capture_seeds() -> BTreeMap<&'static str, BTreeMap<String, Vec<u8>>> {
     let mut seeds: BTreeMap<&str, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
@@ -90,11 +105,7 @@ fn capture_seeds() -> BTreeMap<&'static str, BTreeMap<String, Vec<u8>>> {
                     if is_response {
                         let Some(pending) = pending.take() else { break };
                         if let Ok(resp) = pending.decode_response(payload) {
-                            let target = match resp.protocol {
-                                Protocol::V4 => "kms_response_v4",
-                                Protocol::V5 => "kms_response_v5",
-                                Protocol::V6 => "kms_response_v6",
-                            };
+                            let target = kms_target("response", resp.protocol);
                             for (i, seed) in fuzzing::response_seeds(&resp).into_iter().enumerate()
                             {
                                 add(target, format!("{name}-{i}"), seed);
@@ -107,11 +118,7 @@ fn capture_seeds() -> BTreeMap<&'static str, BTreeMap<String, Vec<u8>>> {
                             Err(_) => vec![Protocol::V4, Protocol::V5, Protocol::V6],
                         };
                         for p in protocols {
-                            let target: &'static str = match p {
-                                Protocol::V4 => "kms_request_v4",
-                                Protocol::V5 => "kms_request_v5",
-                                Protocol::V6 => "kms_request_v6",
-                            };
+                            let target = kms_target("request", p);
                             for (i, seed) in fuzzing::request_seeds(payload).into_iter().enumerate()
                             {
                                 add(target, format!("{name}-{i}"), seed);
