@@ -113,7 +113,14 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(execute(plan, args))
+    // The run goes on a worker thread, not on this one: `block_on` would poll the dispatcher
+    // here, and every attempt it spawned would then have to wake a worker across threads
+    // (a futex call each). Spawned from a worker, attempts start on that worker's own queue.
+    runtime.block_on(async {
+        tokio::spawn(execute(plan, args))
+            .await
+            .map_err(|e| CliError::Runtime(format!("the run stopped unexpectedly: {e}")))?
+    })
 }
 
 async fn execute(plan: Plan, args: Args) -> Result<Status, CliError> {
