@@ -9,6 +9,10 @@
 //! 3. **new connection**: the same with `keep_alive = false`: connect, bind, alter_context,
 //!    request, close for every activation (client sockets spread over 127.0.0.x sources so
 //!    TIME_WAIT does not exhaust the ephemeral ports).
+//! 4. **floor**: the same two loads against a plain TCP echo of 300 bytes each way (the size
+//!    of a V6 request and response), with no RPC, no KMS and no crypto: what one exchange
+//!    costs this machine's kernel and tokio before kmsload does anything. Every figure above
+//!    reads against it; a target below it cannot be met on this machine.
 //!
 //! Host and clients share the machine's cores: the host runs on its own runtime (threads named
 //! `kmsload-host`), the clients on another (`bench-client`), and the CPU time of each is read
@@ -120,6 +124,116 @@ fn main() {
     let report = host.shutdown();
     println!();
     println!("{}", report.stats);
+
+    // 4. The floor, on a fresh echo server named like the host so its CPU counts as "host".
+    let echo = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(host_threads.max(1))
+        .thread_name("kmsload-host-echo")
+        .enable_all()
+        .build()
+        .expect("echo runtime");
+    let echo_addr = echo.block_on(start_echo());
+    for (name, keep_alive) in [("kept-alive", true), ("new connection", false)] {
+        let before = Cpu::read();
+        let started = Instant::now();
+        let exchanges = clients.block_on(echo_load(
+            echo_addr,
+            keep_alive,
+            concurrency,
+            Duration::from_secs(secs),
+        ));
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = Cpu::read().since(&before);
+        let per = |ticks: u64| ticks as f64 * 1e6 / Cpu::HZ / exchanges.max(1) as f64;
+        println!();
+        println!(
+            "floor, {name}: plain TCP echo of {ECHO_LEN} bytes each way, {concurrency} clients"
+        );
+        println!(
+            "  {exchanges} exchanges in {wall:.2} s = {:.0}/s; CPU per exchange: server {:.1} µs, clients {:.1} µs, other {:.1} µs",
+            exchanges as f64 / wall,
+            per(cpu.host),
+            per(cpu.client),
+            per(cpu.other),
+        );
+    }
+    echo.shutdown_background();
+}
+
+/// Bytes each way in the floor measurement: a V6 request PDU is 292 bytes, its response 300.
+const ECHO_LEN: usize = 300;
+
+/// A TCP echo server of [`ECHO_LEN`]-byte messages on the current runtime.
+async fn start_echo() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("echo listens");
+    let addr = listener.local_addr().expect("echo address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = [0u8; ECHO_LEN];
+                // Ends when the client closes (read error or EOF).
+                while stream.read_exact(&mut buf).await.is_ok() {
+                    if stream.write_all(&buf).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// `concurrency` tasks exchanging echo messages with `addr` for `duration`, on one kept
+/// connection each or on a new one per exchange (from the same 127.0.0.x sources as
+/// [`load`]). Returns the number of completed exchanges.
+async fn echo_load(
+    addr: SocketAddr,
+    keep_alive: bool,
+    concurrency: u64,
+    duration: Duration,
+) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for i in 0..concurrency {
+        let (done, stop) = (done.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let source =
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 2, (i % 64) as u8 + 1)), 0);
+            let connect = || async move {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(source)?;
+                let stream = socket.connect(addr).await?;
+                stream.set_nodelay(true)?;
+                std::io::Result::Ok(stream)
+            };
+            let mut buf = [0x5Au8; ECHO_LEN];
+            let mut stream = None;
+            // Bounded by the stop flag, set after `duration`.
+            while !stop.load(Ordering::Relaxed) {
+                if stream.is_none() || !keep_alive {
+                    stream = connect().await.ok();
+                }
+                let Some(s) = stream.as_mut() else { continue };
+                if s.write_all(&buf).await.is_err() || s.read_exact(&mut buf).await.is_err() {
+                    stream = None;
+                    continue;
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    done.load(Ordering::Relaxed)
 }
 
 /// Opens `n` connections from a child process, binds each, and reports the host's RSS
@@ -302,18 +416,18 @@ struct Cpu {
     other: u64,
 }
 
+/// Per-thread CPU ticks, so a difference counts only the threads that ran between two
+/// readings (a runtime shut down in between must not make the sum go backwards).
+struct CpuReading(Vec<(u64, &'static str, u64)>);
+
 impl Cpu {
     /// USER_HZ: 100 on Linux.
     const HZ: f64 = 100.0;
 
-    fn read() -> Self {
-        let mut cpu = Self {
-            host: 0,
-            client: 0,
-            other: 0,
-        };
+    fn read() -> CpuReading {
+        let mut threads = Vec::new();
         let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return cpu;
+            return CpuReading(threads);
         };
         for task in tasks.flatten() {
             let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
@@ -321,6 +435,9 @@ impl Cpu {
             };
             // "tid (comm) state ..." — comm may contain spaces; fields resume after ')'.
             let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let Ok(tid) = stat[..open].trim().parse::<u64>() else {
                 continue;
             };
             let comm = &stat[open + 1..close];
@@ -334,23 +451,38 @@ impl Cpu {
                     .get(12)
                     .and_then(|s| s.parse::<u64>().ok())
                     .unwrap_or(0);
-            if comm.starts_with("kmsload-host") {
-                cpu.host += ticks;
+            // Thread names are cut to 15 bytes: "kmsload-host-echo" reads "kmsload-host-ec".
+            let class = if comm.starts_with("kmsload-host") {
+                "host"
             } else if comm.starts_with("bench-client") {
-                cpu.client += ticks;
+                "client"
             } else {
-                cpu.other += ticks;
+                "other"
+            };
+            threads.push((tid, class, ticks));
+        }
+        CpuReading(threads)
+    }
+}
+
+impl CpuReading {
+    /// Ticks each class of thread used since `before`.
+    fn since(&self, before: &Self) -> Cpu {
+        let mut cpu = Cpu {
+            host: 0,
+            client: 0,
+            other: 0,
+        };
+        for &(tid, class, ticks) in &self.0 {
+            let earlier = before.0.iter().find(|t| t.0 == tid).map_or(0, |t| t.2);
+            let used = ticks.saturating_sub(earlier);
+            match class {
+                "host" => cpu.host += used,
+                "client" => cpu.client += used,
+                _ => cpu.other += used,
             }
         }
         cpu
-    }
-
-    fn since(self, before: &Self) -> Self {
-        Self {
-            host: self.host.saturating_sub(before.host),
-            client: self.client.saturating_sub(before.client),
-            other: self.other.saturating_sub(before.other),
-        }
     }
 }
 
