@@ -88,17 +88,15 @@ fn main() {
         .build()
         .expect("client runtime");
     for (name, keep_alive) in [("kept-alive", true), ("new connection", false)] {
-        let before = Cpu::read();
         let host_requests = host.handle().stats().requests;
-        let started = Instant::now();
-        let (ok, failed) = clients.block_on(load(
-            addr,
-            keep_alive,
-            concurrency,
-            Duration::from_secs(secs),
-        ));
-        let wall = started.elapsed().as_secs_f64();
-        let cpu = Cpu::read().since(&before);
+        let ((ok, failed), wall, cpu) = measured(|| {
+            clients.block_on(load(
+                addr,
+                keep_alive,
+                concurrency,
+                Duration::from_secs(secs),
+            ))
+        });
         let served = host.handle().stats().requests - host_requests;
         let rate = ok as f64 / wall;
         println!();
@@ -134,16 +132,14 @@ fn main() {
         .expect("echo runtime");
     let echo_addr = echo.block_on(start_echo());
     for (name, keep_alive) in [("kept-alive", true), ("new connection", false)] {
-        let before = Cpu::read();
-        let started = Instant::now();
-        let exchanges = clients.block_on(echo_load(
-            echo_addr,
-            keep_alive,
-            concurrency,
-            Duration::from_secs(secs),
-        ));
-        let wall = started.elapsed().as_secs_f64();
-        let cpu = Cpu::read().since(&before);
+        let (exchanges, wall, cpu) = measured(|| {
+            clients.block_on(echo_load(
+                echo_addr,
+                keep_alive,
+                concurrency,
+                Duration::from_secs(secs),
+            ))
+        });
         let per = |ticks: u64| ticks as f64 * 1e6 / Cpu::HZ / exchanges.max(1) as f64;
         println!();
         println!(
@@ -158,6 +154,15 @@ fn main() {
         );
     }
     echo.shutdown_background();
+}
+
+/// Runs `phase` and returns its result, its wall time in seconds and the CPU it used.
+fn measured<T>(phase: impl FnOnce() -> T) -> (T, f64, Cpu) {
+    let before = Cpu::read();
+    let started = Instant::now();
+    let out = phase();
+    let wall = started.elapsed().as_secs_f64();
+    (out, wall, Cpu::read().since(&before))
 }
 
 /// Bytes each way in the floor measurement: a V6 request PDU is 292 bytes, its response 300.
