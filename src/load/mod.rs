@@ -100,7 +100,7 @@ pub struct RunResult {
 }
 
 /// How far an attempt may start after its intended time before it counts as late: well
-/// above the timer's own granularity ([`TIMER_SLACK`]).
+/// above the timer's own granularity (`TIMER_SLACK`, 2 ms).
 pub const LATE_AFTER: Duration = Duration::from_millis(10);
 
 /// Whether the load generator kept up with its schedule, and what it cost: when it falls

@@ -29,6 +29,12 @@
 //! [`V6_CIPHER`], so using them costs no set-up at run time. A test re-derives the S-box
 //! from its definition (inverse in GF(2^8) and the affine map).
 //!
+//! CBC decryption is the exception: its block decryptions do not depend on each other, so
+//! where the CPU has AES instructions they run eight at a time through `aes::hazmat`'s
+//! parallel round, which takes any round keys ([`BlockCipher128::decrypt_blocks`]). Single
+//! blocks and CBC encryption stay on the tables: one hazmat call per round per block costs
+//! as much as a table round.
+//!
 //! Table lookups indexed by key-dependent bytes leak timing through the cache. That does not
 //! matter here: every KMS key is a published constant (spec 6.2, 6.3), so there is no secret
 //! to protect, and the MAC comparisons need not be constant-time either.
