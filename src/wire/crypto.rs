@@ -693,17 +693,12 @@ fn load(b: &[u8; BLOCK_LEN]) -> [u32; 4] {
 }
 
 #[inline(always)]
-const fn store(w: [u32; 4]) -> [u8; BLOCK_LEN] {
+fn store(w: [u32; 4]) -> [u8; BLOCK_LEN] {
     let mut out = [0u8; BLOCK_LEN];
-    let mut c = 0;
-    while c < 4 {
-        let b = w[c].to_be_bytes();
-        out[4 * c] = b[0];
-        out[4 * c + 1] = b[1];
-        out[4 * c + 2] = b[2];
-        out[4 * c + 3] = b[3];
-        c += 1;
-    }
+    out[0..4].copy_from_slice(&w[0].to_be_bytes());
+    out[4..8].copy_from_slice(&w[1].to_be_bytes());
+    out[8..12].copy_from_slice(&w[2].to_be_bytes());
+    out[12..16].copy_from_slice(&w[3].to_be_bytes());
     out
 }
 
