@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use kmsload::catalog::lookup;
 use kmsload::client::{Client, ClientOptions, Outcome, TcpConnector};
 use kmsload::host::server::{ServerOptions, start_background};
+use kmsload::procfs;
 use kmsload::wire::session::{ClientConfig, ClientSession};
 use kmsload::wire::{FileTime, RequestBase, Version};
 use uuid::Uuid;
@@ -158,11 +159,11 @@ fn main() {
 
 /// Runs `phase` and returns its result, its wall time in seconds and the CPU it used.
 fn measured<T>(phase: impl FnOnce() -> T) -> (T, f64, Cpu) {
-    let before = Cpu::read();
+    let before = CpuReading::now();
     let started = Instant::now();
     let out = phase();
     let wall = started.elapsed().as_secs_f64();
-    (out, wall, Cpu::read().since(&before))
+    (out, wall, CpuReading::now().since(&before))
 }
 
 /// Bytes each way in the floor measurement: a V6 request PDU is 292 bytes, its response 300.
@@ -247,7 +248,8 @@ fn idle_memory(host: &kmsload::host::BackgroundHost, addr: SocketAddr, n: u64) {
     if n == 0 {
         return;
     }
-    let limit = open_files_limit();
+    // Unlimited or unknown: assume the usual default.
+    let limit = procfs::open_file_limit().unwrap_or(1024);
     let n = if limit < n + 200 {
         let reduced = limit.saturating_sub(200);
         println!(
@@ -426,37 +428,33 @@ struct Cpu {
 struct CpuReading(Vec<(u64, &'static str, u64)>);
 
 impl Cpu {
-    /// USER_HZ: 100 on Linux.
-    const HZ: f64 = 100.0;
+    /// Clock ticks per second of the readings.
+    const HZ: f64 = procfs::TICKS_PER_SECOND;
+}
 
-    fn read() -> CpuReading {
+impl CpuReading {
+    /// The CPU ticks of every thread of this process now.
+    fn now() -> Self {
         let mut threads = Vec::new();
         let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return CpuReading(threads);
+            return Self(threads);
         };
         for task in tasks.flatten() {
             let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
                 continue;
             };
-            // "tid (comm) state ..." — comm may contain spaces; fields resume after ')'.
+            // "tid (comm) state ...": comm may contain spaces and parentheses.
             let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
                 continue;
             };
-            let Ok(tid) = stat[..open].trim().parse::<u64>() else {
+            let (Ok(tid), Some(ticks)) = (
+                stat[..open].trim().parse::<u64>(),
+                procfs::parse_cpu_ticks(&stat),
+            ) else {
                 continue;
             };
-            let comm = &stat[open + 1..close];
-            let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-            // After ')' field 0 is state (stat field 3): utime is stat field 14, stime 15.
-            let ticks = fields
-                .get(11)
-                .and_then(|u| u.parse::<u64>().ok())
-                .unwrap_or(0)
-                + fields
-                    .get(12)
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(0);
             // Thread names are cut to 15 bytes: "kmsload-host-echo" reads "kmsload-host-ec".
+            let comm = &stat[open + 1..close];
             let class = if comm.starts_with("kmsload-host") {
                 "host"
             } else if comm.starts_with("bench-client") {
@@ -466,11 +464,9 @@ impl Cpu {
             };
             threads.push((tid, class, ticks));
         }
-        CpuReading(threads)
+        Self(threads)
     }
-}
 
-impl CpuReading {
     /// Ticks each class of thread used since `before`.
     fn since(&self, before: &Self) -> Cpu {
         let mut cpu = Cpu {
@@ -500,16 +496,4 @@ fn rss_kib() -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn open_files_limit() -> u64 {
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(1024)
 }

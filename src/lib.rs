@@ -38,6 +38,7 @@ pub mod faults;
 pub mod host;
 pub mod load;
 pub mod netio;
+pub mod procfs;
 pub mod record;
 pub mod report;
 pub mod scenario;

@@ -187,7 +187,9 @@ async fn execute(plan: Plan, args: Args) -> Result<Status, CliError> {
         },
         dir.display()
     );
-    if let Some(warning) = open_files_warning(&plan, target.in_process, open_file_limit()) {
+    if let Some(warning) =
+        open_files_warning(&plan, target.in_process, crate::procfs::open_file_limit())
+    {
         eprintln!("{warning}");
     }
     let result = load::run(&plan, addr, Some(events), live.clone(), stop_rx)
@@ -250,21 +252,6 @@ async fn execute(plan: Plan, args: Args) -> Result<Status, CliError> {
     } else {
         Status::Failure
     })
-}
-
-/// The soft open-file limit (`ulimit -n`), from `/proc/self/limits`; `None` where that file
-/// does not exist (not Linux) or says "unlimited".
-fn open_file_limit() -> Option<u64> {
-    parse_open_file_limit(&std::fs::read_to_string("/proc/self/limits").ok()?)
-}
-
-fn parse_open_file_limit(limits: &str) -> Option<u64> {
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// A warning when the run may hold more sockets at once than the open-file limit allows.
@@ -446,13 +433,6 @@ async fn start_in_process(
 mod open_files_tests {
     use super::*;
 
-    const LIMITS: &str = "\
-Limit                     Soft Limit           Hard Limit           Units
-Max cpu time              unlimited            unlimited            seconds
-Max open files            1024                 20000                files
-Max locked memory         8388608              8388608              bytes
-";
-
     fn plan(load: &str) -> Plan {
         let text = format!(
             "[fleet]\nsize = 10\nproducts = [{{ product = \"Windows 10/11 Pro\" }}]\n[load]\n{load}\n"
@@ -464,14 +444,6 @@ Max locked memory         8388608              8388608              bytes
             &scenario::resolve_exact,
         )
         .unwrap()
-    }
-
-    #[test]
-    fn reads_the_soft_limit() {
-        assert_eq!(parse_open_file_limit(LIMITS), Some(1024));
-        let unlimited = LIMITS.replace("1024      ", "unlimited ");
-        assert_eq!(parse_open_file_limit(&unlimited), None);
-        assert_eq!(parse_open_file_limit(""), None);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::client::{Attempt, Client, ClientOptions, Reply, TcpConnector};
 use crate::faults::{FaultHandle, FaultPlan, FaultyConnector};
+use crate::procfs;
 use crate::record::{self, AttemptRecord, EventWriter, Latencies, Recorder};
 use crate::scenario::{self, ConnectionPolicy, LoadModel, Plan};
 use crate::sim::{self, Fleet, FleetSpec, ProductWeight};
@@ -119,23 +120,6 @@ pub struct GeneratorStats {
     /// `process_cpu_s` over the load's wall time times the cores kmsload may use: near 1,
     /// kmsload was short of CPU.
     pub process_cpu_busy: Option<f64>,
-}
-
-/// CPU seconds (user + system) this process has used, from `/proc/self/stat`; `None` where
-/// that file does not exist. Linux reports them in clock ticks of 1/100 s (`USER_HZ`).
-fn process_cpu_s() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / 100.0)
-}
-
-/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line. The command name (field 2)
-/// may hold spaces and parentheses, so fields are counted after its closing `)`.
-fn parse_cpu_ticks(stat: &str) -> Option<u64> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
 }
 
 /// Translates the plan's fleet into the simulator's spec.
@@ -278,7 +262,7 @@ pub async fn run(
         think,
     });
 
-    let cpu_at_start = process_cpu_s();
+    let cpu_at_start = procfs::process_cpu_s();
     let mut generator = GeneratorStats::default();
     let (tx, rx) = mpsc::channel::<AttemptRecord>(16 * 1024);
     let recorder = tokio::spawn(record_loop(rx, events, live.clone(), start));
@@ -396,7 +380,7 @@ pub async fn run(
         Pacing::Closed { .. } => None,
     };
     let achieved_rate = recorder.attempts() as f64 / elapsed.as_secs_f64().max(1e-9);
-    if let (Some(before), Some(after)) = (cpu_at_start, process_cpu_s()) {
+    if let (Some(before), Some(after)) = (cpu_at_start, procfs::process_cpu_s()) {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let cpu = (after - before).max(0.0);
         generator.process_cpu_s = Some(cpu);
@@ -646,25 +630,5 @@ fn record_abandoned(shared: &Shared, recorder: &mut Recorder, elapsed: Duration)
         );
         rec.cause = Some("abandoned");
         recorder.record(&rec, elapsed.as_secs());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_ticks_are_read_after_the_command_name() {
-        // A command name with a space and a parenthesis, as /proc allows.
-        let stat = "4242 (kms load) x) S 1 4242 4242 0 -1 4194560 1000 0 0 0 \
-                    250 75 0 0 20 0 3 0 100 1000000 500 18446744073709551615";
-        assert_eq!(parse_cpu_ticks(stat), Some(325));
-        assert_eq!(parse_cpu_ticks("4242 (short"), None);
-        assert_eq!(parse_cpu_ticks(""), None);
-        // This process has a stat file on Linux, and its CPU time only grows.
-        if let Some(a) = process_cpu_s() {
-            let b = process_cpu_s().unwrap();
-            assert!(b >= a);
-        }
     }
 }
