@@ -35,7 +35,7 @@ use kmsload::catalog::lookup;
 use kmsload::client::{Client, ClientOptions, Outcome, TcpConnector};
 use kmsload::host::server::{ServerOptions, start_background};
 use kmsload::procfs;
-use kmsload::wire::session::{ClientConfig, ClientSession};
+use kmsload::wire::session::{ClientRpcConfig, ClientSession};
 use kmsload::wire::{FileTime, RequestBase, Version};
 use uuid::Uuid;
 
@@ -310,7 +310,7 @@ fn idle_clients() {
         .parse()
         .expect("socket address");
     let n = env_num("KMSLOAD_BENCH_IDLE", 10_000);
-    let bind = ClientSession::new(ClientConfig::default())
+    let bind = ClientSession::new(ClientRpcConfig::default())
         .bind()
         .expect("bind PDU");
     let mut streams = Vec::with_capacity(n as usize);

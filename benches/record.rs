@@ -6,7 +6,8 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use kmsload::record::{AttemptRecord, Latencies, Outcome, Pool, Recorder};
+use kmsload::client::Outcome;
+use kmsload::record::{AttemptRecord, Latencies, Pool, Recorder};
 use kmsload::sim::{Fleet, FleetSpec, ProductWeight, SkewDist};
 use kmsload::wire::base::Version;
 use uuid::Uuid;

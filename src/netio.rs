@@ -13,7 +13,7 @@ use crate::wire::rpc::{Frame, FrameError, check_frame};
 
 /// Why no PDU could be read.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub enum PduReadError {
     /// The peer closed the connection. `partial` is true when it did so in the middle of a
     /// PDU (bytes of it had arrived), false on a clean boundary.
     #[error("connection closed by the peer{}", if *partial { " in the middle of a PDU" } else { "" })]
@@ -60,11 +60,11 @@ impl PduReader {
     /// for the next call.
     ///
     /// # Errors
-    /// [`ReadError`] when the peer closes, the socket fails or the stream is not DCE/RPC.
+    /// [`PduReadError`] when the peer closes, the socket fails or the stream is not DCE/RPC.
     pub async fn read_pdu<S: AsyncRead + Unpin>(
         &mut self,
         stream: &mut S,
-    ) -> Result<Vec<u8>, ReadError> {
+    ) -> Result<Vec<u8>, PduReadError> {
         loop {
             match check_frame(&self.buf) {
                 Frame::Complete(len) => {
@@ -81,12 +81,12 @@ impl PduReader {
                 self.buf.reserve(MIN_READ);
             }
             let read = stream.read_buf(&mut self.buf).await;
-            let read = read.map_err(|error| ReadError::Io {
+            let read = read.map_err(|error| PduReadError::Io {
                 error,
                 partial: !self.buf.is_empty(),
             })?;
             if read == 0 {
-                return Err(ReadError::Closed {
+                return Err(PduReadError::Closed {
                     partial: !self.buf.is_empty(),
                 });
             }
@@ -124,7 +124,7 @@ mod tests {
         writer.await.unwrap();
         assert!(matches!(
             r.read_pdu(&mut b).await,
-            Err(ReadError::Closed { partial: false })
+            Err(PduReadError::Closed { partial: false })
         ));
     }
 
@@ -136,7 +136,7 @@ mod tests {
         let mut r = PduReader::new();
         assert!(matches!(
             r.read_pdu(&mut b).await,
-            Err(ReadError::Closed { partial: true })
+            Err(PduReadError::Closed { partial: true })
         ));
 
         let (mut a, mut b) = tokio::io::duplex(64);
@@ -144,7 +144,7 @@ mod tests {
         let mut r = PduReader::new();
         assert!(matches!(
             r.read_pdu(&mut b).await,
-            Err(ReadError::Framing(FrameError::NotRpc(b'G')))
+            Err(PduReadError::Framing(FrameError::NotRpc(b'G')))
         ));
     }
 }

@@ -21,13 +21,14 @@ use tokio::net::{TcpListener, TcpStream};
 
 use kmsload::catalog;
 use kmsload::client::{
-    Attempt, Cause, Client, ClientOptions, Direction as Dir, Outcome, Phase, Reply, TcpConnector,
+    Attempt, Cause, Client, ClientOptions, Outcome, Phase, Reply, TcpConnector,
+    TraceDirection as Dir,
 };
 use kmsload::faults::{FaultHandle, FaultPlan, FaultyConnector, InjectedFault};
 use kmsload::host::{self, Decision, HostModel};
-use kmsload::netio::{PduReader, ReadError};
+use kmsload::netio::{PduReader, PduReadError};
 use kmsload::scenario::{CutPoint, Direction, FaultKind, FaultRule, Region, StallPhase, Window};
-use kmsload::wire::kms::{self, HostRequest};
+use kmsload::wire::kms::HostRequest;
 use kmsload::wire::session::{self, HostAction, HostSession};
 use kmsload::wire::{FileTime, RequestBase, Version};
 
@@ -101,14 +102,14 @@ impl Host {
 }
 
 async fn serve(mut sock: TcpStream, port: u16, model: &Mutex<HostModel>) -> HostEnd {
-    let mut session = HostSession::new(session::HostConfig::windows(port), 0x1234_5678);
+    let mut session = HostSession::new(session::HostRpcConfig::windows(port), 0x1234_5678);
     let mut reader = PduReader::new();
     // A client makes a handful of PDUs per connection; 64 bounds the loop.
     for _ in 0..64 {
         let pdu = match reader.read_pdu(&mut sock).await {
             Ok(pdu) => pdu,
-            Err(ReadError::Closed { .. }) => return HostEnd::Closed,
-            Err(ReadError::Io { error: e, .. }) if e.kind() == io::ErrorKind::ConnectionReset => {
+            Err(PduReadError::Closed { .. }) => return HostEnd::Closed,
+            Err(PduReadError::Io { error: e, .. }) if e.kind() == io::ErrorKind::ConnectionReset => {
                 return HostEnd::Reset;
             }
             Err(_) => return HostEnd::Other,
@@ -117,12 +118,9 @@ async fn serve(mut sock: TcpStream, port: u16, model: &Mutex<HostModel>) -> Host
             let req = HostRequest::decode(payload).map_err(|_| 0x8007_000D_u32)?;
             let mut model = model.lock().unwrap();
             match model.handle(&req.base, now()) {
-                Decision::Respond(r) => Ok(req.encode_response(
-                    &r.base,
-                    kms::HwId(model.hwid().0),
-                    rand::random(),
-                    rand::random(),
-                )),
+                Decision::Respond(r) => {
+                    Ok(req.encode_response(&r.base, model.hwid(), rand::random(), rand::random()))
+                }
                 Decision::Refuse(r) => Err(r.hresult()),
             }
         });

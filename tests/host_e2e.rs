@@ -447,7 +447,7 @@ mod rpc {
     use kmsload::netio::PduReader;
     use kmsload::wire::kms;
     use kmsload::wire::session::{
-        BindOutcome, CallResult, ClientConfig, ClientSession, NegotiationMode,
+        BindOutcome, CallResult, ClientRpcConfig, ClientSession, NegotiationMode,
     };
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpStream;
@@ -461,9 +461,9 @@ mod rpc {
         })
         .await;
         let options = ClientOptions {
-            rpc: ClientConfig {
+            rpc: ClientRpcConfig {
                 mode,
-                ..ClientConfig::default()
+                ..ClientRpcConfig::default()
             },
             ..ClientOptions::default()
         };
@@ -530,9 +530,9 @@ mod rpc {
     async fn bound() -> (HostHandle, TcpStream, ClientSession, PduReader) {
         let (host, _) = host(|_| {}).await;
         let mut s = TcpStream::connect(host.addr()).await.unwrap();
-        let mut session = ClientSession::new(ClientConfig {
+        let mut session = ClientSession::new(ClientRpcConfig {
             mode: NegotiationMode::Ndr32Only,
-            ..ClientConfig::default()
+            ..ClientRpcConfig::default()
         });
         let mut reader = PduReader::new();
         s.write_all(&session.bind().unwrap()).await.unwrap();
@@ -580,7 +580,7 @@ mod robustness {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    use kmsload::wire::session::{ClientConfig, ClientSession};
+    use kmsload::wire::session::{ClientRpcConfig, ClientSession};
 
     use super::*;
 
@@ -600,7 +600,9 @@ mod robustness {
         })
         .await;
         let addr = host.addr();
-        let bind = ClientSession::new(ClientConfig::default()).bind().unwrap();
+        let bind = ClientSession::new(ClientRpcConfig::default())
+            .bind()
+            .unwrap();
 
         // Connected first, so they are all open while the good client works.
         let mut silent = TcpStream::connect(addr).await.unwrap();
@@ -654,7 +656,7 @@ mod robustness {
     #[tokio::test]
     async fn request_before_bind_and_second_bind_close_the_connection() {
         let (host, _) = host(|_| {}).await;
-        let mut session = ClientSession::new(ClientConfig::default());
+        let mut session = ClientSession::new(ClientRpcConfig::default());
         let bind = session.bind().unwrap();
         let mut s = TcpStream::connect(host.addr()).await.unwrap();
         s.write_all(&bind).await.unwrap();

@@ -13,11 +13,11 @@ use super::{CliError, Status};
 use crate::catalog::hresult;
 use crate::catalog::{Product, lookup};
 use crate::client::{
-    self, Attempt, Client, ClientOptions, Direction, Outcome, Reply, TcpConnector, Verdict,
+    self, Attempt, Client, ClientOptions, Outcome, Reply, TcpConnector, TraceDirection, Verdict,
 };
 use crate::faults::{FaultHandle, FaultPlan, FaultyConnector};
 use crate::wire::rpc::Pdu;
-use crate::wire::session::{ClientConfig, NegotiationMode};
+use crate::wire::session::{ClientRpcConfig, NegotiationMode};
 use crate::wire::{FileTime, RequestBase, Version};
 
 /// Options of `kmsload activate`.
@@ -133,14 +133,14 @@ pub fn run(args: Args) -> Result<Status, CliError> {
 
 async fn activate(args: Args, faults: FaultPlan) -> Result<Status, CliError> {
     let options = ClientOptions {
-        rpc: ClientConfig {
+        rpc: ClientRpcConfig {
             mode: if args.ndr64 {
                 NegotiationMode::Windows
             } else {
                 NegotiationMode::Ndr32Only
             },
             btfn: args.btfn,
-            ..ClientConfig::default()
+            ..ClientRpcConfig::default()
         },
         connect_timeout: args.connect_timeout,
         bind_timeout: args.timeout,
@@ -178,8 +178,8 @@ async fn activate(args: Args, faults: FaultPlan) -> Result<Status, CliError> {
     if args.verbose {
         client.set_tracer(Box::new(|dir, bytes| {
             let arrow = match dir {
-                Direction::Sent => ">",
-                Direction::Received => "<",
+                TraceDirection::Sent => ">",
+                TraceDirection::Received => "<",
             };
             match Pdu::parse(bytes) {
                 Ok(pdu) => eprintln!("{arrow} {pdu}"),

@@ -13,13 +13,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::values::{self, DEFAULT_PORT};
+use super::values;
 use super::{CliError, Status};
-use crate::host::config::{HwId, check_fixed_epid};
+use crate::host::config::check_fixed_epid;
 use crate::host::server::{self, HostHandle, Logger, ServerError, ServerOptions, SystemClock};
 use crate::host::{HostConfig, HostKey, StateError, UnknownHostKey};
+use crate::wire::KMS_PORT;
+use crate::wire::kms::HwId;
 use crate::wire::rpc::SecondaryAddress;
-use crate::wire::session::HostConfig as RpcConfig;
+use crate::wire::session::HostRpcConfig;
 
 /// Options of `kmsload host`.
 #[derive(Debug, clap::Args)]
@@ -165,12 +167,12 @@ pub fn options(args: &Args) -> Result<ServerOptions, CliError> {
     Ok(ServerOptions {
         listen: args.listen,
         host,
-        rpc: RpcConfig {
+        rpc: HostRpcConfig {
             ndr64: !args.no_ndr64,
             btfn: !args.no_btfn,
             alter_context: !args.no_alter_context,
             sec_addr: SecondaryAddress::port(args.listen.port()),
-            ..RpcConfig::default()
+            ..HostRpcConfig::default()
         },
         close_after_response: args.close_after_response,
         idle_timeout: args.idle_timeout,
@@ -292,11 +294,11 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         return Ok(addr);
     }
     if let Ok(ip) = t.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+        return Ok(SocketAddr::new(ip, KMS_PORT));
     }
     if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
         if let Ok(ip) = inner.parse::<IpAddr>() {
-            return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+            return Ok(SocketAddr::new(ip, KMS_PORT));
         }
     }
     Err(format!(

@@ -418,10 +418,10 @@ async fn start_in_process(
     let server = host::ServerOptions {
         listen: SocketAddr::from(([127, 0, 0, 1], options.port)),
         host: config,
-        rpc: crate::wire::session::HostConfig {
+        rpc: crate::wire::session::HostRpcConfig {
             ndr64: options.ndr64,
             btfn: options.btfn,
-            ..crate::wire::session::HostConfig::default()
+            ..crate::wire::session::HostRpcConfig::default()
         },
         close_after_response: options.close_after_response,
         ..host::ServerOptions::default()

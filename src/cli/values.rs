@@ -20,8 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
-/// The KMS port (spec 2).
-pub const DEFAULT_PORT: u16 = 1688;
+use crate::wire::KMS_PORT;
 
 const NS_PER_MS: u128 = 1_000_000;
 const NS_PER_S: u128 = 1_000 * NS_PER_MS;
@@ -321,7 +320,7 @@ impl fmt::Display for Host {
     }
 }
 
-/// `HOST[:PORT]` with the port defaulting to [`DEFAULT_PORT`].
+/// `HOST[:PORT]` with the port defaulting to [`KMS_PORT`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
     /// The host.
@@ -380,7 +379,7 @@ pub fn parse_target(s: &str) -> Result<Target, ValueError> {
             .parse()
             .map_err(|_| err(format!("'{addr}' is not an IPv6 address")))?;
         let port = match after {
-            "" => DEFAULT_PORT,
+            "" => KMS_PORT,
             _ => match after.strip_prefix(':') {
                 Some(p) => parse_port(p, t).map_err(err)?,
                 None => return Err(err(format!("'{after}' after ']' in '{t}' is not ':PORT'"))),
@@ -394,11 +393,11 @@ pub fn parse_target(s: &str) -> Result<Target, ValueError> {
     if let Ok(ip) = t.parse::<Ipv6Addr>() {
         return Ok(Target {
             host: Host::Ip(IpAddr::V6(ip)),
-            port: DEFAULT_PORT,
+            port: KMS_PORT,
         });
     }
     let (host, port) = match t.split_once(':') {
-        None => (t, DEFAULT_PORT),
+        None => (t, KMS_PORT),
         Some((_, p)) if p.contains(':') => {
             return Err(err(format!(
                 "'{t}' is not an IPv6 address; with a port, put the address in brackets: [::1]:1688"

@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::netio::{PduReader, ReadError};
+use crate::netio::{PduReader, PduReadError};
 use crate::wire::RequestBase;
 use crate::wire::kms::{self, ClientResponse, EncodeError, ResponseError};
 use crate::wire::rpc::FrameError;
-use crate::wire::session::{BindOutcome, CallResult, ClientConfig, ClientSession, SessionError};
+use crate::wire::session::{BindOutcome, CallResult, ClientRpcConfig, ClientSession, SessionError};
 
 pub mod outcome;
 
@@ -69,7 +69,7 @@ impl std::fmt::Display for Phase {
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// RPC negotiation (NDR32/NDR64 mode, BTFN, CONC_MPX).
-    pub rpc: ClientConfig,
+    pub rpc: ClientRpcConfig,
     /// Deadline for the TCP connect.
     pub connect_timeout: Duration,
     /// Deadline for bind (+ alter_context).
@@ -84,7 +84,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
-            rpc: ClientConfig::default(),
+            rpc: ClientRpcConfig::default(),
             connect_timeout: Duration::from_secs(5),
             bind_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
@@ -167,11 +167,11 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    fn from_read(phase: Phase, e: ReadError) -> Self {
+    fn from_read(phase: Phase, e: PduReadError) -> Self {
         match e {
-            ReadError::Closed { partial } => Self::Closed { phase, partial },
-            ReadError::Framing(error) => Self::Framing { phase, error },
-            ReadError::Io { error, partial } => Self::Io {
+            PduReadError::Closed { partial } => Self::Closed { phase, partial },
+            PduReadError::Framing(error) => Self::Framing { phase, error },
+            PduReadError::Io { error, partial } => Self::Io {
                 phase,
                 kind: error.kind(),
                 detail: error.to_string(),
@@ -256,9 +256,10 @@ impl Attempt {
     }
 }
 
-/// Direction of a traced PDU.
+/// Which way a traced PDU went (`-v`). Not the fault rules' direction (connect, send, receive),
+/// which `scenario` owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub enum TraceDirection {
     /// Client to host.
     Sent,
     /// Host to client.
@@ -266,7 +267,7 @@ pub enum Direction {
 }
 
 /// Receives every PDU the client sends or receives (for `-v`).
-pub type Tracer = Box<dyn FnMut(Direction, &[u8]) + Send>;
+pub type Tracer = Box<dyn FnMut(TraceDirection, &[u8]) + Send>;
 
 /// Hands out connected byte streams. The plain implementation is [`TcpConnector`]; fault
 /// injection wraps it.
@@ -530,7 +531,7 @@ async fn send<S: AsyncWrite + Unpin>(
     tracer: &mut Option<Tracer>,
 ) -> Result<(), ClientError> {
     if let Some(t) = tracer {
-        t(Direction::Sent, pdu);
+        t(TraceDirection::Sent, pdu);
     }
     // One write per PDU: some hosts (py-kms) assume one PDU per recv.
     stream
@@ -550,7 +551,7 @@ async fn receive<S: AsyncRead + Unpin>(
         .await
         .map_err(|e| ClientError::from_read(phase, e))?;
     if let Some(t) = tracer {
-        t(Direction::Received, &pdu);
+        t(TraceDirection::Received, &pdu);
     }
     Ok(pdu)
 }

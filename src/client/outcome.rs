@@ -31,13 +31,49 @@
 
 use std::io;
 
+use serde::Serialize;
+
 use super::{ClientError, Phase, Reply};
 use crate::catalog::hresult::code;
 use crate::wire::rpc::NcaStatus;
 use crate::wire::session::SessionError;
 
-/// The three outcomes of an attempt; the one type the recorder and reports use too.
-pub use crate::record::Outcome;
+/// How an attempt ended: the three outcomes of [`classify`], and the one outcome type the
+/// recorder, the reports and the gates use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The host answered and the client would be activated.
+    Activated,
+    /// The host answered, and the client is not activated (a refusal code, or a count below
+    /// the client's N: 0xC004F038).
+    NotActivated,
+    /// No usable answer: transport, RPC or protocol failure, timeout.
+    Failed,
+}
+
+impl Outcome {
+    /// All outcomes, in summary order.
+    pub const ALL: [Self; 3] = [Self::Activated, Self::NotActivated, Self::Failed];
+
+    /// The name used in JSON and CSV.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Activated => "activated",
+            Self::NotActivated => "not_activated",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Position in [`Outcome::ALL`], for arrays kept per outcome (the recorder's).
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Self::Activated => 0,
+            Self::NotActivated => 1,
+            Self::Failed => 2,
+        }
+    }
+}
 
 /// Why an attempt ended the way it did, finer than the code a user sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

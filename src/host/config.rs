@@ -2,16 +2,18 @@
 //!
 //! [`HostConfig::default`] is the host `kmsload run` starts when no target is given: host key
 //! `all`, an empty (uncharged) client table, the 4-hour time check on, Windows' default
-//! intervals (120 / 10080 minutes, spec 10.3), LCID 1033, the vlmcsd default HwID (spec 10.6)
-//! and protocol versions 4 to 6. Every field maps to one command-line flag of `kmsload host`.
+//! intervals (120 / 10080 minutes, spec 10.3), LCID 1033, the vlmcsd default HwID
+//! ([`HwId::VLMCSD_DEFAULT`], spec 10.6) and protocol versions 4 to 6. Every field maps to one
+//! command-line flag of `kmsload host`. The [`HwId`] type itself is the wire's.
 
-use std::{fmt, ops::RangeInclusive, str::FromStr};
+use std::ops::RangeInclusive;
 
 use super::{
     epid::{HostBuild, KeyDate},
     keys::{self, HostKey},
 };
 use crate::wire::base::MAX_PID_SIZE;
+use crate::wire::kms::HwId;
 
 /// Configuration of a [`HostModel`](super::HostModel).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +43,7 @@ pub struct HostConfig {
     /// against malformed ePIDs too.
     pub epid: Option<String>,
     /// The HwID of V6 responses (`--hwid`); `None` keeps the saved one or the default
-    /// [`HwId::DEFAULT`].
+    /// [`HwId::VLMCSD_DEFAULT`].
     pub hwid: Option<HwId>,
     /// Host LCID in generated ePIDs; 1033 (en-US).
     pub lcid: u32,
@@ -187,56 +189,6 @@ pub enum ConfigError {
     MaxRequiredCount(u32),
 }
 
-/// The 8-byte host hardware id of V6 responses (spec 10.6), in wire order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct HwId(pub [u8; 8]);
-
-impl HwId {
-    /// vlmcsd's default `3A1C049600B60076` (spec 10.6).
-    pub const DEFAULT: Self = Self([0x3A, 0x1C, 0x04, 0x96, 0x00, 0xB6, 0x00, 0x76]);
-
-    /// The 8 bytes as sent.
-    pub fn to_bytes(self) -> [u8; 8] {
-        self.0
-    }
-}
-
-impl Default for HwId {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
-
-/// 16 upper-case hex digits in wire order.
-impl fmt::Display for HwId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02X}"))
-    }
-}
-
-/// 16 hex digits in wire order, either case; surrounding whitespace is ignored.
-impl FromStr for HwId {
-    type Err = HwIdError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        let err = || HwIdError(s.to_owned());
-        if t.len() != 16 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(err());
-        }
-        let mut out = [0u8; 8];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|_| err())?;
-        }
-        Ok(Self(out))
-    }
-}
-
-/// A HwID that is not 16 hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid HwID {0:?}: expected 16 hex digits in wire order, e.g. 3A1C049600B60076")]
-pub struct HwIdError(pub String);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,24 +291,5 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.validate(), Err(ConfigError::MaxRequiredCount(10_001)));
-    }
-
-    #[test]
-    fn hwid_text_round_trip() {
-        assert_eq!(HwId::DEFAULT.to_string(), "3A1C049600B60076");
-        assert_eq!("3a1c049600b60076".parse::<HwId>().unwrap(), HwId::DEFAULT);
-        assert_eq!(
-            " 7992FDFA8B644C99\n".parse::<HwId>().unwrap().to_string(),
-            "7992FDFA8B644C99"
-        );
-        for bad in [
-            "",
-            "3A1C049600B6007",
-            "3A1C049600B600760",
-            "3A1C049600B6007G",
-            "+A1C049600B60076",
-        ] {
-            assert_eq!(bad.parse::<HwId>(), Err(HwIdError(bad.to_owned())), "{bad}");
-        }
     }
 }

@@ -13,7 +13,7 @@
 //!                   ▼                                   ▼
 //!   HostModel::handle ── version / N / clock / host key ─► Decision::Refuse(Refusal → HRESULT)
 //!                   │
-//!                   └─ ClientTable (per application) ───► Decision::Respond(Response {
+//!                   └─ ClientTable (per application) ───► Decision::Respond(Answer {
 //!                        unique CMIDs, 30-day expiry,          base: ResponseBase, application,
 //!                        count ≤ 2 × N                         activated })
 //! ```
@@ -21,7 +21,7 @@
 //! - [`keys`]: host keys (CSVLKs), the KMS counted IDs each accepts, `--host-key` lookup.
 //! - [`epid`]: ePID generation, parsing and plausibility checks (also for real hosts' ePIDs).
 //! - [`table`]: one application's client table: counting, expiry, the 2 × N bound.
-//! - [`config`]: [`HostConfig`] and the [`HwId`].
+//! - [`config`]: [`HostConfig`] (the HwID it sends is [`crate::wire::kms::HwId`]).
 //! - [`model`]: [`HostModel`], the decision function and its counters.
 //! - [`state`]: `--state FILE` persistence, the only file I/O in this module.
 //! - [`server`]: the tokio server around the model (`kmsload host`, the in-process host).
@@ -42,10 +42,10 @@ pub mod server;
 pub mod state;
 pub mod table;
 
-pub use config::{ConfigError, HostConfig, HwId};
+pub use config::{ConfigError, HostConfig};
 pub use epid::{Epid, EpidError, EpidIssue, HostBuild, KeyDate};
 pub use keys::{Application, HostKey, UnknownHostKey};
-pub use model::{Decision, HostCounters, HostModel, HostSummary, Refusal, Response};
+pub use model::{Decision, HostCounters, HostModel, ModelSummary, Refusal, Answer};
 pub use server::{
     BackgroundHost, Clock, HostHandle, Logger, ServerError, ServerOptions, ServerReport,
     ServerStats, SystemClock, VirtualClock, start, start_background,

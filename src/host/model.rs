@@ -32,12 +32,13 @@ use std::{collections::BTreeMap, fmt};
 use uuid::Uuid;
 
 use super::{
-    config::{ConfigError, HostConfig, HwId},
+    config::{ConfigError, HostConfig},
     epid::{Epid, default_activation},
     keys::{Application, Channel, Csvlk, KmsIdInfo, kms_id},
     rng::SplitMix64,
     table::ClientTable,
 };
+use crate::wire::kms::HwId;
 use crate::wire::{FileTime, RequestBase, ResponseBase, Version};
 
 /// HRESULTs the reference host sends (spec 8.2).
@@ -54,7 +55,7 @@ pub mod hresult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Answer with this response.
-    Respond(Response),
+    Respond(Answer),
     /// Answer with this HRESULT in the response stub (spec 8.1).
     Refuse(Refusal),
 }
@@ -69,9 +70,9 @@ impl Decision {
     }
 }
 
-/// A successful answer.
+/// A KMS response to send: what the model answers when it does not refuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
+pub struct Answer {
     /// The response base to encode (version, ePID, CMID and time echoes, count, intervals).
     pub base: ResponseBase,
     /// The application the client was counted under.
@@ -334,7 +335,7 @@ impl HostModel {
                     .or(self.identity.first())
                     .map(|k| k.epid.clone())
                     .unwrap_or_default();
-                Decision::Respond(Response {
+                Decision::Respond(Answer {
                     base: ResponseBase {
                         version: req.version,
                         epid,
@@ -435,8 +436,8 @@ impl HostModel {
     }
 
     /// A snapshot for logs and the Ctrl-C summary.
-    pub fn summary(&self, now: FileTime) -> HostSummary {
-        HostSummary {
+    pub fn summary(&self, now: FileTime) -> ModelSummary {
+        ModelSummary {
             host_key: self.config.host_key.name,
             hwid: self.hwid.to_string(),
             epids: self
@@ -483,7 +484,7 @@ impl HostModel {
 /// What the host did so far, for logs and the Ctrl-C summary (JSON via serde, text via
 /// `Display`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct HostSummary {
+pub struct ModelSummary {
     /// Host key name.
     pub host_key: &'static str,
     /// HwID as 16 hex digits.
@@ -502,7 +503,7 @@ pub struct HostSummary {
     pub applications: Vec<ApplicationSummary>,
 }
 
-/// One application's client table in a [`HostSummary`].
+/// One application's client table in a [`ModelSummary`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ApplicationSummary {
     /// The application.
@@ -519,7 +520,7 @@ pub struct ApplicationSummary {
     pub responses: u64,
 }
 
-impl fmt::Display for HostSummary {
+impl fmt::Display for ModelSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "host key {}  HwID {}", self.host_key, self.hwid)?;
         for (csvlk, epid) in &self.epids {
@@ -609,7 +610,7 @@ mod tests {
         HostModel::new(config, T0).unwrap()
     }
 
-    fn respond(h: &mut HostModel, req: &RequestBase, now: FileTime) -> Response {
+    fn respond(h: &mut HostModel, req: &RequestBase, now: FileTime) -> Answer {
         match h.handle(req, now) {
             Decision::Respond(r) => r,
             Decision::Refuse(r) => panic!("refused: {r}"),
@@ -1033,10 +1034,7 @@ mod tests {
             ..HostConfig::default()
         };
         let h = HostModel::new(config, T0).unwrap();
-        assert_eq!(
-            h.hwid().to_bytes(),
-            [0x79, 0x92, 0xFD, 0xFA, 0x8B, 0x64, 0x4C, 0x99]
-        );
+        assert_eq!(h.hwid().0, [0x79, 0x92, 0xFD, 0xFA, 0x8B, 0x64, 0x4C, 0x99]);
     }
 
     #[test]
@@ -1145,7 +1143,7 @@ mod vector_replay {
     use crate::host::keys::HostKey;
 
     #[derive(Debug, PartialEq)]
-    enum Outcome {
+    enum Expected {
         Count(u32),
         Refused(u32),
     }
@@ -1183,7 +1181,7 @@ mod vector_replay {
     }
 
     /// (request, what the captured host answered) in capture order.
-    fn exchanges(v: &Value) -> Vec<(RequestBase, Outcome)> {
+    fn exchanges(v: &Value) -> Vec<(RequestBase, Expected)> {
         let mut out = Vec::new();
         let mut pending = None;
         for pdu in v["expected"]
@@ -1198,9 +1196,9 @@ mod vector_replay {
                 let count = pdu["kms"]["response"]["current_count"].as_u64();
                 let code = pdu["stub"]["return_code"].as_str();
                 let outcome = match (count, code) {
-                    (Some(count), _) => Outcome::Count(count as u32),
+                    (Some(count), _) => Expected::Count(count as u32),
                     (None, Some(code)) => {
-                        Outcome::Refused(u32::from_str_radix(&code[2..], 16).unwrap())
+                        Expected::Refused(u32::from_str_radix(&code[2..], 16).unwrap())
                     }
                     (None, None) => continue, // an RPC fault: the host model never saw it
                 };
@@ -1222,8 +1220,8 @@ mod vector_replay {
         let mut host = HostModel::new(config, now).unwrap();
         for (i, (req, expected)) in exchanges.into_iter().enumerate() {
             let got = match host.handle(&req, now) {
-                Decision::Respond(r) => Outcome::Count(r.base.current_count),
-                Decision::Refuse(r) => Outcome::Refused(r.hresult()),
+                Decision::Respond(r) => Expected::Count(r.base.current_count),
+                Decision::Refuse(r) => Expected::Refused(r.hresult()),
             };
             assert_eq!(got, expected, "{name}, exchange {i}");
         }
@@ -1278,7 +1276,7 @@ mod vector_replay {
             let v: Value =
                 serde_json::from_str(&fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
             for (req, expected) in exchanges(&v) {
-                if let Outcome::Count(_) = expected {
+                if let Expected::Count(_) = expected {
                     let mut host = HostModel::new(uncharged(), req.request_time).unwrap();
                     let d = host.handle(&req, req.request_time);
                     assert_eq!(d.hresult(), None, "{}: {req:?}", v["name"]);

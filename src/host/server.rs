@@ -67,13 +67,13 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::config::{ConfigError, HostConfig};
-use super::model::{Decision, HostModel, HostSummary, Refusal, hresult};
+use super::model::{Decision, HostModel, ModelSummary, Refusal, hresult};
 use super::rng::SplitMix64;
 use super::state::{self, HostState, StateError};
 use crate::catalog::lookup;
-use crate::wire::kms::{self, HostRequest, RequestError};
+use crate::wire::kms::{HostRequest, RequestError};
 use crate::wire::rpc::{Frame, FrameError, Header, Ptype, SecondaryAddress, check_frame, field};
-use crate::wire::session::{CloseReason, HostAction, HostConfig as RpcConfig, HostSession};
+use crate::wire::session::{CloseReason, HostAction, HostRpcConfig, HostSession};
 use crate::wire::{FileTime, Version};
 
 /// vlmcsd's default idle timeout (`-t`, spec 10.8).
@@ -194,7 +194,7 @@ pub struct ServerOptions {
     /// The behaviour model's configuration.
     pub host: HostConfig,
     /// RPC negotiation. `sec_addr` is replaced by the port actually listened on.
-    pub rpc: RpcConfig,
+    pub rpc: HostRpcConfig,
     /// Close the connection after answering a request (py-kms, vlmcsd `-d`).
     pub close_after_response: bool,
     /// Longest wait for a whole PDU, and for a write (vlmcsd `-t`, 30 s).
@@ -216,7 +216,7 @@ impl Default for ServerOptions {
         Self {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             host: HostConfig::default(),
-            rpc: RpcConfig::default(),
+            rpc: HostRpcConfig::default(),
             close_after_response: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -382,7 +382,7 @@ impl fmt::Display for LogEvent {
                         f,
                         "cmid={} \"{}\" ",
                         ids.cmid,
-                        ProductName(ids.sku_id, ids.kms_id)
+                        ProductLabel(ids.sku_id, ids.kms_id)
                     )?,
                     None => f.write_str("cmid=- - ")?,
                 }
@@ -413,9 +413,9 @@ impl fmt::Display for LogEvent {
 }
 
 /// The catalog's product name for a SKU ID, else the KMS ID's name, else the SKU ID.
-struct ProductName(Uuid, Uuid);
+struct ProductLabel(Uuid, Uuid);
 
-impl fmt::Display for ProductName {
+impl fmt::Display for ProductLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(p) = lookup::by_sku_id(self.0) {
             f.write_str(&p.name)
@@ -556,7 +556,7 @@ pub struct ServerReport {
     /// Connection and request statistics.
     pub stats: ServerStats,
     /// The model's summary at shutdown.
-    pub summary: HostSummary,
+    pub summary: ModelSummary,
     /// The final `--state` save failed with this message.
     pub state_error: Option<String>,
 }
@@ -581,7 +581,7 @@ impl fmt::Display for ServerReport {
 #[derive(Debug)]
 pub struct HostHandle {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<ServerShared>,
     stop: watch::Sender<bool>,
     supervisor: JoinHandle<Option<String>>,
 }
@@ -598,7 +598,7 @@ impl HostHandle {
     }
 
     /// The model's summary now.
-    pub fn summary(&self) -> HostSummary {
+    pub fn summary(&self) -> ModelSummary {
         let now = self.shared.clock.now();
         self.shared.model().summary(now)
     }
@@ -702,17 +702,17 @@ impl Drop for BackgroundHost {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug)]
-struct Shared {
+struct ServerShared {
     model: Mutex<HostModel>,
     clock: Arc<dyn Clock>,
-    rpc: RpcConfig,
+    rpc: HostRpcConfig,
     close_after_response: bool,
     idle_timeout: Duration,
     log: Option<Logger>,
     stats: Stats,
 }
 
-impl Shared {
+impl ServerShared {
     fn model(&self) -> MutexGuard<'_, HostModel> {
         // The model holds no invariant a panicking `handle` could break half-way that matters
         // more than keeping the host up; take it back from a poisoned lock.
@@ -757,7 +757,7 @@ impl Shared {
                 bump(&self.stats.responses);
                 let iv = random_block(rng);
                 let random = random_block(rng);
-                let bytes = request.encode_response(&response.base, kms::HwId(hwid.0), iv, random);
+                let bytes = request.encode_response(&response.base, hwid, iv, random);
                 let (count, required) = (
                     response.base.current_count,
                     request.base.required_client_count,
@@ -847,7 +847,7 @@ pub async fn start(options: ServerOptions) -> Result<HostHandle, ServerError> {
         })?;
     let mut rpc = options.rpc.clone();
     rpc.sec_addr = SecondaryAddress::port(addr.port());
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(ServerShared {
         model: Mutex::new(model),
         clock: options.clock.clone(),
         rpc,
@@ -895,7 +895,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// the final save's error, if any.
 async fn supervise(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<ServerShared>,
     mut stop: watch::Receiver<bool>,
     max_connections: usize,
     state: Option<(PathBuf, Duration)>,
@@ -964,7 +964,7 @@ async fn supervise(
 
 /// Saves the state every `every` when a request was handled since the last save.
 async fn save_periodically(
-    shared: Arc<Shared>,
+    shared: Arc<ServerShared>,
     path: PathBuf,
     every: Duration,
     mut stop: watch::Receiver<bool>,
@@ -990,7 +990,7 @@ async fn save_periodically(
 }
 
 /// Snapshots the model under the lock, writes the file on a blocking thread.
-async fn save(shared: &Shared, path: PathBuf) -> Result<(), String> {
+async fn save(shared: &ServerShared, path: PathBuf) -> Result<(), String> {
     let snapshot = HostState::from_model(&shared.model());
     match tokio::task::spawn_blocking(move || state::save(&path, &snapshot)).await {
         Ok(Ok(())) => Ok(()),
@@ -1001,7 +1001,7 @@ async fn save(shared: &Shared, path: PathBuf) -> Result<(), String> {
 
 /// Serves one connection until it closes normally (`Ok`) or is dropped (`Err`).
 async fn serve(
-    shared: &Shared,
+    shared: &ServerShared,
     mut stream: TcpStream,
     peer: SocketAddr,
     seed: u64,

@@ -41,12 +41,13 @@ use std::{
 use uuid::Uuid;
 
 use super::{
-    config::{ConfigError, HostConfig, HwId, MAX_REQUIRED_COUNT_LIMIT, check_fixed_epid},
+    config::{ConfigError, HostConfig, MAX_REQUIRED_COUNT_LIMIT, check_fixed_epid},
     keys::{Application, HostKey},
     model::{HostModel, KeyIdentity},
     table::{ClientEntry, ClientTable},
 };
 use crate::wire::FileTime;
+use crate::wire::kms::HwId;
 
 /// The `format` member of every state file.
 pub const STATE_FORMAT: &str = "kmsload-host-state";

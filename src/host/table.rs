@@ -47,7 +47,7 @@ pub struct ClientEntry {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Slot {
+struct ClientSlot {
     last_seen: FileTime,
     seq: u64,
     synthetic: bool,
@@ -57,7 +57,7 @@ struct Slot {
 #[derive(Debug, Clone, Default)]
 pub struct ClientTable {
     max_required: u32,
-    by_cmid: HashMap<Uuid, Slot>,
+    by_cmid: HashMap<Uuid, ClientSlot>,
     by_age: BTreeMap<(FileTime, u64), Uuid>,
     next_seq: u64,
 }
@@ -111,7 +111,7 @@ impl ClientTable {
             }
             self.by_cmid.insert(
                 cmid,
-                Slot {
+                ClientSlot {
                     last_seen: now,
                     seq,
                     synthetic,

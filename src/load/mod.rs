@@ -20,13 +20,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use crate::client::{Attempt, Client, ClientOptions, Reply, TcpConnector};
+use crate::client::{Attempt, Client, ClientOptions, Outcome, Reply, TcpConnector};
 use crate::faults::{FaultHandle, FaultPlan, FaultyConnector};
 use crate::procfs;
-use crate::record::{self, AttemptRecord, EventWriter, Latencies, Recorder};
+use crate::record::{AttemptRecord, EventWriter, Latencies, Recorder};
 use crate::scenario::{self, ConnectionPolicy, LoadModel, Plan};
 use crate::sim::{self, Fleet, FleetSpec, ProductWeight};
-use crate::wire::session::{ClientConfig, NegotiationMode};
+use crate::wire::session::{ClientRpcConfig, NegotiationMode};
 use crate::wire::{FileTime, RequestBase, Version};
 
 pub mod schedule;
@@ -173,14 +173,14 @@ pub fn fleet_spec(plan: &Plan) -> FleetSpec {
 /// The client options a plan asks for.
 pub fn client_options(plan: &Plan) -> ClientOptions {
     ClientOptions {
-        rpc: ClientConfig {
+        rpc: ClientRpcConfig {
             mode: match plan.client.ndr {
                 scenario::NdrMode::Windows => NegotiationMode::Windows,
                 scenario::NdrMode::Ndr32Only => NegotiationMode::Ndr32Only,
                 scenario::NdrMode::Ndr64Preferred => NegotiationMode::Ndr64Preferred,
             },
             btfn: plan.client.btfn,
-            ..ClientConfig::default()
+            ..ClientRpcConfig::default()
         },
         connect_timeout: plan.timeouts.connect,
         bind_timeout: plan.timeouts.bind,
@@ -462,7 +462,7 @@ async fn attempt(shared: &Shared, k: u64, intended: Instant) -> AttemptRecord {
         // From the intended start: queueing before the attempt began counts.
         total_us: Some(micros(end.saturating_duration_since(intended))),
     };
-    if verdict.outcome != record::Outcome::Activated {
+    if verdict.outcome != Outcome::Activated {
         rec.cause = Some(verdict.cause.label());
     }
     // Every attempt that had a fault armed goes to the faulted figures, so the latency of
@@ -544,9 +544,9 @@ async fn record_loop(
                     let second = start.elapsed().as_secs();
                     recorder.record(&rec, second);
                     let counter = match rec.outcome {
-                        record::Outcome::Activated => &live.activated,
-                        record::Outcome::NotActivated => &live.not_activated,
-                        record::Outcome::Failed => &live.failed,
+                        Outcome::Activated => &live.activated,
+                        Outcome::NotActivated => &live.not_activated,
+                        Outcome::Failed => &live.failed,
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                     live.completed.fetch_add(1, Ordering::Relaxed);
@@ -625,7 +625,7 @@ fn record_abandoned(shared: &Shared, recorder: &mut Recorder, elapsed: Duration)
             intended_us,
             0,
             &identity,
-            record::Outcome::Failed,
+            Outcome::Failed,
             crate::catalog::hresult::code::SL_E_VL_BINDING_SERVICE_UNAVAILABLE,
         );
         rec.cause = Some("abandoned");

@@ -36,6 +36,7 @@ use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::catalog::{Product, app_id};
+use crate::client::Outcome;
 use crate::sim::ClientIdentity;
 use crate::wire::base::Version;
 
@@ -61,41 +62,6 @@ pub use summary::{
 pub use tally::Tally;
 pub use threshold::{COUNT_VALUES_MAX, CountStep, DISTINCT_MAX, LevelSummary, ThresholdSummary};
 pub use timeline::TimelineRow;
-
-/// How an attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The host answered and the client would be activated.
-    Activated,
-    /// The host answered, and the client is not activated (a refusal code, or a count below
-    /// the client's N: 0xC004F038).
-    NotActivated,
-    /// No usable answer: transport, RPC or protocol failure, timeout.
-    Failed,
-}
-
-impl Outcome {
-    /// All outcomes, in summary order.
-    pub const ALL: [Self; 3] = [Self::Activated, Self::NotActivated, Self::Failed];
-
-    /// The name used in JSON and CSV.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Activated => "activated",
-            Self::NotActivated => "not_activated",
-            Self::Failed => "failed",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Self::Activated => 0,
-            Self::NotActivated => 1,
-            Self::Failed => 2,
-        }
-    }
-}
 
 /// A measured step of an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -24,8 +24,9 @@ use std::time::{Duration, SystemTime};
 use super::{TargetInfo, write_results};
 use crate::catalog::hresult::code;
 use crate::catalog::lookup;
+use crate::client::Outcome;
 use crate::load::{RunResult, fleet_spec, open_start};
-use crate::record::{AttemptRecord, EventWriter, Latencies, Outcome, Pool, Recorder};
+use crate::record::{AttemptRecord, EventWriter, Latencies, Pool, Recorder};
 use crate::scenario::{self, LoadModel, Overrides};
 use crate::sim::Fleet;
 

@@ -170,7 +170,8 @@ mod tests {
 
     use super::*;
     use crate::catalog::products;
-    use crate::record::{AttemptRecord, Latencies, Outcome};
+    use crate::client::Outcome;
+    use crate::record::{AttemptRecord, Latencies};
     use crate::sim::{Fleet, FleetSpec, ProductWeight};
 
     fn recorder(outcomes: &[(Outcome, u32, u64, Option<u32>)]) -> Recorder {

@@ -17,9 +17,6 @@ use crate::catalog::{Product, app_id};
 /// file make the same fleet and the same schedule.
 pub const DEFAULT_SEED: u64 = 1;
 
-/// KMS port (kms-protocol.md section 2).
-pub const KMS_PORT: u16 = 1688;
-
 /// A validated scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {

@@ -15,9 +15,9 @@ use super::error::{ScenarioError, closest};
 use super::locate::{KeyMap, KeyPath, Position};
 use super::plan::{
     Application, Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED,
-    Direction, FaultKind, FaultRule, Fleet, Gate, HostKey, HostOptions, KMS_PORT, Load, LoadModel,
-    NdrMode, Phase, Plan, ProductShare, RemoteTarget, Schedule, SkewDistribution, Stage,
-    StallPhase, Target, Timeouts, Window,
+    Direction, FaultKind, FaultRule, Fleet, Gate, HostKey, HostOptions, Load, LoadModel, NdrMode,
+    Phase, Plan, ProductShare, RemoteTarget, Schedule, SkewDistribution, Stage, StallPhase, Target,
+    Timeouts, Window,
 };
 use super::raw::{
     Connection, FaultKindName, Model, RawBursts, RawClient, RawCode, RawFault, RawFleet, RawGates,
@@ -436,7 +436,7 @@ fn parse_target(text: &str) -> Result<(String, u16), String> {
         }
     };
     let port = match port {
-        None => KMS_PORT,
+        None => crate::wire::KMS_PORT,
         Some(p) => match p.parse::<u16>() {
             Ok(0) | Err(_) => return Err(format!("`{p}` is not a port (1 to 65535)")),
             Ok(n) => n,

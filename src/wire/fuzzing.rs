@@ -29,8 +29,8 @@ use super::kms::{HostRequest, HwId, PendingRequest, Protocol, encode_request, en
 use super::ndr::{RequestStub, ResponseStub, Syntax};
 use super::rpc::{Frame, Pdu, check_frame};
 use super::session::{
-    BindOutcome, ClientConfig, ClientSession, ClientState, HostAction, HostConfig, HostSession,
-    SessionError,
+    BindOutcome, ClientRpcConfig, ClientSession, ClientState, HostAction, HostRpcConfig,
+    HostSession, SessionError,
 };
 
 /// How many PDUs of one input the session harnesses play: enough for bind, alter_context
@@ -70,7 +70,7 @@ fn frames(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 fn host_session(data: &[u8]) {
-    let mut host = HostSession::new(HostConfig::default(), 0x1063_bf3f);
+    let mut host = HostSession::new(HostRpcConfig::default(), 0x1063_bf3f);
     for pdu in frames(data) {
         let action = host.handle_pdu(pdu, |payload| {
             let req = HostRequest::decode(payload).map_err(|_| 0x8007_000D_u32)?;
@@ -90,7 +90,7 @@ fn host_session(data: &[u8]) {
 }
 
 fn client_session(data: &[u8]) {
-    let mut client = ClientSession::new(ClientConfig::default());
+    let mut client = ClientSession::new(ClientRpcConfig::default());
     client.bind().expect("a new session binds");
     let payload = sample_request(Protocol::V6).0;
     for pdu in frames(data) {

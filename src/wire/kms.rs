@@ -142,7 +142,15 @@ impl Protocol {
 
 /// A KMS host's hardware id: 8 bytes, sent only in V6 responses (spec 10.6). Displays as 16
 /// uppercase hex digits in wire order, e.g. `3A1C049600B60076`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+///
+/// This is the one HwID type of the crate: the client reads it from V6 responses, the
+/// reference host ([`crate::host`]) sends it and takes it from `--hwid` and `--state` files.
+///
+/// [`HwId::default`] is [`HwId::VLMCSD_DEFAULT`], not eight zero bytes: the reference host sends
+/// it when none is configured, as vlmcsd does, so clients see the value a real emulator host
+/// shows, and no other part of kmsload needs a "no HwID" value (a response without one is an
+/// `Option<HwId>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HwId(pub [u8; 8]);
 
 impl HwId {
@@ -150,31 +158,38 @@ impl HwId {
     pub const VLMCSD_DEFAULT: Self = Self([0x3A, 0x1C, 0x04, 0x96, 0x00, 0xB6, 0x00, 0x76]);
 }
 
+impl Default for HwId {
+    fn default() -> Self {
+        Self::VLMCSD_DEFAULT
+    }
+}
+
+/// 16 upper-case hex digits in wire order.
 impl fmt::Display for HwId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.iter().try_for_each(|b| write!(f, "{b:02X}"))
     }
 }
 
-/// Why a string is not a [`HwId`].
+/// A string that is not a [`HwId`]; it carries the text given, for the user's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a HwID is 16 hex digits, e.g. 3A1C049600B60076")]
-pub struct ParseHwIdError;
+#[error("invalid HwID {0:?}: expected 16 hex digits in wire order, e.g. 3A1C049600B60076")]
+pub struct HwIdError(pub String);
 
+/// 16 hex digits in wire order, either case; surrounding whitespace is ignored (`--hwid`,
+/// `--state` files).
 impl FromStr for HwId {
-    type Err = ParseHwIdError;
+    type Err = HwIdError;
 
-    /// Parses 16 hex digits (either case).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let digits = s.as_bytes();
-        if digits.len() != 16 {
-            return Err(ParseHwIdError);
+        let t = s.trim();
+        let err = || HwIdError(s.to_owned());
+        if t.len() != 16 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(err());
         }
         let mut out = [0u8; 8];
-        for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-            let hi = char::from(pair[0]).to_digit(16).ok_or(ParseHwIdError)?;
-            let lo = char::from(pair[1]).to_digit(16).ok_or(ParseHwIdError)?;
-            *byte = (hi * 16 + lo) as u8;
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|_| err())?;
         }
         Ok(Self(out))
     }
@@ -1569,10 +1584,22 @@ mod tests {
     #[test]
     fn hwid_display_and_parse() {
         assert_eq!(HwId::VLMCSD_DEFAULT.to_string(), "3A1C049600B60076");
+        assert_eq!(HwId::default(), HwId::VLMCSD_DEFAULT);
         assert_eq!("3a1c049600b60076".parse::<HwId>(), Ok(HwId::VLMCSD_DEFAULT));
-        assert_eq!("3A1C049600B6007".parse::<HwId>(), Err(ParseHwIdError));
-        assert_eq!("3A1C049600B6007G".parse::<HwId>(), Err(ParseHwIdError));
-        assert_eq!("3A1C049600B6007é".parse::<HwId>(), Err(ParseHwIdError));
+        assert_eq!(
+            " 7992FDFA8B644C99\n".parse::<HwId>().unwrap().to_string(),
+            "7992FDFA8B644C99"
+        );
+        for bad in [
+            "",
+            "3A1C049600B6007",
+            "3A1C049600B600760",
+            "3A1C049600B6007G",
+            "3A1C049600B6007é",
+            "+A1C049600B60076",
+        ] {
+            assert_eq!(bad.parse::<HwId>(), Err(HwIdError(bad.to_owned())), "{bad}");
+        }
     }
 
     #[test]

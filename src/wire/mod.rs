@@ -28,4 +28,7 @@ pub mod rpc;
 pub mod session;
 
 pub use base::{FileTime, RequestBase, ResponseBase, Version};
+
+/// The TCP port KMS hosts listen on and clients connect to when no port is given (spec 2).
+pub const KMS_PORT: u16 = 1688;
 pub use reader::{DecodeError, Reader, WriteLe};

@@ -110,7 +110,7 @@ impl FromStr for NegotiationMode {
 
 /// How a client binds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientConfig {
+pub struct ClientRpcConfig {
     /// Transfer syntaxes proposed and used.
     pub mode: NegotiationMode,
     /// Propose bind-time feature negotiation with features 0x3 (Windows: yes).
@@ -121,7 +121,7 @@ pub struct ClientConfig {
     pub max_frag: u16,
 }
 
-impl Default for ClientConfig {
+impl Default for ClientRpcConfig {
     /// A Windows-like client: `windows` mode, BTFN, CONC_MPX, 5840-byte fragments.
     fn default() -> Self {
         Self {
@@ -447,7 +447,7 @@ struct Pending {
 /// order return [`SessionError::OutOfOrder`] and change nothing.
 #[derive(Debug, Clone)]
 pub struct ClientSession {
-    config: ClientConfig,
+    config: ClientRpcConfig,
     state: ClientState,
     next_call_id: u32,
     bind_call_id: u32,
@@ -463,13 +463,13 @@ pub struct ClientSession {
 
 impl ClientSession {
     /// A session whose bind and first request use call_id 2.
-    pub fn new(config: ClientConfig) -> Self {
+    pub fn new(config: ClientRpcConfig) -> Self {
         Self::with_call_id(config, FIRST_CALL_ID)
     }
 
     /// A session whose bind and first request use `next_call_id` (spec 4.10: after a
     /// reconnect the sequence continues).
-    pub fn with_call_id(config: ClientConfig, next_call_id: u32) -> Self {
+    pub fn with_call_id(config: ClientRpcConfig, next_call_id: u32) -> Self {
         Self {
             config,
             state: ClientState::Unbound,
@@ -492,7 +492,7 @@ impl ClientSession {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &ClientConfig {
+    pub fn config(&self) -> &ClientRpcConfig {
         &self.config
     }
 
@@ -910,7 +910,7 @@ pub enum BindAckFlags {
 
 /// How a host negotiates.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostConfig {
+pub struct HostRpcConfig {
     /// Accept NDR64. When a bind or alter_context offers NDR64, NDR32 is then rejected
     /// (reason 2) and NDR64 accepted, like a Windows host or vlmcsd `-N1`; otherwise NDR32 is
     /// accepted and NDR64 rejected (py-kms, vlmcsd `-N0`).
@@ -929,7 +929,7 @@ pub struct HostConfig {
     pub alter_context: bool,
 }
 
-impl HostConfig {
+impl HostRpcConfig {
     /// A Windows-like host listening on `port`: NDR64, BTFN, CONC_MPX mirrored,
     /// alter_context answered.
     pub fn windows(port: u16) -> Self {
@@ -944,10 +944,10 @@ impl HostConfig {
     }
 }
 
-impl Default for HostConfig {
-    /// [`HostConfig::windows`] on port 1688.
+impl Default for HostRpcConfig {
+    /// [`HostRpcConfig::windows`] on port [`KMS_PORT`](super::KMS_PORT) (1688).
     fn default() -> Self {
-        Self::windows(1688)
+        Self::windows(super::KMS_PORT)
     }
 }
 
@@ -998,7 +998,7 @@ pub enum CloseReason {
 /// time with [`handle_pdu`](Self::handle_pdu).
 #[derive(Debug, Clone)]
 pub struct HostSession {
-    config: HostConfig,
+    config: HostRpcConfig,
     assoc_group_id: u32,
     contexts: Vec<(u16, Syntax)>,
     client_max_recv: Option<u16>,
@@ -1008,7 +1008,7 @@ pub struct HostSession {
 impl HostSession {
     /// A session that will answer binds with `assoc_group_id` (vlmcsd: random per
     /// connection; py-kms: 0x1063bf3f; the caller decides).
-    pub fn new(config: HostConfig, assoc_group_id: u32) -> Self {
+    pub fn new(config: HostRpcConfig, assoc_group_id: u32) -> Self {
         Self {
             config,
             assoc_group_id,
@@ -1019,7 +1019,7 @@ impl HostSession {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &HostConfig {
+    pub fn config(&self) -> &HostRpcConfig {
         &self.config
     }
 
@@ -1289,33 +1289,33 @@ mod tests {
         client.handle_response(&resp)
     }
 
-    fn pykms() -> HostConfig {
-        HostConfig {
+    fn pykms() -> HostRpcConfig {
+        HostRpcConfig {
             ndr64: false,
             btfn: true,
             bind_ack_flags: BindAckFlags::AlwaysConcMpx,
             alter_context: false,
             sec_addr: SecondaryAddress::port(12051),
-            ..HostConfig::default()
+            ..HostRpcConfig::default()
         }
     }
 
-    fn host_configs() -> Vec<(&'static str, HostConfig)> {
+    fn host_configs() -> Vec<(&'static str, HostRpcConfig)> {
         vec![
-            ("windows", HostConfig::windows(1688)),
+            ("windows", HostRpcConfig::windows(1688)),
             (
                 "windows-no-btfn",
-                HostConfig {
+                HostRpcConfig {
                     btfn: false,
-                    ..HostConfig::windows(1688)
+                    ..HostRpcConfig::windows(1688)
                 },
             ),
             (
                 "vlmcsd-N0-B0",
-                HostConfig {
+                HostRpcConfig {
                     ndr64: false,
                     btfn: false,
-                    ..HostConfig::windows(12001)
+                    ..HostRpcConfig::windows(12001)
                 },
             ),
             ("pykms", pykms()),
@@ -1331,11 +1331,11 @@ mod tests {
             for mode in NegotiationMode::ALL {
                 for btfn in [true, false] {
                     for conc_mpx in [true, false] {
-                        let cfg = ClientConfig {
+                        let cfg = ClientRpcConfig {
                             mode,
                             btfn,
                             conc_mpx,
-                            ..ClientConfig::default()
+                            ..ClientRpcConfig::default()
                         };
                         let at = format!("{name} {mode} btfn={btfn} mpx={conc_mpx}");
                         let mut client = ClientSession::new(cfg);
@@ -1404,15 +1404,15 @@ mod tests {
 
     #[test]
     fn reconnect_continues_the_call_id_sequence() {
-        let mut client = ClientSession::new(ClientConfig::default());
-        let mut host = HostSession::new(HostConfig::default(), 1);
+        let mut client = ClientSession::new(ClientRpcConfig::default());
+        let mut host = HostSession::new(HostRpcConfig::default(), 1);
         connect(&mut client, &mut host);
         call(&mut client, &mut host, b"one").unwrap();
         let mut again = client.reconnect();
         assert_eq!(again.state(), ClientState::Unbound);
         let bind = again.bind().unwrap();
         assert_eq!(Header::new_checked(&bind[..]).unwrap().call_id(), 3);
-        let mut host = HostSession::new(HostConfig::default(), 2);
+        let mut host = HostSession::new(HostRpcConfig::default(), 2);
         let ack = send(&mut host, &bind);
         let BindOutcome::AlterContext(alter) = again.handle_bind_ack(&ack).unwrap() else {
             panic!()
@@ -1424,18 +1424,18 @@ mod tests {
         // First request of the new connection: NDR32 again, call_id 3.
         let req = Request::parse(&again.request(b"two").unwrap()).unwrap();
         assert_eq!((req.call_id, req.context_id), (3, 0));
-        let custom = ClientSession::with_call_id(ClientConfig::default(), 40);
+        let custom = ClientSession::with_call_id(ClientRpcConfig::default(), 40);
         assert_eq!(custom.next_call_id(), 40);
     }
 
     #[test]
     fn windows_client_against_host_that_refuses_alter_context() {
-        let cfg = HostConfig {
+        let cfg = HostRpcConfig {
             alter_context: false,
-            ..HostConfig::default()
+            ..HostRpcConfig::default()
         };
         let mut host = HostSession::new(cfg, 1);
-        let mut client = ClientSession::new(ClientConfig::default());
+        let mut client = ClientSession::new(ClientRpcConfig::default());
         let ack = send(&mut host, &client.bind().unwrap());
         let BindOutcome::AlterContext(alter) = client.handle_bind_ack(&ack).unwrap() else {
             panic!()
@@ -1450,16 +1450,16 @@ mod tests {
     // --- client: one test per rejection (spec 4.3, 4.4, 4.6, 4.7) -------------------------
 
     fn bound_client() -> (ClientSession, HostSession) {
-        let mut client = ClientSession::new(ClientConfig::default());
-        let mut host = HostSession::new(HostConfig::default(), 7);
+        let mut client = ClientSession::new(ClientRpcConfig::default());
+        let mut host = HostSession::new(HostRpcConfig::default(), 7);
         connect(&mut client, &mut host);
         (client, host)
     }
 
     /// A client waiting for the bind_ack of the Windows-like bind, and that bind_ack.
     fn awaiting_ack() -> (ClientSession, BindAck) {
-        let mut client = ClientSession::new(ClientConfig::default());
-        let mut host = HostSession::new(HostConfig::default(), 7);
+        let mut client = ClientSession::new(ClientRpcConfig::default());
+        let mut host = HostSession::new(HostRpcConfig::default(), 7);
         let ack = BindAck::parse(&send(&mut host, &client.bind().unwrap())).unwrap();
         (client, ack)
     }
@@ -1880,7 +1880,7 @@ mod tests {
 
     #[test]
     fn client_rejects_calls_out_of_order() {
-        let mut client = ClientSession::new(ClientConfig::default());
+        let mut client = ClientSession::new(ClientRpcConfig::default());
         assert_eq!(
             client.request(b"x").unwrap_err(),
             SessionError::OutOfOrder {
@@ -1937,7 +1937,9 @@ mod tests {
     // --- host: one test per rejection ------------------------------------------------------
 
     fn client_bind() -> Vec<u8> {
-        ClientSession::new(ClientConfig::default()).bind().unwrap()
+        ClientSession::new(ClientRpcConfig::default())
+            .bind()
+            .unwrap()
     }
 
     fn kms_request(context_id: u16, opnum: u16, stub: Vec<u8>) -> Vec<u8> {
@@ -1954,14 +1956,14 @@ mod tests {
     }
 
     fn bound_host() -> HostSession {
-        let mut host = HostSession::new(HostConfig::default(), 7);
+        let mut host = HostSession::new(HostRpcConfig::default(), 7);
         send(&mut host, &client_bind());
         host
     }
 
     #[test]
     fn host_closes_on_request_before_bind() {
-        let mut host = HostSession::new(HostConfig::default(), 7);
+        let mut host = HostSession::new(HostRpcConfig::default(), 7);
         let req = kms_request(0, 0, RequestStub { payload: b"x" }.to_bytes(Syntax::Ndr32));
         assert_eq!(
             close(&mut host, &req),
@@ -1972,7 +1974,7 @@ mod tests {
 
     #[test]
     fn host_closes_on_alter_context_before_bind() {
-        let mut host = HostSession::new(HostConfig::default(), 7);
+        let mut host = HostSession::new(HostRpcConfig::default(), 7);
         let alter = AlterContext(Bind::parse(&client_bind()).unwrap()).to_bytes();
         assert_eq!(
             close(&mut host, &alter),
@@ -1988,7 +1990,7 @@ mod tests {
 
     #[test]
     fn host_closes_on_malformed_pdu() {
-        let mut host = HostSession::new(HostConfig::default(), 7);
+        let mut host = HostSession::new(HostRpcConfig::default(), 7);
         let mut bind = client_bind();
         bind[field::AUTH_LENGTH.start] = 4;
         assert_eq!(
@@ -2068,7 +2070,7 @@ mod tests {
     fn host_closes_when_response_exceeds_client_fragments() {
         let mut bind = Bind::parse(&client_bind()).unwrap();
         bind.max_recv_frag = 64;
-        let mut host = HostSession::new(HostConfig::default(), 7);
+        let mut host = HostSession::new(HostRpcConfig::default(), 7);
         send(&mut host, &bind.to_bytes());
         let req = kms_request(
             1,
@@ -2086,7 +2088,7 @@ mod tests {
 
     #[test]
     fn host_rejects_foreign_interfaces_and_syntaxes() {
-        let mut host = HostSession::new(HostConfig::default(), 7);
+        let mut host = HostSession::new(HostRpcConfig::default(), 7);
         let mut bind = Bind::parse(&client_bind()).unwrap();
         bind.contexts[0].abstract_syntax.uuid = uuid::Uuid::nil();
         bind.contexts[1].transfer_syntaxes = vec![TransferSyntax::Other(SyntaxId::NIL)];
@@ -2105,9 +2107,9 @@ mod tests {
     #[test]
     fn host_acknowledges_only_supported_btfn_features() {
         let mut host = HostSession::new(
-            HostConfig {
+            HostRpcConfig {
                 btfn_features: 1,
-                ..HostConfig::default()
+                ..HostRpcConfig::default()
             },
             7,
         );
@@ -2117,13 +2119,13 @@ mod tests {
 
     #[test]
     fn host_mirrors_or_forces_conc_mpx() {
-        let plain = ClientSession::new(ClientConfig {
+        let plain = ClientSession::new(ClientRpcConfig {
             conc_mpx: false,
-            ..ClientConfig::default()
+            ..ClientRpcConfig::default()
         })
         .bind()
         .unwrap();
-        let mut windows = HostSession::new(HostConfig::default(), 7);
+        let mut windows = HostSession::new(HostRpcConfig::default(), 7);
         assert_eq!(
             BindAck::parse(&send(&mut windows, &plain)).unwrap().flags,
             PfcFlags::SINGLE
@@ -2162,7 +2164,7 @@ mod tests {
             if bytes.len() > field::PTYPE {
                 bytes[field::PTYPE] = ptype;
             }
-            let mut host = if bound { bound_host() } else { HostSession::new(HostConfig::default(), 7) };
+            let mut host = if bound { bound_host() } else { HostSession::new(HostRpcConfig::default(), 7) };
             let _ = host.handle_pdu(&bytes, app);
             let _ = host.handle_pdu(&bytes, app);
         }
@@ -2188,24 +2190,24 @@ mod tests {
     // --- replays of the captured vectors ----------------------------------------------------
 
     /// The host configuration each vector's host command line describes (spec 10.8-10.10).
-    fn host_config_for(v: &vectors::Vector) -> HostConfig {
+    fn host_config_for(v: &vectors::Vector) -> HostRpcConfig {
         let args: Vec<&str> = v.host.split_whitespace().collect();
         if v.host.contains("pykms") {
             return pykms();
         }
         assert!(args[0] == "vlmcsd", "{}", v.host);
-        HostConfig {
+        HostRpcConfig {
             ndr64: args.contains(&"-N1"),
             btfn: args.contains(&"-B1"),
-            ..HostConfig::windows(12001)
+            ..HostRpcConfig::windows(12001)
         }
     }
 
     /// The client configuration each vector's client command line describes.
-    fn client_config_for(v: &vectors::Vector) -> ClientConfig {
+    fn client_config_for(v: &vectors::Vector) -> ClientRpcConfig {
         let args: Vec<&str> = v.client.split_whitespace().collect();
         if args[0] == "vlmcs" {
-            ClientConfig {
+            ClientRpcConfig {
                 mode: if args.contains(&"-N0") {
                     NegotiationMode::Ndr32Only
                 } else {
@@ -2213,11 +2215,11 @@ mod tests {
                 },
                 btfn: !args.contains(&"-B0"),
                 conc_mpx: !args.contains(&"-p"),
-                ..ClientConfig::default()
+                ..ClientRpcConfig::default()
             }
         } else {
             assert!(v.client.contains("kmsdecode.py send"), "{}", v.client);
-            ClientConfig {
+            ClientRpcConfig {
                 mode: if args.contains(&"--ndr64") {
                     NegotiationMode::Windows
                 } else {
@@ -2225,7 +2227,7 @@ mod tests {
                 },
                 btfn: args.contains(&"--btfn"),
                 conc_mpx: true,
-                ..ClientConfig::default()
+                ..ClientRpcConfig::default()
             }
         }
     }
