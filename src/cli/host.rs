@@ -105,6 +105,11 @@ pub struct Args {
     #[arg(long)]
     pub close_after_response: bool,
 
+    /// Answer V6 requests with the request's IV, as KMS emulators built with V5 rules do
+    /// (vlmcs and `kmsload validate` flag it): tests clients' emulator detection.
+    #[arg(long)]
+    pub echo_iv: bool,
+
     /// Drop a connection when no whole PDU arrives for this long (vlmcsd -t).
     #[arg(long, default_value = "30s", value_parser = values::parse_nonzero_duration)]
     pub idle_timeout: Duration,
@@ -175,6 +180,7 @@ pub fn options(args: &Args) -> Result<ServerOptions, CliError> {
             ..HostRpcConfig::default()
         },
         close_after_response: args.close_after_response,
+        echo_iv: args.echo_iv,
         idle_timeout: args.idle_timeout,
         max_connections,
         state_file: args.state.clone(),

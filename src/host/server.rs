@@ -197,6 +197,9 @@ pub struct ServerOptions {
     pub rpc: HostRpcConfig,
     /// Close the connection after answering a request (py-kms, vlmcsd `-d`).
     pub close_after_response: bool,
+    /// Answer V6 requests with the request's IV instead of a fresh one, as a host built with
+    /// V5 rules does; vlmcs and `kmsload validate` flag such hosts as emulators.
+    pub echo_iv: bool,
     /// Longest wait for a whole PDU, and for a write (vlmcsd `-t`, 30 s).
     pub idle_timeout: Duration,
     /// Simultaneous connections; more wait in the listen backlog (see the module docs).
@@ -218,6 +221,7 @@ impl Default for ServerOptions {
             host: HostConfig::default(),
             rpc: HostRpcConfig::default(),
             close_after_response: false,
+            echo_iv: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             state_file: None,
@@ -707,6 +711,7 @@ struct ServerShared {
     clock: Arc<dyn Clock>,
     rpc: HostRpcConfig,
     close_after_response: bool,
+    echo_iv: bool,
     idle_timeout: Duration,
     log: Option<Logger>,
     stats: Stats,
@@ -755,7 +760,8 @@ impl ServerShared {
         let (result, outcome) = match decision {
             Decision::Respond(response) => {
                 bump(&self.stats.responses);
-                let iv = random_block(rng);
+                let fresh = random_block(rng);
+                let iv = if self.echo_iv { request.iv } else { fresh };
                 let random = random_block(rng);
                 let bytes = request.encode_response(&response.base, hwid, iv, random);
                 let (count, required) = (
@@ -852,6 +858,7 @@ pub async fn start(options: ServerOptions) -> Result<HostHandle, ServerError> {
         clock: options.clock.clone(),
         rpc,
         close_after_response: options.close_after_response,
+        echo_iv: options.echo_iv,
         idle_timeout: options.idle_timeout,
         log: options.log.clone(),
         stats: Stats::default(),
