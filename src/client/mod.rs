@@ -30,7 +30,9 @@ use crate::netio::{PduReader, PduReadError};
 use crate::wire::RequestBase;
 use crate::wire::kms::{self, ClientResponse, EncodeError, ResponseError};
 use crate::wire::rpc::FrameError;
-use crate::wire::session::{BindOutcome, CallResult, ClientRpcConfig, ClientSession, SessionError};
+use crate::wire::session::{
+    BindOutcome, CallResult, ClientRpcConfig, ClientSession, Negotiated, SessionError,
+};
 
 pub mod outcome;
 
@@ -363,6 +365,12 @@ impl<C: Connector> Client<C> {
     /// True while a connection is kept open for the next activation.
     pub fn is_connected(&self) -> bool {
         self.conn.is_some()
+    }
+
+    /// What the bind of the kept connection negotiated (transfer syntaxes, BTFN,
+    /// alter_context); `None` when no connection is kept.
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.conn.as_ref().map(|c| c.session.negotiated())
     }
 
     /// Closes the kept connection, if any.
