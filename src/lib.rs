@@ -27,6 +27,7 @@
 //! - [`faults`]: network faults on the client side of a connection.
 //! - [`record`]: histograms, timelines, tallies, the threshold tracker.
 //! - [`report`]: result files and gates.
+//! - [`validate`]: the pre-rollout checklist (`kmsload validate`).
 //! - [`netio`]: PDU framing over tokio streams, shared by client and host.
 //! - [`cli`]: the command line; nothing depends on it.
 #![forbid(unsafe_code)]
@@ -43,4 +44,5 @@ pub mod record;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod validate;
 pub mod wire;

@@ -15,6 +15,7 @@ pub mod host;
 pub mod products;
 pub mod report;
 pub mod run;
+pub mod validate;
 pub mod values;
 
 /// KMS client simulator and load tester.
@@ -43,6 +44,8 @@ pub enum Command {
     Report(report::Args),
     /// Compare a run with a baseline run; exit 1 on a regression.
     Compare(compare::Args),
+    /// Check a KMS host before a rollout: one PASS/WARN/FAIL/SKIP line per check.
+    Validate(Box<validate::Args>),
 }
 
 /// How a command ended, when it ran.
@@ -112,5 +115,6 @@ pub fn dispatch(command: Command) -> Result<Status, CliError> {
         Command::Explain(args) => explain::run(args),
         Command::Report(args) => report::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Validate(args) => validate::run(*args),
     }
 }

@@ -1,0 +1,186 @@
+//! `kmsload validate [HOST[:PORT]]`: the pre-rollout checklist (see [`crate::validate`]).
+//!
+//! Exit 0 when no check failed (warnings allowed; `--strict` makes a warning fail), 1 when
+//! one failed, 2 for bad input (nothing is sent then).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::values::{self, Host, Target};
+use super::{CliError, Status};
+use crate::catalog::{Product, lookup};
+use crate::client::{self, ClientOptions};
+use crate::validate::{self, Check, CheckName, Options, Report};
+
+/// Options of `kmsload validate`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    kmsload validate kms01.corp.example\n  \
+    kmsload validate 127.0.0.1:1688 --check kms.products --product \"Office LTSC Professional Plus 2021\"\n  \
+    kmsload validate kms01 --products-from fleet.txt --json\n  \
+    kmsload validate kms-test:1688 --charge 25      # adds 25 synthetic clients to a test host\n\n\
+    Checks: tcp.reach, rpc.bind, kms.protocols, kms.integrity, kms.products, kms.threshold,\n  \
+    kms.identity, kms.intervals, kms.clock; dns.srv, dns.targets, dns.redundancy, dns.order and\n  \
+    kms.failover need --discover.\n\
+    By default validate sends one fixed client machine ID per product family and nothing else,\n  \
+    so runs do not inflate the host's count (see README, \"Before a rollout\").")]
+pub struct Args {
+    // Help in `help` rather than a doc comment: rustdoc would read `[:PORT]` as a link.
+    #[arg(help = "KMS host to check, HOST[:PORT] (port 1688 by default)")]
+    #[arg(value_name = "HOST[:PORT]", default_value = "127.0.0.1:1688", value_parser = values::parse_target)]
+    pub target: Target,
+
+    /// Run only this check (repeat or separate with commas; default: every check).
+    #[arg(long = "check", value_name = "NAME", value_delimiter = ',', value_parser = CheckName::parse)]
+    pub checks: Vec<CheckName>,
+
+    /// A product the host must activate: edition name, GVLK or SKU ID (repeatable; default:
+    /// Windows 10/11 Enterprise, Windows Server 2025 Standard, Office LTSC Professional Plus
+    /// 2024).
+    #[arg(long = "product", short = 'p', value_name = "PRODUCT", value_parser = lookup::find)]
+    pub products: Vec<&'static Product>,
+
+    /// Read the products from FILE: one edition name, GVLK or SKU ID per line (`#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub products_from: Option<PathBuf>,
+
+    /// Send up to N new client machine IDs per counting application and check that each
+    /// raises the count by one (a repeated one not), stopping at the 2 × N cap. They stay in
+    /// the host's count for 30 days: for test hosts.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub charge: Option<u32>,
+
+    /// Deadline for each TCP connect: a dead host fails within it.
+    #[arg(long, default_value = "5s", value_parser = values::parse_nonzero_duration)]
+    pub connect_timeout: Duration,
+
+    /// Deadline for each later step (bind, each request).
+    #[arg(long, default_value = "10s", value_parser = values::parse_nonzero_duration)]
+    pub timeout: Duration,
+
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write the checks as JUnit XML test cases to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Treat warnings as failures (exit 1).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Runs `kmsload validate`.
+///
+/// # Errors
+/// [`CliError::Usage`] for a bad product list; [`CliError::Runtime`] when the JUnit file
+/// cannot be written.
+pub fn run(args: Args) -> Result<Status, CliError> {
+    let options = options(&args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let checks = runtime.block_on(checks(&args, &options));
+    let report = Report::new(Some(args.target.to_string()), None, checks);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        // serde_json cannot fail on these plain structs.
+        let _ = serde_json::to_writer_pretty(&mut out, &report);
+        let _ = writeln!(out);
+    } else {
+        let _ = write!(out, "{}", report.human());
+    }
+    let _ = out.flush();
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report.junit(args.strict)).map_err(|e| {
+            CliError::Runtime(format!("cannot write --junit {}: {e}", path.display()))
+        })?;
+    }
+    Ok(if report.failed(args.strict) {
+        Status::Failure
+    } else {
+        Status::Success
+    })
+}
+
+/// The validated options: products from `--product` and `--products-from`, the selected
+/// checks in run order, deadlines.
+///
+/// # Errors
+/// [`CliError::Usage`] naming the file and line of a product that does not exist.
+pub fn options(args: &Args) -> Result<Options, CliError> {
+    let mut products: Vec<&'static Product> = args.products.clone();
+    if let Some(path) = &args.products_from {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::Usage(format!(
+                "cannot read --products-from {}: {e}",
+                path.display()
+            ))
+        })?;
+        let listed = validate::parse_product_list(&text)
+            .map_err(|e| CliError::Usage(format!("--products-from {}: {e}", path.display())))?;
+        products.extend(listed);
+    }
+    let mut unique: Vec<&'static Product> = Vec::new();
+    for p in products {
+        if !unique.iter().any(|u| u.sku_id == p.sku_id) {
+            unique.push(p);
+        }
+    }
+    let mut options = Options::new();
+    if !unique.is_empty() {
+        options.products = unique;
+    }
+    if !args.checks.is_empty() {
+        options.checks = CheckName::ALL
+            .into_iter()
+            .filter(|c| args.checks.contains(c))
+            .collect();
+    }
+    options.charge = args.charge;
+    options.client = ClientOptions {
+        connect_timeout: args.connect_timeout,
+        bind_timeout: args.timeout,
+        request_timeout: args.timeout,
+        ..ClientOptions::default()
+    };
+    Ok(options)
+}
+
+async fn checks(args: &Args, options: &Options) -> Vec<Check> {
+    let mut out: Vec<Check> = options
+        .checks
+        .iter()
+        .filter(|c| c.needs_discovery())
+        .map(|c| {
+            Check::skip(
+                *c,
+                "needs --discover DOMAIN (DNS discovery)",
+                "give the domain your clients use to check their DNS path",
+            )
+        })
+        .collect();
+    let addr = match args.target.socket_addr() {
+        Some(addr) => Ok(addr),
+        None => match &args.target.host {
+            Host::Name(name) => client::resolve(name, args.target.port, args.connect_timeout).await,
+            Host::Ip(_) => unreachable!("socket_addr() is Some for every IP target"),
+        },
+    };
+    let host_checks = match addr {
+        Ok(addr) => validate::check_host(addr, options).await,
+        Err(e) => vec![Check::not_passed(
+            CheckName::TcpReach,
+            validate::Status::Fail,
+            "host name does not resolve",
+            e.to_string(),
+            "check the name, or give the address; clients show 0xC004F074 (cause 0x80072AF9)",
+        )],
+    };
+    out.extend(host_checks);
+    out.sort_by_key(|c| c.name);
+    out
+}

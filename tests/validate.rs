@@ -1,0 +1,409 @@
+//! End to end: `kmsload validate --json` against `kmsload host` in each configuration a
+//! rollout can meet (issue 13): the verdict and the check that decides it are what a reader
+//! of the issue expects. Every host is a child process on 127.0.0.1:0.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn kmsload() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kmsload"))
+}
+
+/// `kmsload host --listen 127.0.0.1:0 -q ARGS`, killed on drop.
+struct HostProcess {
+    child: Child,
+    addr: String,
+}
+
+impl HostProcess {
+    fn start(args: &[&str]) -> Self {
+        let mut child = kmsload()
+            .args(["host", "--listen", "127.0.0.1:0", "-q"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kmsload host starts");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        stderr.read_line(&mut first).unwrap();
+        let addr = first
+            .trim()
+            .strip_prefix("kmsload host listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        // The rest of stderr (a few start-up lines, -q silences the per-request log) is left
+        // in the pipe; it stays far below the pipe's capacity.
+        std::mem::forget(stderr);
+        Self { child, addr }
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `kmsload validate ADDR --json ARGS`: the exit code, the report and each check's status.
+struct Validated {
+    code: Option<i32>,
+    report: Value,
+    status: BTreeMap<String, String>,
+}
+
+impl Validated {
+    fn check(&self, name: &str) -> &Value {
+        self.report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {:#}", self.report))
+    }
+
+    fn status(&self, name: &str) -> &str {
+        self.status
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} in {:#}", self.report))
+    }
+
+    fn verdict(&self) -> &str {
+        self.report["verdict"].as_str().unwrap()
+    }
+
+    /// Every check not named in `except` has `status`.
+    fn all_host_checks_are(&self, status: &str, except: &[&str]) {
+        for name in HOST_CHECKS.iter().filter(|n| !except.contains(n)) {
+            assert_eq!(self.status(name), status, "{name}: {:#}", self.check(name));
+        }
+    }
+}
+
+const HOST_CHECKS: [&str; 9] = [
+    "tcp.reach",
+    "rpc.bind",
+    "kms.protocols",
+    "kms.integrity",
+    "kms.products",
+    "kms.threshold",
+    "kms.identity",
+    "kms.intervals",
+    "kms.clock",
+];
+
+fn validate(addr: &str, args: &[&str]) -> Validated {
+    let out = run(kmsload().args(["validate", addr, "--json"]).args(args));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let status = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    Validated {
+        code: out.status.code(),
+        report,
+        status,
+    }
+}
+
+/// Runs `cmd`, killing it if it has not finished within 60 s (validate must never hang).
+fn run(cmd: &mut Command) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("kmsload validate still running after 60 s");
+        }
+    }
+}
+
+#[test]
+fn a_charged_genuine_like_host_passes_every_check() {
+    let host = HostProcess::start(&["--charged"]);
+    let v = validate(&host.addr, &[]);
+    assert_eq!(v.verdict(), "pass", "{:#}", v.report);
+    assert_eq!(v.code, Some(0));
+    assert_eq!(v.report["target"], host.addr);
+    v.all_host_checks_are("pass", &[]);
+    // Without --discover the DNS checks and failover say why they did not run.
+    for name in [
+        "dns.srv",
+        "dns.targets",
+        "dns.redundancy",
+        "dns.order",
+        "kms.failover",
+    ] {
+        assert_eq!(v.status(name), "skip");
+        assert!(
+            v.check(name)["value"]
+                .as_str()
+                .unwrap()
+                .contains("--discover")
+        );
+    }
+    assert!(
+        v.check("kms.clock")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("0xC004F06C")
+    );
+    assert_eq!(v.report["host_steps"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn a_fresh_host_fails_the_threshold_and_only_that() {
+    let host = HostProcess::start(&[]);
+    let v = validate(&host.addr, &[]);
+    assert_eq!(v.verdict(), "fail");
+    assert_eq!(v.code, Some(1));
+    assert_eq!(v.status("kms.threshold"), "fail");
+    let value = v.check("kms.threshold")["value"].as_str().unwrap();
+    assert!(
+        value.contains("Windows 10/11 Enterprise: count 1 of 25"),
+        "{value}"
+    );
+    assert!(
+        v.check("kms.threshold")["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--charge")
+    );
+    v.all_host_checks_are("pass", &["kms.threshold"]);
+}
+
+#[test]
+fn charging_a_fresh_host_counts_one_per_new_client_up_to_the_threshold() {
+    let host = HostProcess::start(&[]);
+    let v = validate(&host.addr, &["--check", "kms.threshold", "--charge", "25"]);
+    assert_eq!(v.status("kms.threshold"), "pass", "{:#}", v.report);
+    let detail = v.check("kms.threshold")["detail"].as_str().unwrap();
+    // Windows: the client and server fixed CMIDs count 2; 25 new clients make 27.
+    assert!(
+        detail.contains("Windows 10/11 Enterprise: 25 new clients raised the count 2 → 27"),
+        "{detail}"
+    );
+    // Office stops at its cap, 2 × 5.
+    assert!(detail.contains("(cap 10)"), "{detail}");
+    assert!(detail.contains("a repeated one did not"), "{detail}");
+    // Only the selected check (tcp.reach and rpc.bind are printed only when they fail).
+    assert_eq!(v.status.len(), 1, "{:#}", v.report);
+}
+
+#[test]
+fn a_host_key_that_does_not_cover_a_product_fails_products() {
+    let host = HostProcess::start(&["--charged", "--host-key", "Windows Server 2016"]);
+    let v = validate(&host.addr, &[]);
+    assert_eq!(v.verdict(), "fail");
+    assert_eq!(v.status("kms.products"), "fail");
+    let value = v.check("kms.products")["value"].as_str().unwrap();
+    assert!(
+        value.contains("Windows Server 2025 Standard: 0xC004F042"),
+        "{value}"
+    );
+    assert!(
+        value.contains("Office LTSC Professional Plus 2024: 0xC004F042"),
+        "{value}"
+    );
+    assert!(!value.contains("Windows 10/11 Enterprise"), "{value}");
+    // A list the key covers passes.
+    let v = validate(
+        &host.addr,
+        &[
+            "--product",
+            "Windows 10/11 Enterprise",
+            "--product",
+            "Windows Server 2016 Standard",
+        ],
+    );
+    assert_eq!(v.status("kms.products"), "pass", "{:#}", v.report);
+}
+
+#[test]
+fn a_host_without_time_check_warns_on_the_clock_and_strict_fails() {
+    let host = HostProcess::start(&["--charged", "--no-time-check"]);
+    let v = validate(&host.addr, &[]);
+    assert_eq!(v.verdict(), "warn");
+    assert_eq!(v.code, Some(0));
+    assert_eq!(v.status("kms.clock"), "warn");
+    assert_eq!(v.check("kms.clock")["value"], "host accepts any time");
+    v.all_host_checks_are("pass", &["kms.clock"]);
+    let strict = validate(&host.addr, &["--strict", "--check", "kms.clock"]);
+    assert_eq!(strict.code, Some(1));
+}
+
+#[test]
+fn a_host_that_closes_after_each_response_warns_on_the_bind() {
+    let host = HostProcess::start(&["--charged", "--close-after-response"]);
+    let v = validate(&host.addr, &[]);
+    assert_eq!(v.verdict(), "warn", "{:#}", v.report);
+    assert_eq!(v.status("rpc.bind"), "warn");
+    v.all_host_checks_are("pass", &["rpc.bind"]);
+}
+
+#[test]
+fn an_emulator_that_echoes_the_v6_iv_is_flagged() {
+    let host = HostProcess::start(&["--charged", "--echo-iv"]);
+    let v = validate(&host.addr, &[]);
+    assert_eq!(v.status("kms.integrity"), "warn", "{:#}", v.report);
+    assert!(
+        v.check("kms.integrity")["value"]
+            .as_str()
+            .unwrap()
+            .contains("emulator")
+    );
+    v.all_host_checks_are("pass", &["kms.integrity"]);
+}
+
+#[test]
+fn other_host_configurations_fail_or_warn_the_check_they_concern() {
+    // A Server 2012 host: no V6.
+    let host = HostProcess::start(&["--charged", "--max-protocol", "5"]);
+    let v = validate(&host.addr, &["--check", "kms.protocols"]);
+    assert_eq!(v.status("kms.protocols"), "fail", "{:#}", v.report);
+    assert!(
+        v.check("kms.protocols")["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("V6")
+    );
+    drop(host);
+    // Non-default intervals.
+    let host = HostProcess::start(&["--charged", "--activation-interval", "60"]);
+    let v = validate(&host.addr, &["--check", "kms.intervals"]);
+    assert_eq!(v.status("kms.intervals"), "warn", "{:#}", v.report);
+    drop(host);
+    // An ePID whose activation date lies in the future.
+    let host = HostProcess::start(&[
+        "--charged",
+        "--epid",
+        "03612-04918-014-532568-03-1033-26100.0000-0012099",
+    ]);
+    let v = validate(&host.addr, &["--check", "kms.identity"]);
+    assert_eq!(v.status("kms.identity"), "fail", "{:#}", v.report);
+    assert!(
+        v.check("kms.identity")["value"]
+            .as_str()
+            .unwrap()
+            .contains("after today")
+    );
+}
+
+#[test]
+fn nothing_listening_fails_tcp_reach_at_once_and_skips_the_rest() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    let v = validate(&addr, &[]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(v.verdict(), "fail");
+    assert_eq!(v.code, Some(1));
+    assert_eq!(v.status("tcp.reach"), "fail");
+    assert_eq!(v.check("tcp.reach")["value"], "connection refused");
+    v.all_host_checks_are("skip", &["tcp.reach"]);
+    // tcp.reach is shown when it fails even if only another check was asked for.
+    let v = validate(&addr, &["--check", "kms.clock"]);
+    assert_eq!(v.status("tcp.reach"), "fail");
+    assert_eq!(v.status("kms.clock"), "skip");
+}
+
+#[test]
+fn a_silent_host_fails_rpc_bind_within_one_deadline_and_skips_the_rest() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // Accepts and holds every connection without a byte of answer.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(8) {
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    let v = validate(&addr, &["--timeout", "1s", "--connect-timeout", "1s"]);
+    assert_eq!(v.verdict(), "fail");
+    assert_eq!(v.status("tcp.reach"), "pass");
+    assert_eq!(v.status("rpc.bind"), "fail");
+    assert!(
+        v.check("rpc.bind")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("timeout"),
+        "{:#}",
+        v.report
+    );
+    v.all_host_checks_are("skip", &["tcp.reach", "rpc.bind"]);
+}
+
+#[test]
+fn junit_has_one_test_case_per_check() {
+    let host = HostProcess::start(&[]);
+    let path = std::env::temp_dir().join(format!("kmsload-validate-{}.xml", std::process::id()));
+    let v = validate(&host.addr, &["--junit", path.to_str().unwrap()]);
+    let xml = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(xml.matches("<testcase ").count(), v.status.len());
+    assert!(xml.contains("name=\"kms.threshold\"><failure"), "{xml}");
+    assert!(xml.contains("name=\"dns.srv\"><skipped"), "{xml}");
+}
+
+#[test]
+fn bad_input_exits_2_before_anything_is_sent() {
+    let dir = std::env::temp_dir().join(format!("kmsload-validate-in-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("fleet.txt");
+    std::fs::write(&list, "Windows 10/11 Enterprise\nWindows 99 Ultra\n").unwrap();
+    let cases: [&[&str]; 5] = [
+        &["--check", "kms.clocks"],
+        &["--product", "Windows 99 Ultra"],
+        &["--products-from", list.to_str().unwrap()],
+        &["--products-from", "/nonexistent/fleet.txt"],
+        &["--charge", "0"],
+    ];
+    for args in cases {
+        // Port 9 on loopback: nothing would answer, and nothing must be tried.
+        let out = run(kmsload().args(["validate", "127.0.0.1:9"]).args(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.is_empty(), "{args:?}");
+        if args[0] == "--products-from" && !args[1].starts_with("/nonexistent") {
+            assert!(err.contains("line 2: unknown product"), "{err}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
