@@ -26,7 +26,7 @@ use kmsload::client::{
 };
 use kmsload::faults::{FaultHandle, FaultPlan, FaultyConnector, InjectedFault};
 use kmsload::host::{self, Decision, HostModel};
-use kmsload::netio::{PduReader, PduReadError};
+use kmsload::netio::{PduReadError, PduReader};
 use kmsload::scenario::{CutPoint, Direction, FaultKind, FaultRule, Region, StallPhase, Window};
 use kmsload::wire::kms::HostRequest;
 use kmsload::wire::session::{self, HostAction, HostSession};
@@ -109,7 +109,9 @@ async fn serve(mut sock: TcpStream, port: u16, model: &Mutex<HostModel>) -> Host
         let pdu = match reader.read_pdu(&mut sock).await {
             Ok(pdu) => pdu,
             Err(PduReadError::Closed { .. }) => return HostEnd::Closed,
-            Err(PduReadError::Io { error: e, .. }) if e.kind() == io::ErrorKind::ConnectionReset => {
+            Err(PduReadError::Io { error: e, .. })
+                if e.kind() == io::ErrorKind::ConnectionReset =>
+            {
                 return HostEnd::Reset;
             }
             Err(_) => return HostEnd::Other,

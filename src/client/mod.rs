@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::netio::{PduReader, PduReadError};
+use crate::netio::{PduReadError, PduReader};
 use crate::wire::RequestBase;
 use crate::wire::kms::{self, ClientResponse, EncodeError, ResponseError};
 use crate::wire::rpc::FrameError;

@@ -45,7 +45,7 @@ pub mod table;
 pub use config::{ConfigError, HostConfig};
 pub use epid::{Epid, EpidError, EpidIssue, HostBuild, KeyDate};
 pub use keys::{Application, HostKey, UnknownHostKey};
-pub use model::{Decision, HostCounters, HostModel, ModelSummary, Refusal, Answer};
+pub use model::{Answer, Decision, HostCounters, HostModel, ModelSummary, Refusal};
 pub use server::{
     BackgroundHost, Clock, HostHandle, Logger, ServerError, ServerOptions, ServerReport,
     ServerStats, SystemClock, VirtualClock, start, start_background,
