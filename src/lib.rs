@@ -29,6 +29,7 @@
 //! - [`report`]: result files and gates.
 //! - [`validate`]: the pre-rollout checklist (`kmsload validate`).
 //! - [`netio`]: PDU framing over tokio streams, shared by client and host.
+//! - [`lifecycle`]: a fleet's life in virtual time (`kmsload simulate`) on the host model.
 //! - [`cli`]: the command line; nothing depends on it.
 #![forbid(unsafe_code)]
 
@@ -37,6 +38,7 @@ pub mod cli;
 pub mod client;
 pub mod faults;
 pub mod host;
+pub mod lifecycle;
 pub mod load;
 pub mod netio;
 pub mod procfs;

@@ -15,6 +15,7 @@ pub mod host;
 pub mod products;
 pub mod report;
 pub mod run;
+pub mod simulate;
 pub mod validate;
 pub mod values;
 
@@ -46,6 +47,8 @@ pub enum Command {
     Compare(compare::Args),
     /// Check a KMS host before a rollout: one PASS/WARN/FAIL/SKIP line per check.
     Validate(Box<validate::Args>),
+    /// Simulate a fleet's life in virtual time on the host model (renewals, outages, peaks).
+    Simulate(simulate::Args),
 }
 
 /// How a command ended, when it ran.
@@ -116,5 +119,6 @@ pub fn dispatch(command: Command) -> Result<Status, CliError> {
         Command::Report(args) => report::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Validate(args) => validate::run(*args),
+        Command::Simulate(args) => simulate::run(args),
     }
 }

@@ -234,7 +234,7 @@ fn days_in_month(year: u16, month: u8) -> u8 {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date. Counts in 400-year eras starting on
 /// 1 March, so that the leap day is the last day of the (shifted) year.
-fn days_from_civil(year: u16, month: u8, day: u8) -> i64 {
+pub(crate) fn days_from_civil(year: u16, month: u8, day: u8) -> i64 {
     let y = i64::from(year) - i64::from(month <= 2);
     let era = y.div_euclid(400);
     let year_of_era = y - era * 400;

@@ -31,11 +31,11 @@ use std::time::Duration;
 use crate::catalog::{Product, products};
 
 mod duration;
-mod error;
-mod locate;
+pub(crate) mod error;
+pub(crate) mod locate;
 mod plan;
-mod raw;
-mod validate;
+pub(crate) mod raw;
+pub(crate) mod validate;
 
 pub use duration::{
     ClockOffset, DURATION_HINT, DisplayDuration, DurationError, parse_duration, parse_offset,
@@ -890,6 +890,11 @@ window = ["1s", "2s"]
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            // lifecycle-*.toml are `kmsload simulate` scenarios (crate::lifecycle tests them).
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("lifecycle-"))
+            })
             .collect();
         files.sort();
         files

@@ -52,7 +52,7 @@ const CMID_WARNING: &str = "synthetic CMIDs stay in a real KMS host's client tab
 
 /// Where a value came from: a key in the file or a command-line flag.
 #[derive(Debug, Clone)]
-enum At {
+pub(crate) enum At {
     Key(KeyPath),
     Flag(&'static str),
 }
@@ -81,7 +81,12 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn err(&mut self, at: impl Into<At>, message: impl Into<String>, hint: Option<String>) {
+    pub(crate) fn err(
+        &mut self,
+        at: impl Into<At>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
         let (position, key) = match at.into() {
             At::Flag(flag) => (None, flag.to_owned()),
             At::Key(path) => {
@@ -114,7 +119,7 @@ impl<'a> Ctx<'a> {
         self.errors
     }
 
-    fn duration(&mut self, at: impl Into<At>, text: &str) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, at: impl Into<At>, text: &str) -> Option<Duration> {
         let at = at.into();
         match parse_duration(text) {
             Ok(d) => Some(d),
@@ -125,7 +130,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn positive_duration(&mut self, at: impl Into<At>, text: &str) -> Option<Duration> {
+    pub(crate) fn positive_duration(&mut self, at: impl Into<At>, text: &str) -> Option<Duration> {
         let at = at.into();
         let d = self.duration(at.clone(), text)?;
         if d.is_zero() {
@@ -150,7 +155,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn fraction(&mut self, at: impl Into<At>, v: f64) -> Option<f64> {
+    pub(crate) fn fraction(&mut self, at: impl Into<At>, v: f64) -> Option<f64> {
         if (0.0..=1.0).contains(&v) {
             Some(v)
         } else {
@@ -650,7 +655,7 @@ fn protocol(cx: &mut Ctx<'_>, path: &KeyPath, v: u16) -> Option<Option<u16>> {
     }
 }
 
-fn product_mix(
+pub(crate) fn product_mix(
     cx: &mut Ctx<'_>,
     base: &KeyPath,
     raw: Option<Vec<super::raw::RawProduct>>,
@@ -752,7 +757,11 @@ fn product_mix(
     ok.then_some(shares)
 }
 
-fn skew(cx: &mut Ctx<'_>, path: &KeyPath, raw: Option<RawSkew>) -> Option<SkewDistribution> {
+pub(crate) fn skew(
+    cx: &mut Ctx<'_>,
+    path: &KeyPath,
+    raw: Option<RawSkew>,
+) -> Option<SkewDistribution> {
     let Some(raw) = raw else {
         return Some(SkewDistribution::None);
     };

@@ -1,0 +1,135 @@
+//! `kmsload simulate SCENARIO`: a fleet's life in virtual time on the host model
+//! ([`crate::lifecycle`]). Prints the findings, writes the results directory, evaluates the
+//! gates (exit 1 when one fails) and optionally exports the busiest hour as a `run` scenario.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::values;
+use super::{CliError, Status};
+use crate::catalog::lookup;
+use crate::lifecycle::{self, LifeOverrides, results};
+use crate::report;
+
+/// Options of `kmsload simulate`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  kmsload simulate scenarios/lifecycle-branch-office.toml\n  kmsload simulate scenarios/lifecycle-campus-boot-storm.toml --export-peak peak.toml --speed 10\n  kmsload simulate my-fleet.toml --duration 365d --junit gates.xml\n\nScenario keys and result files are documented in scenarios/README.md (\"Simulated fleets\")."
+)]
+pub struct Args {
+    /// Scenario file (TOML with [[hosts]] and [[groups]]; see scenarios/README.md).
+    pub scenario: PathBuf,
+
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Override the simulated span, e.g. 90d, 365d.
+    #[arg(long, value_parser = values::parse_nonzero_duration)]
+    pub duration: Option<Duration>,
+
+    // Help in `help` rather than a doc comment: rustdoc would read `<scenario>` as HTML.
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "Results directory (default: results/<scenario>-<UTC time>)"
+    )]
+    pub out: Option<PathBuf>,
+
+    /// Write a `kmsload run` scenario that replays the busiest simulated hour to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub export_peak: Option<PathBuf>,
+
+    /// With --export-peak: replay the hour K times faster (the same arrivals in 60/K minutes).
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 1.0,
+        requires = "export_peak"
+    )]
+    pub speed: f64,
+
+    /// Also write the gates as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Print only the findings and the gates.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Runs `kmsload simulate`.
+///
+/// # Errors
+/// [`CliError::Usage`] for a bad scenario or flag (nothing is started);
+/// [`CliError::Runtime`] when the results cannot be written.
+pub fn run(args: Args) -> Result<Status, CliError> {
+    if !(args.speed.is_finite() && (1.0..=3600.0).contains(&args.speed)) {
+        return Err(CliError::Usage(format!(
+            "--speed {}: must be from 1 to 3600 (e.g. --speed 10 replays the hour in 6 minutes)\nnothing was started",
+            args.speed
+        )));
+    }
+    let overrides = LifeOverrides {
+        seed: args.seed,
+        duration: args.duration,
+        out: args.out.clone(),
+    };
+    let resolve = |s: &str| lookup::find(s).map_err(|e| e.to_string());
+    let sc = lifecycle::load_life(&args.scenario, &overrides, &resolve).map_err(|e| {
+        CliError::Usage(format!(
+            "{e}\nnothing was started; see scenarios/README.md (\"Simulated fleets\") for every key"
+        ))
+    })?;
+    let began = Instant::now();
+    let outcome = lifecycle::simulate(&sc).map_err(CliError::Usage)?;
+    let elapsed = began.elapsed();
+    let gates = results::evaluate(&sc, &outcome);
+    let findings = results::findings(&sc, &outcome);
+    let dir = sc
+        .out
+        .clone()
+        .unwrap_or_else(|| report::default_dir(&sc.name, SystemTime::now()));
+    results::write_dir(&dir, &sc, &outcome, &gates, &findings).map_err(|e| {
+        CliError::Runtime(format!("cannot write results to {}: {e}", dir.display()))
+    })?;
+    if !args.quiet {
+        println!(
+            "kmsload: simulated {} clients for {} in {:.2} s ({} attempts)",
+            results::thousands(outcome.clients),
+            lifecycle::spec::show_secs(sc.duration_secs),
+            elapsed.as_secs_f64(),
+            results::thousands(outcome.totals.iter().sum())
+        );
+    }
+    for f in &findings {
+        println!("- {f}");
+    }
+    for g in &gates {
+        println!(
+            "gate {}: {} (measured {})",
+            g.name,
+            if g.pass { "pass" } else { "FAIL" },
+            g.shown
+        );
+    }
+    if let Some(path) = &args.junit {
+        report::write_junit(path, &sc.name, &gates, elapsed.as_secs_f64())
+            .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if let Some(path) = &args.export_peak {
+        std::fs::write(path, results::export_peak(&sc, &outcome, args.speed))
+            .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", path.display())))?;
+        println!(
+            "peak hour exported to {} (run it with `kmsload run {}`)",
+            path.display(),
+            path.display()
+        );
+    }
+    println!("results: {}", dir.display());
+    Ok(if gates.iter().all(|g| g.pass) {
+        Status::Success
+    } else {
+        Status::Failure
+    })
+}
