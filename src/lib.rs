@@ -28,7 +28,7 @@
 //! - [`record`]: histograms, timelines, tallies, the threshold tracker.
 //! - [`report`]: result files and gates.
 //! - [`validate`]: the pre-rollout checklist (`kmsload validate`).
-//! - [`netio`]: PDU framing over tokio streams, shared by client and host.
+//! - [`netio`]: PDU framing over tokio streams, shared by the client and the host's server.
 //! - [`lifecycle`]: a fleet's life in virtual time (`kmsload simulate`) on the host model.
 //! - [`cli`]: the command line; nothing depends on it.
 #![forbid(unsafe_code)]

@@ -4,10 +4,18 @@
 //! (spec 2). [`PduReader`] keeps a buffer, asks [`crate::wire::rpc::check_frame`] whether a whole
 //! PDU is there, and reads more only when it is not. Deadlines are the caller's: wrap each
 //! call in `tokio::time::timeout` so a stalled peer becomes a timeout, never a hang.
+//!
+//! Two ways to read, one framing:
+//! - [`PduReader::read_pdu`] (the client, [`crate::client`]): any `AsyncRead` (the client's
+//!   streams may be wrapped by [`crate::faults`]); the PDU is copied out.
+//! - [`PduReader::next_pdu`] (the host's connection loop, [`crate::host::server`]): a
+//!   `TcpStream`, the PDU lent from the buffer without a copy, the buffer released while the
+//!   connection is idle, and the socket drained with readiness-based reads.
 
 use std::io;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, Interest};
+use tokio::net::TcpStream;
 
 use crate::wire::rpc::{Frame, FrameError, check_frame};
 
@@ -37,23 +45,42 @@ pub enum PduReadError {
 /// Room kept free before each read: every KMS PDU (at most ~312 bytes) fits in one read.
 const MIN_READ: usize = 512;
 
-/// Reads whole PDUs from a byte stream.
+/// Reads whole PDUs from a byte stream. [`PduReader::default`] holds no buffer until bytes
+/// arrive; [`PduReader::new`] reserves one read's worth.
 #[derive(Debug, Default)]
 pub struct PduReader {
     buf: Vec<u8>,
+    /// Length of the PDU at the front of `buf` last lent by [`next_pdu`](Self::next_pdu);
+    /// dropped at the next call.
+    lent: usize,
 }
 
 impl PduReader {
     /// An empty reader.
     pub fn new() -> Self {
         Self {
-            buf: Vec::with_capacity(512),
+            buf: Vec::with_capacity(MIN_READ),
+            lent: 0,
         }
     }
 
     /// True when bytes of a next PDU are already buffered.
     pub fn has_buffered(&self) -> bool {
-        !self.buf.is_empty()
+        self.buf.len() > self.lent
+    }
+
+    /// True when a whole next PDU is already buffered: the next call returns it without
+    /// waiting for the socket.
+    pub fn has_whole_pdu(&self) -> bool {
+        matches!(check_frame(&self.buf[self.lent..]), Frame::Complete(_))
+    }
+
+    /// Drops the PDU lent by the last [`next_pdu`](Self::next_pdu).
+    fn release_lent(&mut self) {
+        if self.lent > 0 {
+            self.buf.drain(..self.lent);
+            self.lent = 0;
+        }
     }
 
     /// Reads until one whole PDU is buffered and returns it. Bytes after it stay buffered
@@ -65,6 +92,7 @@ impl PduReader {
         &mut self,
         stream: &mut S,
     ) -> Result<Vec<u8>, PduReadError> {
+        self.release_lent();
         loop {
             match check_frame(&self.buf) {
                 Frame::Complete(len) => {
@@ -89,6 +117,74 @@ impl PduReader {
                 return Err(PduReadError::Closed {
                     partial: !self.buf.is_empty(),
                 });
+            }
+        }
+    }
+
+    /// Reads from a TCP socket until one whole PDU is buffered and lends it: no copy (the
+    /// host's per-request path). The PDU lent by the previous call is dropped first; bytes
+    /// after it stay buffered.
+    ///
+    /// While no byte of a next PDU is buffered the buffer is released, so an idle connection
+    /// holds no memory (10,000 idle connections should cost their sockets, not 10,000
+    /// buffers); it is allocated again when bytes arrive.
+    ///
+    /// Cancel-safe: bytes are appended only by synchronous reads between the waits for
+    /// readiness, so dropping the future (a deadline, a stop signal) loses nothing.
+    ///
+    /// # Errors
+    /// [`PduReadError`] when the peer closes, the socket fails or the stream is not DCE/RPC.
+    pub async fn next_pdu(&mut self, stream: &TcpStream) -> Result<&[u8], PduReadError> {
+        self.release_lent();
+        loop {
+            match check_frame(&self.buf) {
+                Frame::Complete(len) => {
+                    self.lent = len;
+                    return Ok(&self.buf[..len]);
+                }
+                Frame::Invalid(e) => return Err(e.into()),
+                Frame::Incomplete { .. } => {}
+            }
+            self.read_tcp(stream).await?;
+        }
+    }
+
+    /// Waits until the socket is readable and appends what arrived.
+    async fn read_tcp(&mut self, stream: &TcpStream) -> Result<(), PduReadError> {
+        loop {
+            if self.buf.is_empty() {
+                self.buf = Vec::new();
+            }
+            let partial = !self.buf.is_empty();
+            if let Err(error) = stream.readable().await {
+                return Err(PduReadError::Io { error, partial });
+            }
+            self.buf.reserve(MIN_READ);
+            let spare = self.buf.capacity() - self.buf.len();
+            let buf = &mut self.buf;
+            let mut got = None;
+            // A read that returns less than it could take drained the socket: report it to
+            // tokio as WouldBlock so the readiness is cleared and the next wait goes straight
+            // to epoll, instead of costing one more `recv` that fails with EAGAIN (tokio's own
+            // `poll_read` does the same). `got` tells that case from a real WouldBlock.
+            let read = stream.try_io(Interest::READABLE, || {
+                let n = stream.try_read_buf(buf)?;
+                got = Some(n);
+                if 0 < n && n < spare {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(n)
+                }
+            });
+            match (read, got) {
+                (_, Some(0)) => return Err(PduReadError::Closed { partial }),
+                (_, Some(_)) => return Ok(()),
+                (Err(error), None) if error.kind() != io::ErrorKind::WouldBlock => {
+                    return Err(PduReadError::Io { error, partial });
+                }
+                // WouldBlock: a spurious wake-up; wait again. (`Ok` without `got` cannot
+                // happen.)
+                (_, None) => {}
             }
         }
     }
@@ -125,6 +221,66 @@ mod tests {
         assert!(matches!(
             r.read_pdu(&mut b).await,
             Err(PduReadError::Closed { partial: false })
+        ));
+    }
+
+    #[tokio::test]
+    async fn next_pdu_lends_split_and_coalesced_pdus_over_tcp() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut a = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (b, _) = listener.accept().await.unwrap();
+        let (p1, p2, p3) = (pdu(40, 1), pdu(20, 2), pdu(30, 3));
+        let mut r = PduReader::default();
+        // p1 in two pieces.
+        a.write_all(&p1[..7]).await.unwrap();
+        a.flush().await.unwrap();
+        assert!(!r.has_whole_pdu());
+        let writer = {
+            let (rest, p2, p3) = (p1[7..].to_vec(), p2.clone(), p3.clone());
+            tokio::spawn(async move {
+                a.write_all(&rest).await.unwrap();
+                // p2 and the first half of p3 in one write, so both arrive together.
+                a.write_all(&[&p2[..], &p3[..15]].concat()).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                a.write_all(&p3[15..]).await.unwrap();
+                a
+            })
+        };
+        assert_eq!(r.next_pdu(&b).await.unwrap(), &p1[..]);
+        assert_eq!(r.next_pdu(&b).await.unwrap(), &p2[..]);
+        assert_eq!(r.next_pdu(&b).await.unwrap(), &p3[..]);
+        assert!(!r.has_buffered());
+        let a = writer.await.unwrap();
+        drop(a);
+        assert!(matches!(
+            r.next_pdu(&b).await,
+            Err(PduReadError::Closed { partial: false })
+        ));
+    }
+
+    #[tokio::test]
+    async fn next_pdu_classifies_a_close_mid_pdu_and_garbage() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut a = TcpStream::connect(addr).await.unwrap();
+        let (b, _) = listener.accept().await.unwrap();
+        a.write_all(&pdu(40, 0)[..30]).await.unwrap();
+        drop(a);
+        let mut r = PduReader::default();
+        assert!(matches!(
+            r.next_pdu(&b).await,
+            Err(PduReadError::Closed { partial: true })
+        ));
+
+        let mut a = TcpStream::connect(addr).await.unwrap();
+        let (b, _) = listener.accept().await.unwrap();
+        a.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let mut r = PduReader::default();
+        assert!(matches!(
+            r.next_pdu(&b).await,
+            Err(PduReadError::Framing(FrameError::NotRpc(b'G')))
         ));
     }
 

@@ -1,4 +1,5 @@
-//! `host`: the reference KMS host's behaviour model (spec 10, 8.2, 5.2/5.3).
+//! `host`: the reference KMS host: its behaviour model (spec 10, 8.2, 5.2/5.3) and the tokio
+//! server around it.
 //!
 //! The model is plain state: it takes a decoded [`RequestBase`](crate::wire::RequestBase) and
 //! the host's `now` and returns a [`Decision`] — a [`ResponseBase`](crate::wire::ResponseBase)
@@ -26,11 +27,11 @@
 //! - [`state`]: `--state FILE` persistence, the only file I/O in this module.
 //! - [`server`]: the tokio server around the model (`kmsload host`, the in-process host).
 //!
-//! Left out on purpose: DCE/RPC, the KMS V4/V5/V6 envelopes and their crypto (in `wire`), and
-//! the tokio server that accepts connections and moves bytes between sockets and the model;
-//! the server shell is added separately and only calls [`HostModel::handle`] and
-//! [`HostModel::hwid`]. Refusals a real host may send but the references never do
-//! (0xC004F039, 0xC004F041) and vlmcsd's 0xC004D104 are not modelled.
+//! Left out on purpose: DCE/RPC, the KMS V4/V5/V6 envelopes and their crypto (in `wire`).
+//! The tokio server ([`server`]) is a shell around the model: it moves bytes between sockets
+//! and [`crate::wire::session::HostSession`], and calls only [`HostModel::handle`] and
+//! [`HostModel::hwid`] under a short lock. Refusals a real host may send but the references
+//! never do (0xC004F039, 0xC004F041) and vlmcsd's 0xC004D104 are not modelled.
 #![warn(missing_docs)]
 
 pub mod config;

@@ -1,0 +1,146 @@
+//! The listening side: binds the socket, accepts while a connection slot is free (the rest
+//! wait in the kernel's backlog), spawns one [`super::connection`] task per connection, saves
+//! the `--state` file periodically, and on stop waits for every connection to end and saves it
+//! a last time.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::Instant;
+
+use super::connection::serve;
+use super::stats::bump;
+use super::{ACCEPT_BACKOFF, LISTEN_BACKLOG, ServerShared};
+use crate::host::rng::SplitMix64;
+use crate::host::state::{self, HostState};
+
+pub(super) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // A restarted host must not fail on connections of its predecessor in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// True once the host is told to stop (or its handle is gone).
+pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|&s| s).await;
+}
+
+/// Accepts until told to stop, then waits for the connections and saves the state. Returns
+/// the final save's error, if any.
+pub(super) async fn supervise(
+    listener: TcpListener,
+    shared: Arc<ServerShared>,
+    mut stop: watch::Receiver<bool>,
+    max_connections: usize,
+    state: Option<(PathBuf, Duration)>,
+) -> Option<String> {
+    let saver = state.as_ref().map(|(path, every)| {
+        tokio::spawn(save_periodically(
+            shared.clone(),
+            path.clone(),
+            *every,
+            stop.clone(),
+        ))
+    });
+    // Each connection task holds a clone; `recv` returns None once all are gone.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let permits = Arc::new(Semaphore::new(max_connections));
+    // Per-connection seeds: one draw from the thread RNG, then a SplitMix64 stream.
+    let mut seeds = SplitMix64::new(rand::random(), "connections");
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = stopped(&mut stop) => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break, // the semaphore is never closed
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            () = stopped(&mut stop) => break,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, peer)) = accepted else {
+            bump(&shared.stats.accept_errors);
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
+            continue;
+        };
+        bump(&shared.stats.connections);
+        let open = shared.stats.open.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.stats.peak_open.fetch_max(open, Ordering::Relaxed);
+        let (shared, stop, done, seed) = (
+            shared.clone(),
+            stop.clone(),
+            done_tx.clone(),
+            seeds.next_u64(),
+        );
+        tokio::spawn(async move {
+            // Answers are one write each, sent as soon as they are ready.
+            let _ = stream.set_nodelay(true);
+            if let Err(reason) = serve(&shared, stream, peer, seed, stop).await {
+                shared.dropped(peer, reason);
+            }
+            shared.stats.open.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+            drop(done);
+        });
+    }
+    drop(listener);
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+    let (path, _) = state?;
+    if let Some(saver) = saver {
+        let _ = saver.await;
+    }
+    save(&shared, path).await.err()
+}
+
+/// Saves the state every `every` when a request was handled since the last save.
+async fn save_periodically(
+    shared: Arc<ServerShared>,
+    path: PathBuf,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut saved_at = shared.model().counters().requests;
+    let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = stopped(&mut stop) => return,
+            _ = ticks.tick() => {}
+        }
+        let requests = shared.model().counters().requests;
+        if requests == saved_at {
+            continue;
+        }
+        // A failed periodic save is retried at the next tick and reported at shutdown.
+        if save(&shared, path.clone()).await.is_ok() {
+            saved_at = requests;
+        }
+    }
+}
+
+/// Snapshots the model under the lock, writes the file on a blocking thread.
+async fn save(shared: &ServerShared, path: PathBuf) -> Result<(), String> {
+    let snapshot = HostState::from_model(&shared.model());
+    match tokio::task::spawn_blocking(move || state::save(&path, &snapshot)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("state save task failed: {e}")),
+    }
+}
