@@ -19,7 +19,7 @@ use std::time::Duration;
 use super::values;
 use super::{CliError, Status};
 use crate::report::compare::{Comparison, Tolerances, compare};
-use crate::report::read::{SummaryData, read_summary};
+use crate::report::read::{SummaryFile, read_summary};
 
 /// Output format of a comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -119,14 +119,14 @@ pub fn run(args: Args) -> Result<Status, CliError> {
 ///
 /// # Errors
 /// [`CliError::Usage`] with the reader's message.
-pub fn load(path: &Path, what: &str) -> Result<SummaryData, CliError> {
+pub fn load(path: &Path, what: &str) -> Result<SummaryFile, CliError> {
     read_summary(path).map_err(|e| CliError::Usage(format!("{what}: {e}")))
 }
 
 /// The comparison of two loaded summaries named by their paths.
 pub fn judge(
-    baseline: &SummaryData,
-    current: &SummaryData,
+    baseline: &SummaryFile,
+    current: &SummaryFile,
     paths: (&Path, &Path),
     tolerances: &ToleranceArgs,
 ) -> Comparison {

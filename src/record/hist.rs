@@ -38,7 +38,8 @@ pub(super) fn add(dst: &mut Histogram<u64>, src: &Histogram<u64>) {
 }
 
 /// Percentile summary of one histogram, µs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct LatencySummary {
     /// Number of values.
     pub count: u64,

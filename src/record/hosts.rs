@@ -9,7 +9,7 @@
 //! [`VALUES_MAX`] distinct values are listed per (host, pool); further new values are counted
 //! in `unlisted` (a host that changes its ePID every time is already "changed").
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Pool;
 
@@ -104,7 +104,8 @@ impl<K: Clone + Ord> Values<K> {
 }
 
 /// One ePID or HwID and when it was seen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SeenSummary {
     /// The ePID, or the HwID as 16 uppercase hex digits in wire order.
     pub value: String,
@@ -117,7 +118,8 @@ pub struct SeenSummary {
 }
 
 /// What one host showed for one pool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HostSummary {
     /// Index of the host in the run's target list.
     pub host: u16,

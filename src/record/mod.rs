@@ -32,7 +32,7 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::catalog::{Product, app_id};
@@ -45,6 +45,7 @@ mod hist;
 mod hosts;
 mod log;
 mod recorder;
+mod run;
 mod summary;
 mod tally;
 mod threshold;
@@ -55,6 +56,7 @@ pub use hist::{HIGHEST_US, LOWEST_US, SIGFIG};
 pub use hosts::VALUES_MAX as HOST_VALUES_MAX;
 pub use log::LogError;
 pub use recorder::{InvariantError, Recorder};
+pub use run::{GeneratorStats, LATE_AFTER, RunResult};
 pub use summary::{
     ByOutcome, FaultSummary, HostSummary, LatencySummary, PhaseLatency, ProductSummary,
     SeenSummary, Summary,
@@ -101,6 +103,12 @@ impl Phase {
     }
 }
 
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Phase latencies of one attempt in microseconds; `None` when the phase did not happen
 /// (e.g. no bind after a refused connect).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -129,9 +137,12 @@ impl Latencies {
 
 /// The count a KMS host keeps per application (spec 10.2): Windows (client and server
 /// share it), Office 2010, Office 2013 and later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub enum Pool {
     /// Application ID `55c92734-…`.
+    #[default]
     #[serde(rename = "windows")]
     Windows,
     /// Application ID `59a52881-…`.
@@ -207,6 +218,16 @@ impl Serialize for HexCode {
         let ascii = self.to_ascii();
         // Only hex digits and 'x' are written: always ASCII.
         s.serialize_str(std::str::from_utf8(&ascii).unwrap_or("0x????????"))
+    }
+}
+
+impl<'de> Deserialize<'de> for HexCode {
+    /// Reads what [`Serialize`] writes, and every other spelling `kmsload explain` takes.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        crate::catalog::hresult::parse_code(&text)
+            .map(Self)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -327,6 +348,9 @@ mod tests {
             Some("\"0xABCDEF01\"")
         );
         assert!(HexCode(1) < HexCode(0x8000_0000));
+        let back: HexCode = serde_json::from_str("\"0xC004F038\"").expect("reads its own form");
+        assert_eq!(back, HexCode(0xC004_F038));
+        assert!(serde_json::from_str::<HexCode>("\"no code\"").is_err());
     }
 
     #[test]

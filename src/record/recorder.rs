@@ -402,18 +402,23 @@ impl Recorder {
             .faults
             .iter()
             .map(|f| FaultSummary {
-                fault: f.fault,
+                fault: f.fault.to_owned(),
                 attempts: f.counts.attempts,
                 by_outcome: f.counts.by_outcome(),
                 by_code: f.counts.by_code(),
             })
             .collect();
-        faults.sort_by_key(|f| f.fault);
+        faults.sort_by(|a, b| a.fault.cmp(&b.fault));
         Summary {
             attempts: self.counts.attempts,
             by_outcome: self.counts.by_outcome(),
             by_code: self.counts.by_code(),
-            by_cause: self.causes.sorted().into_iter().collect(),
+            by_cause: self
+                .causes
+                .sorted()
+                .into_iter()
+                .map(|(c, n)| (c.to_owned(), n))
+                .collect(),
             latency_us: combined(&self.clean),
             latency_us_by_outcome: ByOutcome::from_array(self.clean.each_ref().map(latency)),
             latency_us_faulted: combined(&self.dirty),
@@ -433,7 +438,7 @@ impl Recorder {
                     Some(ProductSummary {
                         // At most 65536 slots (u16 indices).
                         index: i as u16,
-                        name: catalog.get(i).map(|p| p.name.as_str()),
+                        name: catalog.get(i).map(|p| p.name.clone()),
                         attempts: p.counts.attempts,
                         by_outcome: p.counts.by_outcome(),
                         by_code: p.counts.by_code(),
@@ -805,7 +810,10 @@ mod tests {
         big.product = u16::MAX;
         r.record(&big, 0);
         assert_eq!(
-            r.summary().products.last().map(|p| (p.index, p.name)),
+            r.summary()
+                .products
+                .last()
+                .map(|p| (p.index, p.name.clone())),
             Some((u16::MAX, None))
         );
     }

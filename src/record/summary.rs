@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{HexCode, Pool};
 
@@ -32,7 +32,8 @@ pub use super::hosts::{HostSummary, SeenSummary};
 use super::threshold::ThresholdSummary;
 
 /// One value per outcome.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ByOutcome<T> {
     /// Activated.
     pub activated: T,
@@ -61,7 +62,8 @@ impl ByOutcome<u64> {
 }
 
 /// Latency percentiles of each phase; `None` when no attempt measured the phase.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PhaseLatency {
     /// TCP connect.
     pub connect: Option<LatencySummary>,
@@ -73,13 +75,26 @@ pub struct PhaseLatency {
     pub total: Option<LatencySummary>,
 }
 
+impl PhaseLatency {
+    /// The latency of `phase`.
+    pub fn get(&self, phase: super::Phase) -> Option<LatencySummary> {
+        match phase {
+            super::Phase::Connect => self.connect,
+            super::Phase::Bind => self.bind,
+            super::Phase::Request => self.request,
+            super::Phase::Total => self.total,
+        }
+    }
+}
+
 /// Tallies and latency of one product.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ProductSummary {
     /// Index in the catalog.
     pub index: u16,
     /// Product name, when the index is in the catalog.
-    pub name: Option<&'static str>,
+    pub name: Option<String>,
     /// Attempts.
     pub attempts: u64,
     /// By outcome.
@@ -93,10 +108,11 @@ pub struct ProductSummary {
 }
 
 /// Tallies of the attempts one injected fault touched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FaultSummary {
     /// Fault tag.
-    pub fault: &'static str,
+    pub fault: String,
     /// Attempts.
     pub attempts: u64,
     /// By outcome.
@@ -106,7 +122,8 @@ pub struct FaultSummary {
 }
 
 /// Everything `summary.json` says about a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     /// Attempts recorded.
     pub attempts: u64,
@@ -115,7 +132,7 @@ pub struct Summary {
     /// By HRESULT (`"0xC004F038"`); sums to `attempts`.
     pub by_code: BTreeMap<HexCode, u64>,
     /// By failure cause, for attempts that gave one.
-    pub by_cause: BTreeMap<&'static str, u64>,
+    pub by_cause: BTreeMap<String, u64>,
     /// Latency of fault-free attempts, all outcomes together.
     pub latency_us: PhaseLatency,
     /// Latency of fault-free attempts, per outcome.

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::sim::mix::mix64;
@@ -33,7 +33,8 @@ pub const DISTINCT_MAX: usize = 16_384;
 pub const COUNT_VALUES_MAX: usize = 4096;
 
 /// Threshold figures of one pool, for `summary.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ThresholdSummary {
     /// The largest N (`RequiredClientCount`) sent to this pool; the fields below that are not
     /// in `by_required` are about clients with this N.
@@ -60,7 +61,8 @@ pub struct ThresholdSummary {
 }
 
 /// First activation of the clients sending one N.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LevelSummary {
     /// N.
     pub required: u32,
@@ -71,7 +73,8 @@ pub struct LevelSummary {
 }
 
 /// A count value and the first attempt that was told it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CountStep {
     /// Reported count.
     pub count: u32,

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::hist::{self, HIGHEST_US, SparseHist};
 use super::{HexCode, Outcome, Tally};
@@ -25,7 +25,8 @@ use super::{HexCode, Outcome, Tally};
 const WINDOW: usize = 4;
 
 /// One second of the timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TimelineRow {
     /// Seconds since the run start.
     pub second: u64,

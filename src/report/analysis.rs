@@ -15,8 +15,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::codes as parse_codes;
 use super::knee::{self, DEFAULT_LIMIT_US, Knee, LimitSource, SecondLoad};
-use super::read::{Results, parse_codes};
+use super::read::Results;
 use super::svg::fmt_us;
 use crate::catalog::hresult;
 
@@ -287,10 +288,12 @@ fn md_cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::read::{EventData, SecondEvents, SummaryData, TimelineData};
+    use crate::record::{HexCode, TimelineRow};
+    use crate::report::SummaryFile;
+    use crate::report::read::{EventData, SecondEvents};
     use std::collections::BTreeMap;
 
-    fn results(summary: SummaryData, events: Option<EventData>) -> Results {
+    fn results(summary: SummaryFile, events: Option<EventData>) -> Results {
         Results {
             dir: "x".into(),
             summary,
@@ -302,7 +305,7 @@ mod tests {
 
     #[test]
     fn episodes_join_windows_and_faulted_seconds() {
-        let mut s = SummaryData::default();
+        let mut s = SummaryFile::default();
         s.config.fault_windows_s = vec![[20.0, 40.0]];
         let mut e = EventData::default();
         for (sec, n) in [(21u64, 3u64), (39, 1), (50, 2), (51, 1), (53, 1), (60, 4)] {
@@ -331,20 +334,20 @@ mod tests {
 
     #[test]
     fn episodes_fall_back_to_the_timeline() {
-        let s = SummaryData {
+        let s = SummaryFile {
             timeline: vec![
-                TimelineData {
+                TimelineRow {
                     second: 3,
                     faulted: 2,
-                    ..TimelineData::default()
+                    ..TimelineRow::default()
                 },
-                TimelineData {
+                TimelineRow {
                     second: 4,
                     faulted: 1,
-                    ..TimelineData::default()
+                    ..TimelineRow::default()
                 },
             ],
-            ..SummaryData::default()
+            ..SummaryFile::default()
         };
         let eps = fault_episodes(&results(s, None));
         assert_eq!(eps.len(), 1);
@@ -353,25 +356,19 @@ mod tests {
 
     #[test]
     fn codes_are_explained_and_timed_from_the_timeline_without_events() {
-        let mut s = SummaryData {
-            by_code: [
-                ("0x00000000".to_owned(), 5),
-                ("0xC004F038".to_owned(), 7),
-                ("0x12345678".to_owned(), 9),
-            ]
-            .into(),
-            ..SummaryData::default()
-        };
-        let row = |second, code: &str| TimelineData {
+        let mut s = SummaryFile::default();
+        s.recorded.by_code = [
+            (HexCode(0x0000_0000), 5),
+            (HexCode(0xC004_F038), 7),
+            (HexCode(0x1234_5678), 9),
+        ]
+        .into();
+        let row = |second, code: u32| TimelineRow {
             second,
-            by_code: [(code.to_owned(), 1)].into(),
-            ..TimelineData::default()
+            by_code: [(HexCode(code), 1)].into(),
+            ..TimelineRow::default()
         };
-        s.timeline = vec![
-            row(1, "0xC004F038"),
-            row(2, "0x00000000"),
-            row(4, "0xC004F038"),
-        ];
+        s.timeline = vec![row(1, 0xC004_F038), row(2, 0), row(4, 0xC004_F038)];
         let rows = code_rows(&results(s, None));
         assert_eq!(
             rows.iter().map(|r| r.code).collect::<Vec<_>>(),
@@ -387,7 +384,7 @@ mod tests {
 
     #[test]
     fn closed_runs_and_runs_without_events_have_no_knee() {
-        let mut s = SummaryData::default();
+        let mut s = SummaryFile::default();
         s.config.load = "closed, 10 clients, think time 0ns".into();
         assert!(knee(&results(s.clone(), Some(EventData::default()))).is_none());
         s.config.load = "open, constant 100/s".into();

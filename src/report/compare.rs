@@ -31,9 +31,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::read::{PHASES, SummaryData};
+use super::read::{PHASES, SummaryFile};
 use super::svg::fmt_us;
 use crate::catalog::hresult;
+use crate::record::Pool;
 
 /// How much worse a figure may get before it is a regression.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -122,8 +123,8 @@ pub struct Comparison {
 
 /// Compares `current` with `baseline` (see the module docs).
 pub fn compare(
-    baseline: &SummaryData,
-    current: &SummaryData,
+    baseline: &SummaryFile,
+    current: &SummaryFile,
     names: (&str, &str),
     tol: &Tolerances,
 ) -> Comparison {
@@ -131,8 +132,8 @@ pub fn compare(
     m.push(info(
         "run",
         "attempts",
-        Some(baseline.attempts as f64),
-        Some(current.attempts as f64),
+        Some(baseline.recorded.attempts as f64),
+        Some(current.recorded.attempts as f64),
         count_text,
         abs_change,
     ));
@@ -167,8 +168,8 @@ pub fn compare(
         m.push(x);
     }
     {
-        let passed = |s: &SummaryData| s.gates.iter().all(|g| g.pass);
-        let text = |s: &SummaryData| {
+        let passed = |s: &SummaryFile| s.gates.iter().all(|g| g.pass);
+        let text = |s: &SummaryFile| {
             let failed = s.gates.iter().filter(|g| !g.pass).count();
             if s.gates.is_empty() {
                 "no gates".to_owned()
@@ -197,10 +198,10 @@ pub fn compare(
         });
     }
     for (name, pick) in [("activated", 0usize), ("not activated", 1), ("failed", 2)] {
-        let share = |s: &SummaryData| {
-            let b = &s.by_outcome;
+        let share = |s: &SummaryFile| {
+            let b = &s.recorded.by_outcome;
             let v = [b.activated, b.not_activated, b.failed][pick] as f64;
-            (s.attempts > 0).then(|| v / s.attempts as f64)
+            (s.recorded.attempts > 0).then(|| v / s.recorded.attempts as f64)
         };
         m.push(info(
             "outcomes",
@@ -213,11 +214,11 @@ pub fn compare(
     }
     for phase in PHASES {
         let (b, c) = (
-            baseline.latency_us.get(phase),
-            current.latency_us.get(phase),
+            baseline.recorded.latency_us.get(phase),
+            current.recorded.latency_us.get(phase),
         );
         for (q, pick) in [("p50", 0usize), ("p90", 1), ("p99", 2), ("p99.9", 3)] {
-            let v = |l: Option<super::read::LatencyData>| {
+            let v = |l: Option<crate::record::LatencySummary>| {
                 l.map(|l| [l.p50, l.p90, l.p99, l.p999][pick] as f64)
             };
             let mut x = info(
@@ -242,15 +243,21 @@ pub fn compare(
             m.push(x);
         }
     }
-    let pools: std::collections::BTreeSet<&String> = baseline
+    // By name, as the report has always listed them.
+    let mut pools: Vec<Pool> = baseline
+        .recorded
         .threshold
         .keys()
-        .chain(current.threshold.keys())
+        .chain(current.recorded.threshold.keys())
+        .copied()
         .collect();
+    pools.sort_by_key(|p| p.as_str());
+    pools.dedup();
     for pool in pools {
-        let first = |s: &SummaryData| {
-            s.threshold
-                .get(pool)
+        let first = |s: &SummaryFile| {
+            s.recorded
+                .threshold
+                .get(&pool)
                 .map(|t| t.first_activation_after_clients)
         };
         let (b, c) = (first(baseline), first(current));
@@ -272,7 +279,7 @@ pub fn compare(
         };
         m.push(Metric {
             group: "threshold",
-            name: format!("{pool} first activation"),
+            name: format!("{} first activation", pool.as_str()),
             baseline: b.flatten().map(|v| v as f64),
             current: c.flatten().map(|v| v as f64),
             baseline_text: text(b),
@@ -532,25 +539,22 @@ impl Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::read::{GateData, LatencyData, ThresholdData};
+    use crate::record::{HexCode, LatencySummary, ThresholdSummary};
+    use crate::report::GateResult;
 
-    fn summary() -> SummaryData {
-        let mut s = SummaryData {
+    fn summary() -> SummaryFile {
+        let mut s = SummaryFile {
             schema_version: 1,
             scenario: "smoke".into(),
-            attempts: 1000,
             achieved_rate: 100.0,
             offered_rate: Some(100.0),
-            ..SummaryData::default()
+            ..SummaryFile::default()
         };
-        s.by_outcome.activated = 990;
-        s.by_outcome.failed = 10;
-        s.by_code = [
-            ("0x00000000".to_owned(), 990),
-            ("0x8007274D".to_owned(), 10),
-        ]
-        .into();
-        let l = |p99| LatencyData {
+        s.recorded.attempts = 1000;
+        s.recorded.by_outcome.activated = 990;
+        s.recorded.by_outcome.failed = 10;
+        s.recorded.by_code = [(HexCode(0x0000_0000), 990), (HexCode(0x8007_274D), 10)].into();
+        let l = |p99| LatencySummary {
             count: 990,
             p50: 2_000,
             p90: 5_000,
@@ -558,25 +562,25 @@ mod tests {
             p999: 30_000,
             max: 40_000,
         };
-        s.latency_us.connect = Some(l(300));
-        s.latency_us.total = Some(l(20_000));
-        s.threshold.insert(
-            "windows".into(),
-            ThresholdData {
+        s.recorded.latency_us.connect = Some(l(300));
+        s.recorded.latency_us.total = Some(l(20_000));
+        s.recorded.threshold.insert(
+            Pool::Windows,
+            ThresholdSummary {
                 required: 25,
                 first_activation_after_clients: Some(25),
-                ..ThresholdData::default()
+                ..ThresholdSummary::default()
             },
         );
-        s.gates.push(GateData {
+        s.gates.push(GateResult {
             name: "total p99 < 1s".into(),
             pass: true,
-            ..GateData::default()
+            ..GateResult::default()
         });
         s
     }
 
-    fn run(b: &SummaryData, c: &SummaryData) -> Comparison {
+    fn run(b: &SummaryFile, c: &SummaryFile) -> Comparison {
         compare(b, c, ("base", "cur"), &Tolerances::default())
     }
 
@@ -601,15 +605,15 @@ mod tests {
     fn p99_regresses_beyond_tolerance_and_floor() {
         let b = summary();
         let mut c = summary();
-        c.latency_us.total.as_mut().unwrap().p99 = 22_000; // +10 %: within
+        c.recorded.latency_us.total.as_mut().unwrap().p99 = 22_000; // +10 %: within
         assert!(!run(&b, &c).regressed());
-        c.latency_us.total.as_mut().unwrap().p99 = 22_100; // +10.5 %, +2.1 ms
+        c.recorded.latency_us.total.as_mut().unwrap().p99 = 22_100; // +10.5 %, +2.1 ms
         let r = run(&b, &c);
         assert_eq!(r.regressions, ["total p99"]);
         assert_eq!(metric(&r, "total p99").change, "+10.5 %");
         // Connect p99 300 µs -> 600 µs is +100 % but only +0.3 ms: under the floor.
         let mut c = summary();
-        c.latency_us.connect.as_mut().unwrap().p99 = 600;
+        c.recorded.latency_us.connect.as_mut().unwrap().p99 = 600;
         assert!(!run(&b, &c).regressed());
         let tight = Tolerances {
             latency_floor_us: 0,
@@ -618,7 +622,7 @@ mod tests {
         assert!(compare(&b, &c, ("b", "c"), &tight).regressed());
         // p50 doubling is shown but never a regression.
         let mut c = summary();
-        c.latency_us.total.as_mut().unwrap().p50 = 4_000;
+        c.recorded.latency_us.total.as_mut().unwrap().p50 = 4_000;
         let r = run(&b, &c);
         assert!(!r.regressed());
         assert_eq!(metric(&r, "total p50").change, "+100.0 %");
@@ -628,11 +632,11 @@ mod tests {
     fn error_rate_regresses_in_points() {
         let b = summary(); // 1.00 %
         let mut c = summary();
-        c.by_code.insert("0x00000000".into(), 985);
-        c.by_code.insert("0x8007274D".into(), 15); // 1.50 %: +0.5 pt, within
+        c.recorded.by_code.insert(HexCode(0x0000_0000), 985);
+        c.recorded.by_code.insert(HexCode(0x8007_274D), 15); // 1.50 %: +0.5 pt, within
         assert!(!run(&b, &c).regressed(), "{}", run(&b, &c).text());
-        c.by_code.insert("0x00000000".into(), 984);
-        c.by_code.insert("0x8007274D".into(), 16); // +0.6 pt
+        c.recorded.by_code.insert(HexCode(0x0000_0000), 984);
+        c.recorded.by_code.insert(HexCode(0x8007_274D), 16); // +0.6 pt
         let r = run(&b, &c);
         assert_eq!(r.regressions, ["error rate"]);
         assert_eq!(metric(&r, "error rate").change, "+0.60 pt");
@@ -654,9 +658,10 @@ mod tests {
     fn later_or_missing_activation_and_failing_gates_regress() {
         let b = summary();
         let mut c = summary();
-        let set = |c: &mut SummaryData, k| {
-            c.threshold
-                .get_mut("windows")
+        let set = |c: &mut SummaryFile, k| {
+            c.recorded
+                .threshold
+                .get_mut(&Pool::Windows)
                 .unwrap()
                 .first_activation_after_clients = k;
         };
@@ -672,8 +677,9 @@ mod tests {
             "{}",
             r.text()
         );
-        c.threshold
-            .get_mut("windows")
+        c.recorded
+            .threshold
+            .get_mut(&Pool::Windows)
             .unwrap()
             .first_activation_after_clients = None;
         assert_eq!(
@@ -696,8 +702,8 @@ mod tests {
     fn codes_appearing_and_disappearing_are_listed() {
         let b = summary();
         let mut c = summary();
-        c.by_code.remove("0x8007274D");
-        c.by_code.insert("0xC004F038".into(), 10);
+        c.recorded.by_code.remove(&HexCode(0x8007_274D));
+        c.recorded.by_code.insert(HexCode(0xC004_F038), 10);
         let r = run(&b, &c);
         assert!(!r.regressed());
         assert_eq!(r.codes_appeared[0].name, "SL_E_VL_NOT_ENOUGH_COUNT");

@@ -25,8 +25,8 @@ use super::{TargetInfo, write_results};
 use crate::catalog::hresult::code;
 use crate::catalog::lookup;
 use crate::client::Outcome;
-use crate::load::{RunResult, fleet_spec, open_start};
-use crate::record::{AttemptRecord, EventWriter, Latencies, Pool, Recorder};
+use crate::load::{fleet_spec, open_start};
+use crate::record::{AttemptRecord, EventWriter, Latencies, Pool, Recorder, RunResult};
 use crate::scenario::{self, LoadModel, Overrides};
 use crate::sim::Fleet;
 
@@ -218,7 +218,7 @@ pub fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
     }
     let elapsed = Duration::from_micros(last_end);
     let run = RunResult {
-        generator: crate::load::GeneratorStats::default(),
+        generator: crate::record::GeneratorStats::default(),
         recorder,
         started: SystemTime::UNIX_EPOCH + Duration::from_secs(STARTED_UNIX),
         elapsed,
@@ -250,12 +250,14 @@ mod tests {
         let s = crate::report::read::read_summary(&dir).unwrap();
         assert_eq!(s.scenario, "synthetic-ramp");
         assert_eq!(
-            s.by_outcome.activated + s.by_outcome.not_activated + s.by_outcome.failed,
-            s.attempts
+            s.recorded.by_outcome.activated
+                + s.recorded.by_outcome.not_activated
+                + s.recorded.by_outcome.failed,
+            s.recorded.attempts
         );
         assert_eq!(s.config.fault_windows_s, [[15.0, 20.0]]);
         assert!(
-            s.threshold["windows"]
+            s.recorded.threshold[&Pool::Windows]
                 .first_activation_after_clients
                 .is_some()
         );

@@ -1,14 +1,15 @@
 //! Gates: the pass/fail checks of a scenario's `[gates]` section, evaluated against what was
 //! recorded. Their verdict decides the exit code of `kmsload run` (0 all pass, 1 one failed).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::hresult;
 use crate::record::{self, Pool, Recorder};
 use crate::scenario::{Application, Gate, Phase};
 
 /// One gate's verdict.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct GateResult {
     /// The gate as written, e.g. `total p99 < 1s`.
     pub name: String,

@@ -33,13 +33,15 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 
+use super::SummaryFile;
 use super::analysis::{self, Episode, secs};
+use super::codes as parse_codes;
 use super::knee::{Knee, LimitSource, MIN_SAMPLES};
 use super::loghist::LogHist;
-use super::read::{ChargeCurve, PHASES, Results, SummaryData, parse_codes};
+use super::read::{ChargeCurve, PHASES, Results};
 use super::svg::{Axis, Band, Chart, Kind, Marker, Rule, Series, Unit, esc, fmt_num, fmt_us};
 use crate::catalog::hresult;
-use crate::record::Pool;
+use crate::record::{Phase, Pool};
 
 /// Most time-series points per line; longer runs are averaged into wider bins.
 const MAX_TIME_POINTS: u64 = 900;
@@ -145,12 +147,12 @@ fn headline(h: &mut String, r: &Results, knee: Option<&Knee>) {
         "started",
         format!("{} · ran {}", esc(&s.started_utc), esc(&secs(s.elapsed_s))),
     );
-    let b = &s.by_outcome;
+    let b = &s.recorded.by_outcome;
     fact(
         "attempts",
         format!(
             "{} <span class=\"muted\">({} activated, {} not activated, {} failed; error rate {:.2} %)</span>",
-            s.attempts,
+            s.recorded.attempts,
             b.activated,
             b.not_activated,
             b.failed,
@@ -208,13 +210,13 @@ fn headline(h: &mut String, r: &Results, knee: Option<&Knee>) {
     h.push_str("</header>");
 }
 
-fn host_identity(s: &SummaryData) -> String {
-    if s.hosts.is_empty() {
+fn host_identity(s: &SummaryFile) -> String {
+    if s.recorded.hosts.is_empty() {
         return "<span class=\"muted\">no answer carried an ePID</span>".to_owned();
     }
     let mut out = String::new();
-    for host in &s.hosts {
-        let list = |v: &[super::read::SeenData]| {
+    for host in &s.recorded.hosts {
+        let list = |v: &[crate::record::SeenSummary]| {
             if v.is_empty() {
                 "-".to_owned()
             } else {
@@ -227,7 +229,7 @@ fn host_identity(s: &SummaryData) -> String {
         let _ = write!(
             out,
             "<div>{}: ePID {} · HwID {}{}</div>",
-            esc(&host.pool),
+            esc(host.pool.as_str()),
             list(&host.epids),
             list(&host.hwids),
             if host.changed {
@@ -422,7 +424,7 @@ fn timeline(h: &mut String, r: &Results, episodes: &[Episode]) {
                     }
                 }
             }
-            None if *phase == "total" => {
+            None if *phase == Phase::Total => {
                 // Without events.csv: the summary's p50/p99 of the total, by completion.
                 for t in &s.timeline {
                     for (j, v) in [(0, t.p50_us), (2, t.p99_us)] {
@@ -440,7 +442,7 @@ fn timeline(h: &mut String, r: &Results, episodes: &[Episode]) {
         if hi <= 0.0 {
             continue;
         }
-        if *phase == "total" {
+        if *phase == Phase::Total {
             if let Some((limit, _)) = gate {
                 hi = hi.max(limit as f64 * 1.2);
                 lo = lo.min(limit as f64);
@@ -460,7 +462,7 @@ fn timeline(h: &mut String, r: &Results, episodes: &[Episode]) {
                     .push(Series::line(name, color, std::mem::take(&mut lines[j])));
             }
         }
-        if *phase == "total" {
+        if *phase == Phase::Total {
             if let Some((limit, name)) = gate {
                 c.rules.push(Rule {
                     vertical: false,
@@ -557,7 +559,7 @@ fn latency(h: &mut String, r: &Results) {
         "<table><thead><tr><th>phase</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr></thead><tbody>",
     );
     for phase in PHASES {
-        match s.latency_us.get(phase) {
+        match s.recorded.latency_us.get(phase) {
             Some(l) => {
                 let _ = write!(
                     h,
@@ -583,7 +585,7 @@ fn latency(h: &mut String, r: &Results) {
     );
     for (k, phase) in PHASES.iter().enumerate() {
         let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-        let all: Option<&Histogram<u64>> = r.histograms.get(*phase);
+        let all: Option<&Histogram<u64>> = r.histograms.get(phase.as_str());
         let merged: Option<LogHist> = r.events.as_ref().map(|e| {
             let mut m = LogHist::new();
             for p in e.products.values() {
@@ -655,7 +657,7 @@ fn latency(h: &mut String, r: &Results) {
             h,
             &format!(
                 "<b>{phase}</b>: value at each percentile ({count} attempts; the axis gives each nine the same width, so the tail is as visible as the median{}).",
-                if r.histograms.contains_key(*phase) {
+                if r.histograms.contains_key(phase.as_str()) {
                     "; \"all products\" is the run's HDR histogram"
                 } else {
                     ""
@@ -686,12 +688,12 @@ fn pool_title(pool: Pool) -> &'static str {
 fn charge(h: &mut String, r: &Results) {
     let s = &r.summary;
     h.push_str("<section id=\"charge\"><h2>Activation threshold: the charge curve</h2>");
-    if s.threshold.is_empty() {
+    if s.recorded.threshold.is_empty() {
         h.push_str("<p class=\"muted\">No answer reported a count.</p></section>");
         return;
     }
     for pool in Pool::ALL {
-        let Some(t) = s.threshold.get(pool.as_str()) else {
+        let Some(t) = s.recorded.threshold.get(&pool) else {
             continue;
         };
         let n = f64::from(t.required);
@@ -956,7 +958,7 @@ fn codes(h: &mut String, r: &Results) {
         h.push_str("<p class=\"muted\">No attempts.</p></section>");
         return;
     }
-    let total = r.summary.attempts.max(1) as f64;
+    let total = r.summary.recorded.attempts.max(1) as f64;
     h.push_str("<table class=\"codes\"><thead><tr><th>code</th><th>name</th><th>count</th><th>share</th><th>first seen</th><th>last seen</th><th>explanation</th></tr></thead><tbody>");
     for c in rows {
         let mut explain = format!("<p>{}</p>", esc(&c.meaning));
@@ -984,9 +986,9 @@ fn codes(h: &mut String, r: &Results) {
 fn details(h: &mut String, r: &Results, episodes: &[Episode]) {
     let s = &r.summary;
     h.push_str("<section id=\"details\"><h2>Details</h2>");
-    if !s.products.is_empty() {
+    if !s.recorded.products.is_empty() {
         h.push_str("<h3>Products</h3><table><thead><tr><th>product</th><th>attempts</th><th>activated</th><th>not activated</th><th>failed</th><th>total p50</th><th>total p99</th></tr></thead><tbody>");
-        for p in &s.products {
+        for p in &s.recorded.products {
             let t = p.latency_us.total;
             let _ = write!(
                 h,
@@ -1002,7 +1004,7 @@ fn details(h: &mut String, r: &Results, episodes: &[Episode]) {
         }
         h.push_str("</tbody></table>");
     }
-    if !episodes.is_empty() || !s.faults.is_empty() {
+    if !episodes.is_empty() || !s.recorded.faults.is_empty() {
         h.push_str("<h3>Faults</h3><ul>");
         for e in episodes {
             let _ = write!(
@@ -1015,9 +1017,9 @@ fn details(h: &mut String, r: &Results, episodes: &[Episode]) {
             );
         }
         h.push_str("</ul>");
-        if !s.faults.is_empty() {
+        if !s.recorded.faults.is_empty() {
             h.push_str("<table><thead><tr><th>fault</th><th>attempts</th><th>activated</th><th>not activated</th><th>failed</th><th>codes</th></tr></thead><tbody>");
-            for f in &s.faults {
+            for f in &s.recorded.faults {
                 let codes: Vec<String> = parse_codes(&f.by_code)
                     .into_iter()
                     .map(|(c, n)| format!("{} ×{n}", hresult::hex(c)))
@@ -1036,15 +1038,15 @@ fn details(h: &mut String, r: &Results, episodes: &[Episode]) {
             h.push_str("</tbody></table>");
         }
     }
-    if !s.by_cause.is_empty() {
+    if !s.recorded.by_cause.is_empty() {
         h.push_str(
             "<h3>Causes</h3><table><thead><tr><th>cause</th><th>count</th></tr></thead><tbody>",
         );
-        for (cause, n) in &s.by_cause {
+        for (cause, n) in &s.recorded.by_cause {
             let _ = write!(h, "<tr><td>{}</td><td>{n}</td></tr>", esc(cause));
         }
         h.push_str("</tbody></table>");
-        for (cause, n) in &s.by_cause {
+        for (cause, n) in &s.recorded.by_cause {
             if let Some(note) = crate::client::outcome::local_limit_note(cause, *n) {
                 let _ = write!(h, "<p class=\"warn\">{}</p>", esc(&note));
             }
@@ -1057,7 +1059,13 @@ fn details(h: &mut String, r: &Results, episodes: &[Episode]) {
             let _ = write!(h, "<div><dt>{}</dt><dd>{}</dd></div>", esc(k), esc(&v));
         }
     };
-    fact("scenario file", c.source.clone().unwrap_or_default());
+    fact(
+        "scenario file",
+        c.source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
     fact("connection", c.connection.clone());
     fact("max in flight", c.max_in_flight.to_string());
     fact(

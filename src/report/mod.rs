@@ -16,17 +16,17 @@
 //! Reading a directory back is [`read`]'s job alone; [`compare`] judges a run against a
 //! baseline, [`knee`] finds the capacity knee, [`svg`] draws the charts.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::{hresult, products};
-use crate::load::RunResult;
-use crate::record::{Pool, Summary, TimelineRow};
+use crate::record::{GeneratorStats, HexCode, LATE_AFTER, Pool, RunResult, Summary, TimelineRow};
 use crate::scenario::{LoadModel, Plan, Schedule};
 
 pub mod analysis;
@@ -46,7 +46,8 @@ pub use gates::{GateResult, evaluate};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// What the run was pointed at, for the record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TargetInfo {
     /// `host:port`.
     pub address: String,
@@ -54,19 +55,22 @@ pub struct TargetInfo {
     pub in_process: bool,
 }
 
-/// Everything summary.json holds.
-#[derive(Serialize)]
-pub struct SummaryFile<'a> {
+/// Everything summary.json holds: written by [`write_results`], read back by
+/// [`read::read_summary`] into the same type. Every field has a default, so a file from an
+/// older kmsload (or a trimmed one) still reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SummaryFile {
     /// Layout version ([`SCHEMA_VERSION`]).
     pub schema_version: u32,
     /// kmsload's version.
-    pub kmsload_version: &'static str,
+    pub kmsload_version: String,
     /// Scenario name.
-    pub scenario: &'a str,
+    pub scenario: String,
     /// The resolved configuration that ran.
     pub config: ConfigView,
     /// Target.
-    pub target: &'a TargetInfo,
+    pub target: TargetInfo,
     /// Start, UTC.
     pub started_utc: String,
     /// Seconds from the first attempt to the end of the last.
@@ -82,20 +86,61 @@ pub struct SummaryFile<'a> {
     /// Attempts finished per second.
     pub achieved_rate: f64,
     /// Whether kmsload kept up with its schedule, and its CPU use.
-    pub generator: crate::load::GeneratorStats,
+    pub generator: GeneratorStats,
     /// Everything the recorder summarised (attempts, by_outcome, by_code, latency_us, ...).
     #[serde(flatten)]
-    pub summary: &'a Summary,
+    pub recorded: Summary,
     /// Gate verdicts.
-    pub gates: &'a [GateResult],
+    pub gates: Vec<GateResult>,
     /// True when every gate passed (also when there are none).
     pub gates_passed: bool,
     /// One row per second.
-    pub timeline: &'a [TimelineRow],
+    pub timeline: Vec<TimelineRow>,
+}
+
+impl SummaryFile {
+    /// `by_code` as `(code, attempts)`, by code.
+    pub fn codes(&self) -> Vec<(u32, u64)> {
+        codes(&self.recorded.by_code)
+    }
+
+    /// Attempts whose code is not S_OK, over attempts (0 when there were none).
+    pub fn error_rate(&self) -> f64 {
+        let s = &self.recorded;
+        let ok = s.by_code.get(&HexCode(0)).copied().unwrap_or(0);
+        if s.attempts == 0 {
+            0.0
+        } else {
+            s.attempts.saturating_sub(ok) as f64 / s.attempts as f64
+        }
+    }
+
+    /// The limit, µs, of the scenario's `total p99 < X` gate, with the gate's name.
+    pub fn total_p99_gate(&self) -> Option<(u64, &str)> {
+        self.gates.iter().find_map(|g| {
+            let mut words = g.name.split_whitespace();
+            let is_it = words.next() == Some("total") && words.next() == Some("p99");
+            is_it
+                .then(|| g.limit.as_u64())
+                .flatten()
+                .map(|l| (l, g.name.as_str()))
+        })
+    }
+
+    /// True for open-model runs (the offered rate does not depend on the host).
+    pub fn is_open_model(&self) -> bool {
+        self.config.load.starts_with("open") || self.offered_rate.is_some()
+    }
+}
+
+/// A `by_code` map as `(code, attempts)`, by code.
+pub fn codes(by_code: &BTreeMap<HexCode, u64>) -> Vec<(u32, u64)> {
+    by_code.iter().map(|(c, n)| (c.0, *n)).collect()
 }
 
 /// The plan, as plain data for summary.json.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ConfigView {
     /// Scenario name.
     pub name: String,
@@ -143,7 +188,8 @@ pub struct ConfigView {
 }
 
 /// One product of the mix.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ProductView {
     /// Edition name.
     pub name: String,
@@ -262,12 +308,12 @@ pub fn default_dir(name: &str, t: SystemTime) -> PathBuf {
 
 /// The load generator's own line for report.md, and a warning when it fell behind: then the
 /// achieved rate and the latencies are kmsload's limit, not (only) the host's.
-fn generator_lines(g: &crate::load::GeneratorStats, attempts: u64) -> String {
+fn generator_lines(g: &GeneratorStats, attempts: u64) -> String {
     let mut line = format!(
         "- load generator: at most {:.1} ms behind schedule, {} attempts more than {} ms late",
         g.max_lag_us as f64 / 1000.0,
         g.late_attempts,
-        crate::load::LATE_AFTER.as_millis()
+        LATE_AFTER.as_millis()
     );
     if let (Some(cpu), Some(busy)) = (g.process_cpu_s, g.process_cpu_busy) {
         let _ = write!(
@@ -285,7 +331,7 @@ fn generator_lines(g: &crate::load::GeneratorStats, attempts: u64) -> String {
              the achieved rate and latencies show the load generator's limit (and, in-process, the host \
              sharing its cores), not the host's alone. Give kmsload more cores or lower the rate.\n",
             g.late_attempts,
-            crate::load::LATE_AFTER.as_millis()
+            LATE_AFTER.as_millis()
         );
     }
     line
@@ -303,14 +349,12 @@ pub fn write_results(
     run: &RunResult,
     gates: &[GateResult],
 ) -> io::Result<()> {
-    let summary = run.recorder.summary();
-    let timeline = run.recorder.timeline();
     let file = SummaryFile {
         schema_version: SCHEMA_VERSION,
-        kmsload_version: env!("CARGO_PKG_VERSION"),
-        scenario: &plan.name,
+        kmsload_version: env!("CARGO_PKG_VERSION").to_owned(),
+        scenario: plan.name.clone(),
         config: ConfigView::of(plan),
-        target,
+        target: target.clone(),
         started_utc: utc(run.started),
         elapsed_s: run.elapsed.as_secs_f64(),
         complete: run.complete,
@@ -319,10 +363,10 @@ pub fn write_results(
         offered_rate: run.offered_rate,
         achieved_rate: run.achieved_rate,
         generator: run.generator,
-        summary: &summary,
-        gates,
+        recorded: run.recorder.summary(),
+        gates: gates.to_vec(),
         gates_passed: gates.iter().all(|g| g.pass),
-        timeline: &timeline,
+        timeline: run.recorder.timeline(),
     };
     let mut w = BufWriter::new(fs::File::create(dir.join("summary.json"))?);
     serde_json::to_writer_pretty(&mut w, &file).map_err(io::Error::other)?;
@@ -342,7 +386,7 @@ pub fn write_results(
 
     fs::write(
         dir.join("report.md"),
-        markdown(plan, target, run, &summary, gates),
+        markdown(plan, target, run, &file.recorded, gates),
     )
 }
 
@@ -613,6 +657,77 @@ mod tests {
         assert_eq!(
             default_dir("smoke", t),
             Path::new("results/smoke-20261122T012621Z")
+        );
+    }
+
+    /// summary.json is written and read with one set of types: what a run writes reads back
+    /// equal, and writes out again byte for byte.
+    #[test]
+    fn summary_json_reads_back_into_the_type_that_wrote_it() {
+        use crate::client::Outcome;
+        use crate::record::{AttemptRecord, Recorder};
+        use crate::sim::{Fleet, FleetSpec, ProductWeight};
+        let office = products()
+            .iter()
+            .position(|p| p.name == "Office LTSC Professional Plus 2021")
+            .expect("in catalog");
+        let fleet = Fleet::new(
+            5,
+            FleetSpec::new(
+                20,
+                vec![ProductWeight::new(0, 1.0), ProductWeight::new(office, 1.0)],
+            ),
+        )
+        .expect("valid spec");
+        let mut recorder = Recorder::new();
+        for k in 0..12u64 {
+            let (outcome, code) = match k % 3 {
+                0 => (Outcome::Activated, 0),
+                1 => (Outcome::NotActivated, 0xC004_F038),
+                _ => (Outcome::Failed, 0x8007_2746),
+            };
+            let mut rec = AttemptRecord::new(k, k * 250_000, 0, &fleet.client(k), outcome, code);
+            rec.latency.connect_us = Some(100 + k);
+            rec.latency.total_us = Some(900 + 10 * k);
+            if outcome == Outcome::Failed {
+                rec.cause = Some("connection reset");
+                rec.fault = Some("reset");
+            } else {
+                rec.reported_count = Some(k as u32);
+                rec.epid = Some("03612-04918-014-532568-03-1033-26100.0000-3072024".into());
+                rec.hwid = Some([1, 2, 3, 4, 5, 6, 7, 8]);
+            }
+            recorder.record(&rec, k / 4);
+        }
+        let file = SummaryFile {
+            schema_version: SCHEMA_VERSION,
+            kmsload_version: "0.1.0".into(),
+            scenario: "round-trip".into(),
+            target: TargetInfo {
+                address: "127.0.0.1:1688".into(),
+                in_process: true,
+            },
+            elapsed_s: 3.25,
+            offered_rate: Some(4.0),
+            gates: vec![GateResult {
+                name: "total p99 < 1s".into(),
+                value: 1000.into(),
+                limit: 1_000_000.into(),
+                pass: true,
+                shown: "1 ms".into(),
+            }],
+            gates_passed: true,
+            timeline: recorder.timeline(),
+            recorded: recorder.summary(),
+            ..SummaryFile::default()
+        };
+        assert!(!file.recorded.threshold.is_empty() && !file.recorded.faults.is_empty());
+        let text = serde_json::to_string_pretty(&file).expect("serialises");
+        let back = read::parse_summary(&text, Path::new("summary.json")).expect("reads back");
+        assert_eq!(back, file);
+        assert_eq!(
+            serde_json::to_string_pretty(&back).expect("serialises"),
+            text
         );
     }
 

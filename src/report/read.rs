@@ -4,8 +4,8 @@
 //! machine.
 //!
 //! ```text
-//! summary.json     → SummaryData        required; a typed mirror of report::SummaryFile,
-//!                                       tolerant of missing keys (older or trimmed files)
+//! summary.json     → SummaryFile        required; the very type the run wrote, every field
+//!                                       defaulted (older or trimmed files still read)
 //! events.csv       → EventData          optional; streamed once into per-second latency
 //!                                       histograms (by intended start), per-product
 //!                                       histograms, the charge curve per pool and when each
@@ -30,18 +30,18 @@ use std::path::{Path, PathBuf};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-use serde::Deserialize;
 
 use super::SCHEMA_VERSION;
+pub use super::SummaryFile;
 use super::loghist::LogHist;
 use crate::catalog::{hresult, products};
-use crate::record::Pool;
+use crate::record::{Phase, Pool};
 
 /// Rows of the lowest attempt numbers kept per pool for the charge curve.
 pub const CHARGE_ROWS_MAX: usize = 20_000;
 
 /// Phases in the order of summary.json and the arrays here.
-pub const PHASES: [&str; 4] = ["connect", "bind", "request", "total"];
+pub const PHASES: [Phase; 4] = Phase::ALL;
 
 /// Reading a results directory or a summary failed.
 #[derive(Debug, thiserror::Error)]
@@ -99,370 +99,12 @@ pub enum ReadError {
     },
 }
 
-/// Percentiles of one phase, µs (summary.json `latency_us.<phase>`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct LatencyData {
-    /// Values.
-    pub count: u64,
-    /// Median.
-    pub p50: u64,
-    /// 90th percentile.
-    pub p90: u64,
-    /// 99th percentile.
-    pub p99: u64,
-    /// 99.9th percentile.
-    pub p999: u64,
-    /// Largest.
-    pub max: u64,
-}
-
-/// Latency of each phase.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct PhaseData {
-    /// TCP connect.
-    pub connect: Option<LatencyData>,
-    /// RPC bind.
-    pub bind: Option<LatencyData>,
-    /// Activation request.
-    pub request: Option<LatencyData>,
-    /// From the intended start to the verdict.
-    pub total: Option<LatencyData>,
-}
-
-impl PhaseData {
-    /// The phase named `phase` (one of [`PHASES`]).
-    pub fn get(&self, phase: &str) -> Option<LatencyData> {
-        match phase {
-            "connect" => self.connect,
-            "bind" => self.bind,
-            "request" => self.request,
-            "total" => self.total,
-            _ => None,
-        }
-    }
-}
-
-/// Attempts by outcome.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct OutcomeData {
-    /// Activated.
-    pub activated: u64,
-    /// Not activated.
-    pub not_activated: u64,
-    /// Failed.
-    pub failed: u64,
-}
-
-/// One gate's verdict.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct GateData {
-    /// As written, e.g. `total p99 < 500ms`.
-    pub name: String,
-    /// Measured, in the gate's unit.
-    pub value: serde_json::Value,
-    /// Limit, in the gate's unit (µs for latency gates).
-    pub limit: serde_json::Value,
-    /// Verdict.
-    pub pass: bool,
-    /// Measured, for people.
-    pub shown: String,
-}
-
-/// One counting pool's threshold figures.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct ThresholdData {
-    /// N.
-    pub required: u32,
-    /// Distinct clients up to the first activation.
-    pub first_activation_after_clients: Option<u64>,
-    /// Its attempt number.
-    pub first_activation_attempt: Option<u64>,
-    /// Largest count reported.
-    pub max_count: Option<u32>,
-    /// Last count reported.
-    pub final_count: Option<u32>,
-    /// Distinct CMIDs answered.
-    pub distinct_clients: u64,
-    /// More CMIDs than the tracker keeps.
-    pub distinct_clients_capped: bool,
-    /// Answers.
-    pub answers: u64,
-    /// Per N, when clients sent different ones.
-    pub by_required: Vec<LevelData>,
-}
-
-/// First activation of the clients sending one N.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct LevelData {
-    /// N.
-    pub required: u32,
-    /// Distinct clients up to the first activation with this N.
-    pub first_activation_after_clients: Option<u64>,
-}
-
-/// An ePID or HwID seen.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct SeenData {
-    /// The value.
-    pub value: String,
-    /// Attempts that got it.
-    pub count: u64,
-}
-
-/// What one host showed for one pool.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct HostData {
-    /// Host index.
-    pub host: u16,
-    /// Pool name.
-    pub pool: String,
-    /// ePIDs.
-    pub epids: Vec<SeenData>,
-    /// HwIDs.
-    pub hwids: Vec<SeenData>,
-    /// More than one of either.
-    pub changed: bool,
-}
-
-/// One product's tallies.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct ProductData {
-    /// Catalog index.
-    pub index: u16,
-    /// Name.
-    pub name: Option<String>,
-    /// Attempts.
-    pub attempts: u64,
-    /// By outcome.
-    pub by_outcome: OutcomeData,
-    /// By code.
-    pub by_code: BTreeMap<String, u64>,
-    /// Attempts a fault touched.
-    pub faulted_attempts: u64,
-    /// Fault-free latency.
-    pub latency_us: PhaseData,
-}
-
-/// Attempts one injected fault touched.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct FaultData {
-    /// Fault tag.
-    pub fault: String,
-    /// Attempts.
-    pub attempts: u64,
-    /// By outcome.
-    pub by_outcome: OutcomeData,
-    /// By code.
-    pub by_code: BTreeMap<String, u64>,
-}
-
-/// One second of the recorder's timeline (by completion).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct TimelineData {
-    /// Seconds since the start.
-    pub second: u64,
-    /// Attempts whose intended start fell in it: the offered load.
-    pub started: u64,
-    /// Attempts completed in it.
-    pub completed: u64,
-    /// Activated.
-    pub activated: u64,
-    /// Not activated.
-    pub not_activated: u64,
-    /// Failed.
-    pub failed: u64,
-    /// Touched by a fault.
-    pub faulted: u64,
-    /// Largest in-flight sample.
-    pub in_flight: Option<u64>,
-    /// Completions by code.
-    pub by_code: BTreeMap<String, u64>,
-    /// Fault-free total p50, µs.
-    pub p50_us: Option<u64>,
-    /// Fault-free total p99, µs.
-    pub p99_us: Option<u64>,
-}
-
-/// The target.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct TargetData {
-    /// `host:port`.
-    pub address: String,
-    /// The in-process reference host.
-    pub in_process: bool,
-}
-
-/// One product of the configured mix.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct ProductConfig {
-    /// Name.
-    pub name: String,
-    /// Weight.
-    pub weight: f64,
-    /// Protocol version.
-    pub protocol: u16,
-}
-
-/// The resolved configuration (summary.json `config`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct ConfigData {
-    /// Scenario name.
-    pub name: String,
-    /// Description.
-    pub description: Option<String>,
-    /// Scenario file.
-    pub source: Option<String>,
-    /// Seed.
-    pub seed: u64,
-    /// Fleet size.
-    pub fleet_size: u64,
-    /// Product mix.
-    pub products: Vec<ProductConfig>,
-    /// Load model in words (`open, constant 100/s`, `open, stages from ...`, `closed, ...`).
-    pub load: String,
-    /// Duration bound, s.
-    pub max_duration_s: Option<f64>,
-    /// Attempt bound.
-    pub max_attempts: Option<u64>,
-    /// Connection policy.
-    pub connection: String,
-    /// In-flight cap.
-    pub max_in_flight: u32,
-    /// Timeouts (connect, bind, request, drain), s.
-    pub timeouts_s: Vec<f64>,
-    /// Gates as written.
-    pub gates: Vec<String>,
-    /// Fault rules, in words.
-    pub faults: Vec<String>,
-    /// Fault windows `[start, end)` in seconds from the run start (rules without a window
-    /// cover the whole run and are left out).
-    pub fault_windows_s: Vec<[f64; 2]>,
-}
-
-/// summary.json, read back. See the module docs.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct SummaryData {
-    /// Layout version.
-    pub schema_version: u32,
-    /// kmsload version that wrote it.
-    pub kmsload_version: String,
-    /// Scenario name.
-    pub scenario: String,
-    /// Configuration.
-    pub config: ConfigData,
-    /// Target.
-    pub target: TargetData,
-    /// Start, UTC.
-    pub started_utc: String,
-    /// Run length, s.
-    pub elapsed_s: f64,
-    /// Not interrupted.
-    pub complete: bool,
-    /// Attempts dispatched.
-    pub dispatched: u64,
-    /// Attempts cut short at the drain deadline.
-    pub abandoned: u64,
-    /// Offered arrivals per second.
-    pub offered_rate: Option<f64>,
-    /// Completed attempts per second.
-    pub achieved_rate: f64,
-    /// Attempts.
-    pub attempts: u64,
-    /// By outcome.
-    pub by_outcome: OutcomeData,
-    /// By code (`0xC004F038`).
-    pub by_code: BTreeMap<String, u64>,
-    /// By failure cause.
-    pub by_cause: BTreeMap<String, u64>,
-    /// Fault-free latency per phase.
-    pub latency_us: PhaseData,
-    /// Latency of attempts a fault touched.
-    pub latency_us_faulted: PhaseData,
-    /// Attempts a fault touched.
-    pub faulted_attempts: u64,
-    /// Threshold per pool (`windows`, `office-2010`, `office-2013+`).
-    pub threshold: BTreeMap<String, ThresholdData>,
-    /// Host identity per host and pool.
-    pub hosts: Vec<HostData>,
-    /// A host changed identity.
-    pub hosts_changed: bool,
-    /// Per product.
-    pub products: Vec<ProductData>,
-    /// Per fault.
-    pub faults: Vec<FaultData>,
-    /// Gate verdicts.
-    pub gates: Vec<GateData>,
-    /// Every gate passed.
-    pub gates_passed: bool,
-    /// One row per second.
-    pub timeline: Vec<TimelineData>,
-}
-
-impl SummaryData {
-    /// `by_code` with the codes parsed, by code; keys that are not codes are left out.
-    pub fn codes(&self) -> Vec<(u32, u64)> {
-        parse_codes(&self.by_code)
-    }
-
-    /// Attempts whose code is not S_OK, over attempts (0 when there were none).
-    pub fn error_rate(&self) -> f64 {
-        let ok = self.codes().iter().find(|c| c.0 == 0).map_or(0, |c| c.1);
-        if self.attempts == 0 {
-            0.0
-        } else {
-            self.attempts.saturating_sub(ok) as f64 / self.attempts as f64
-        }
-    }
-
-    /// The limit, µs, of the scenario's `total p99 < X` gate, with the gate's name.
-    pub fn total_p99_gate(&self) -> Option<(u64, &str)> {
-        self.gates.iter().find_map(|g| {
-            let mut words = g.name.split_whitespace();
-            let is_it = words.next() == Some("total") && words.next() == Some("p99");
-            is_it
-                .then(|| g.limit.as_u64())
-                .flatten()
-                .map(|l| (l, g.name.as_str()))
-        })
-    }
-
-    /// True for open-model runs (the offered rate does not depend on the host).
-    pub fn is_open_model(&self) -> bool {
-        self.config.load.starts_with("open") || self.offered_rate.is_some()
-    }
-}
-
-/// Codes of a `by_code` map, parsed and sorted.
-pub fn parse_codes(by_code: &BTreeMap<String, u64>) -> Vec<(u32, u64)> {
-    let mut v: Vec<(u32, u64)> = by_code
-        .iter()
-        .filter_map(|(k, n)| hresult::parse_code(k).ok().map(|c| (c, *n)))
-        .collect();
-    v.sort_unstable();
-    v
-}
-
 /// Reads summary.json from `path`: the file itself, or a results directory holding it.
 ///
 /// # Errors
 /// [`ReadError`] when it is missing, unreadable, not a kmsload summary or from a newer
 /// schema.
-pub fn read_summary(path: &Path) -> Result<SummaryData, ReadError> {
+pub fn read_summary(path: &Path) -> Result<SummaryFile, ReadError> {
     let file = if path.is_dir() {
         path.join("summary.json")
     } else {
@@ -485,7 +127,7 @@ pub fn read_summary(path: &Path) -> Result<SummaryData, ReadError> {
 ///
 /// # Errors
 /// [`ReadError::Summary`] or [`ReadError::Schema`].
-pub fn parse_summary(text: &str, path: &Path) -> Result<SummaryData, ReadError> {
+pub fn parse_summary(text: &str, path: &Path) -> Result<SummaryFile, ReadError> {
     let bad = |message: String| ReadError::Summary {
         path: path.to_path_buf(),
         message,
@@ -494,7 +136,7 @@ pub fn parse_summary(text: &str, path: &Path) -> Result<SummaryData, ReadError> 
     if !value.is_object() {
         return Err(bad("the top level is not an object".to_owned()));
     }
-    let s: SummaryData = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+    let s: SummaryFile = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
     if s.schema_version == 0 {
         return Err(bad("no schema_version".to_owned()));
     }
@@ -578,7 +220,7 @@ pub struct Results {
     /// The directory.
     pub dir: PathBuf,
     /// summary.json.
-    pub summary: SummaryData,
+    pub summary: SummaryFile,
     /// events.csv, when it could be read.
     pub events: Option<EventData>,
     /// histograms.hlog by tag (`total`, `bind.failed`, `faulted.total`, ...).
@@ -610,11 +252,11 @@ pub fn read_dir(dir: &Path) -> Result<Results, ReadError> {
                         e.first_skip.as_deref().unwrap_or("?")
                     ));
                 }
-                if e.rows != summary.attempts {
+                if e.rows != summary.recorded.attempts {
                     notes.push(format!(
                         "events.csv has {} rows but the summary counts {} attempts; \
                          per-second latency, charge curves and code times come from the rows",
-                        e.rows, summary.attempts
+                        e.rows, summary.recorded.attempts
                     ));
                 }
                 Some(e)
@@ -780,7 +422,7 @@ fn add_row(
     let attempt = number(c.attempt, "attempt")?.ok_or("no attempt")?;
     let mut phases = [None; 4];
     for (k, &i) in c.phases.iter().enumerate() {
-        phases[k] = number(i, PHASES[k])?;
+        phases[k] = number(i, PHASES[k].as_str())?;
     }
     let outcome = field(c.outcome)?;
     let activated = match outcome {
@@ -948,6 +590,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::GateResult;
 
     #[test]
     fn base64_round_trips_known_values() {
@@ -992,17 +635,17 @@ mod tests {
 
     #[test]
     fn total_p99_gate_is_found_by_name() {
-        let mut s = SummaryData::default();
-        s.gates.push(GateData {
+        let mut s = SummaryFile::default();
+        s.gates.push(GateResult {
             name: "request p99 < 1s".into(),
             limit: 1_000_000.into(),
-            ..GateData::default()
+            ..GateResult::default()
         });
         assert_eq!(s.total_p99_gate(), None);
-        s.gates.push(GateData {
+        s.gates.push(GateResult {
             name: "total p99 < 500ms".into(),
             limit: 500_000.into(),
-            ..GateData::default()
+            ..GateResult::default()
         });
         assert_eq!(s.total_p99_gate(), Some((500_000, "total p99 < 500ms")));
     }

@@ -1,0 +1,56 @@
+//! What a whole run produced, beyond the per-attempt records: the [`Recorder`] with the
+//! run's bounds and rates, and how well the load generator kept its own schedule. The load
+//! runner fills it; the report writes it down.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::Recorder;
+
+/// How the run ended and what it measured.
+pub struct RunResult {
+    /// Everything recorded.
+    pub recorder: Recorder,
+    /// Wall-clock start.
+    pub started: SystemTime,
+    /// From start to the last attempt's end.
+    pub elapsed: Duration,
+    /// False when the run was interrupted (Ctrl-C) before its bounds.
+    pub complete: bool,
+    /// Attempts dispatched.
+    pub dispatched: u64,
+    /// Attempts the drain deadline cut short (recorded as timeouts).
+    pub abandoned: u64,
+    /// Arrivals per second the schedule asked for over the run (open model).
+    pub offered_rate: Option<f64>,
+    /// Attempts finished per second.
+    pub achieved_rate: f64,
+    /// An error while writing events.csv, if any (the run itself went on).
+    pub events_error: Option<String>,
+    /// How well kmsload itself kept up.
+    pub generator: GeneratorStats,
+}
+
+/// How far an attempt may start after its intended time before it counts as late: well
+/// above the timer's own granularity (the load runner's timer slack, 2 ms).
+pub const LATE_AFTER: Duration = Duration::from_millis(10);
+
+/// Whether the load generator kept up with its schedule, and what it cost: when it falls
+/// behind, the figures describe kmsload's limit (and, in-process, that of the host sharing
+/// its cores), not the host's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GeneratorStats {
+    /// Open model: the largest delay between an attempt's intended start and the moment
+    /// the dispatcher got to it (before any wait for a free slot, which is the host's).
+    pub max_lag_us: u64,
+    /// Open model: attempts the dispatcher reached more than [`LATE_AFTER`] late.
+    pub late_attempts: u64,
+    /// CPU time (user + system) of the whole kmsload process during the load, in seconds,
+    /// where the OS reports it (Linux); includes the in-process host when there is one.
+    pub process_cpu_s: Option<f64>,
+    /// `process_cpu_s` over the load's wall time times the cores kmsload may use: near 1,
+    /// kmsload was short of CPU.
+    pub process_cpu_busy: Option<f64>,
+}
