@@ -27,6 +27,7 @@
 //! - [`faults`]: network faults on the client side of a connection.
 //! - [`record`]: histograms, timelines, tallies, the threshold tracker.
 //! - [`report`]: result files and gates.
+//! - [`run`]: one whole `kmsload run`, from a plan to its results directory, in-process.
 //! - [`validate`]: the pre-rollout checklist (`kmsload validate`).
 //! - [`netio`]: PDU framing over tokio streams, shared by the client and the host's server.
 //! - [`lifecycle`]: a fleet's life in virtual time (`kmsload simulate`) on the host model.
@@ -44,6 +45,7 @@ pub mod netio;
 pub mod procfs;
 pub mod record;
 pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod sim;
 pub mod validate;

@@ -1,7 +1,6 @@
 //! `kmsload report RESULTS_DIR [-o FILE]`: the self-contained HTML page of a results
-//! directory (see [`crate::report::html`]); and [`after_run`], what `kmsload run` does once
-//! its result files are written: the text twin sections of report.md, report.html (unless
-//! `--no-html`) and the baseline comparison (`--baseline DIR`).
+//! directory (see [`crate::report::html`]). `kmsload run` writes the same page at its end
+//! ([`crate::run`]).
 //!
 //! ```text
 //! $ kmsload report results/capacity-ramp-20261122T012621Z
@@ -12,11 +11,8 @@
 //! Exit status: 0 written, 1 the page could not be written, 2 the directory cannot be read
 //! (no summary.json, not a kmsload summary, from a newer kmsload).
 
-use std::fs::OpenOptions;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::compare::ToleranceArgs;
 use super::{CliError, Status};
 use crate::report::{analysis, html, read};
 
@@ -60,50 +56,10 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     Ok(Status::Success)
 }
 
-/// After `kmsload run` wrote its results into `dir`: appends the text twin sections to
-/// report.md and prints the knee; writes report.html unless `no_html`; compares with
-/// `baseline` when given and prints the comparison. Returns true when the comparison found
-/// a regression.
-///
-/// # Errors
-/// [`CliError::Runtime`] when the results cannot be read back or a file cannot be written;
-/// [`CliError::Usage`] when the baseline cannot be read.
-pub fn after_run(
-    dir: &Path,
-    no_html: bool,
-    baseline: Option<&Path>,
-    tolerances: &ToleranceArgs,
-) -> Result<bool, CliError> {
-    let r = read::read_dir(dir).map_err(|e| {
-        CliError::Runtime(format!("cannot read the results back for the report: {e}"))
-    })?;
-    let page = (!no_html).then(|| dir.join(html::FILE_NAME));
-    let twin = analysis::twin_markdown(&r, page.is_some().then_some(html::FILE_NAME));
-    let md = dir.join("report.md");
-    OpenOptions::new()
-        .append(true)
-        .open(&md)
-        .and_then(|mut f| f.write_all(twin.as_bytes()))
-        .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", md.display())))?;
-    if let Some(k) = analysis::knee(&r).filter(|k| k.is_ramp()) {
-        println!("{}", k.sentence());
-    }
-    if let Some(path) = page {
-        html::write(&r, Some(&path))
-            .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", path.display())))?;
-        println!("report: {}", path.display());
-    }
-    let Some(base) = baseline else {
-        return Ok(false);
-    };
-    let b = super::compare::load(base, "baseline")?;
-    let c = super::compare::judge(&b, &r.summary, (base, dir), tolerances);
-    println!("\n{}", c.text());
-    Ok(c.regressed())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use clap::Parser;
 
     use super::*;

@@ -1,8 +1,8 @@
 //! `kmsload run SCENARIO`: the load test. With no target in the scenario (or `--target`), it
-//! starts the reference host in-process on loopback.
+//! starts the reference host in-process on loopback. This file parses the flags, shows
+//! progress and prints; the run itself is [`crate::run`].
 
-use std::io::{BufWriter, IsTerminal, Write};
-use std::net::SocketAddr;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use super::values;
 use super::{CliError, Status};
 use crate::catalog::{hresult, lookup};
-use crate::host;
-use crate::load::{self, Live};
-use crate::report::{self, TargetInfo};
-use crate::scenario::{self, Overrides, Plan, Target};
+use crate::load::Live;
+use crate::report;
+use crate::run::{self, Prepared};
+use crate::scenario::{self, Overrides, Plan};
 
 /// Options of `kmsload run`.
 #[derive(Debug, clap::Args)]
@@ -96,19 +96,13 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             "{e}\nnothing was started; see scenarios/README.md for every key"
         ))
     })?;
-    if crate::faults::FaultPlan::new(&plan.faults, plan.seed).overcommitted() {
-        let total: f64 = plan.faults.iter().map(|f| f.probability).sum();
-        return Err(CliError::Usage(format!(
-            "{}: [[faults]] probability: the rules add up to {total}; at most one fault hits an \
-             attempt, so their probabilities must add up to 1 or less\nnothing was started",
-            args.scenario.display()
-        )));
-    }
-    // --baseline must be readable before anything starts (cli::compare).
-    if let Some(b) = &args.baseline {
-        super::compare::load(b, "--baseline")
-            .map_err(|e| CliError::Usage(format!("{e}\nnothing was started")))?;
-    }
+    let options = run::Options {
+        junit: args.junit.clone(),
+        no_html: args.no_html,
+        baseline: args.baseline.clone(),
+        tolerances: args.tolerances.tolerances(),
+    };
+    run::preflight(&plan, &options, &args.scenario).map_err(from_run)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -117,65 +111,37 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     // here, and every attempt it spawned would then have to wake a worker across threads
     // (a futex call each). Spawned from a worker, attempts start on that worker's own queue.
     runtime.block_on(async {
-        tokio::spawn(execute(plan, args))
+        tokio::spawn(execute(plan, options, args.quiet))
             .await
             .map_err(|e| CliError::Runtime(format!("the run stopped unexpectedly: {e}")))?
     })
 }
 
-async fn execute(plan: Plan, args: Args) -> Result<Status, CliError> {
-    // The in-process host lives until this function returns.
-    let (addr, target, host) = match &plan.target {
-        Target::InProcess(options) => {
-            let host = start_in_process(options, plan.seed)
-                .await
-                .map_err(|e| CliError::Runtime(format!("cannot start the in-process host: {e}")))?;
-            let addr = host.addr();
-            (
-                addr,
-                TargetInfo {
-                    address: addr.to_string(),
-                    in_process: true,
-                },
-                Some(host),
-            )
-        }
-        Target::Remote(remote) => {
-            let addr = resolve(&remote.host, remote.port, plan.timeouts.connect).await?;
-            (
-                addr,
-                TargetInfo {
-                    address: remote.addr(),
-                    in_process: false,
-                },
-                None,
-            )
-        }
-    };
+fn from_run(e: run::Error) -> CliError {
+    match e {
+        run::Error::Usage(m) => CliError::Usage(m),
+        run::Error::Runtime(m) => CliError::Runtime(m),
+    }
+}
 
-    let started = std::time::SystemTime::now();
-    let dir = plan
-        .out
-        .clone()
-        .unwrap_or_else(|| report::default_dir(&plan.name, started));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| CliError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
-    let events = std::fs::File::create(dir.join("events.csv")).map_err(|e| {
-        CliError::Runtime(format!("cannot create {}/events.csv: {e}", dir.display()))
-    })?;
-    let events: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(1 << 16, events));
-
+/// [`run::prepare`] and [`Prepared::execute`] with Ctrl-C, progress and the printing around
+/// them.
+async fn execute(plan: Plan, options: run::Options, quiet: bool) -> Result<Status, CliError> {
+    let prepared: Prepared = run::prepare(&plan).await.map_err(from_run)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             let _ = stop_tx.send(true);
         }
     });
-
-    let live = Arc::new(Live::default());
-    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
-    let progress =
-        (!args.quiet).then(|| tokio::spawn(show_progress(live.clone(), plan.clone(), done_rx)));
+    let progress = (!quiet).then(|| {
+        tokio::spawn(show_progress(
+            prepared.live(),
+            plan.clone(),
+            prepared.load_done(),
+        ))
+    });
+    let target = prepared.target();
     eprintln!(
         "kmsload: running {} against {}{}; results in {}",
         plan.name,
@@ -185,120 +151,45 @@ async fn execute(plan: Plan, args: Args) -> Result<Status, CliError> {
         } else {
             ""
         },
-        dir.display()
+        prepared.dir().display()
     );
-    if let Some(warning) =
-        open_files_warning(&plan, target.in_process, crate::procfs::open_file_limit())
-    {
+    if let Some(warning) = prepared.open_files_warning(&plan) {
         eprintln!("{warning}");
     }
-    let result = load::run(&plan, addr, Some(events), live.clone(), stop_rx)
-        .await
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    let _ = done_tx.send(true);
+    let finished = prepared.execute(&plan, &options, stop_rx).await;
     if let Some(p) = progress {
         let _ = p.await;
     }
-    if let Some(host) = host {
-        host.shutdown().await;
-    }
-
-    let gates = report::evaluate(&plan.gates, &result.recorder, result.achieved_rate);
-    report::write_results(&dir, &plan, &target, &result, &gates).map_err(|e| {
-        CliError::Runtime(format!("cannot write results to {}: {e}", dir.display()))
-    })?;
-    if let Some(path) = &args.junit {
-        report::write_junit(path, &plan.name, &gates, result.elapsed.as_secs_f64())
-            .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", path.display())))?;
-    }
-    let summary = result.recorder.summary();
-    println!(
-        "{}",
-        report::markdown(&plan, &target, &result, &summary, &gates)
-    );
-    println!("results: {}", dir.display());
-    if let Some(e) = &result.events_error {
+    let f = finished.map_err(from_run)?;
+    println!("{}", f.markdown);
+    println!("results: {}", f.dir.display());
+    if let Some(e) = &f.events_error {
         eprintln!("warning: events.csv is incomplete: {e}");
     }
-
-    // ---- report.html, report.md's text twin, --baseline (cli::report::after_run) ----
-    let regressed = super::report::after_run(
-        &dir,
-        args.no_html,
-        args.baseline.as_deref(),
-        &args.tolerances,
-    )?;
-    // ---- end of the report block ----
-
-    // Every attempt appears exactly once, or the run says so loudly.
-    if let Err(e) = result.recorder.invariant_check() {
-        return Err(CliError::Runtime(format!(
-            "accounting check failed: {e} (this is a kmsload bug)"
-        )));
+    if let Some(k) = &f.knee {
+        println!("{k}");
     }
-    if result.recorder.attempts() != result.dispatched {
-        return Err(CliError::Runtime(format!(
-            "accounting check failed: {} attempts dispatched but {} recorded (this is a kmsload bug)",
-            result.dispatched,
-            result.recorder.attempts()
-        )));
+    if let Some(page) = &f.page {
+        println!("report: {}", page.display());
     }
-    if !result.complete {
+    if let Some(c) = &f.comparison {
+        println!("\n{}", c.text());
+    }
+    if let Some(e) = f.report_error {
+        return Err(from_run(e));
+    }
+    if let Some(e) = f.accounting_error {
+        return Err(CliError::Runtime(e));
+    }
+    if !f.complete {
         eprintln!("run interrupted: results are marked incomplete");
         return Ok(Status::Failure);
     }
-    Ok(if gates.iter().all(|g| g.pass) && !regressed {
+    Ok(if f.passed() {
         Status::Success
     } else {
         Status::Failure
     })
-}
-
-/// A warning when the run may hold more sockets at once than the open-file limit allows.
-/// Attempts past the limit would fail as `local:too_many_open_files`: kmsload's problem,
-/// not the host's.
-///
-/// Sockets at once: the attempts in flight (open model: at most `max_in_flight`, and at most
-/// the peak rate times the longest an attempt can hold a socket, the sum of its phase
-/// timeouts; closed model: `clients`), doubled with the in-process host, which holds the
-/// other end, plus slack for the runtime and the result files. Kept-alive connections idle
-/// in the pool never outnumber the attempts that once used them at the same time.
-fn open_files_warning(plan: &Plan, in_process: bool, limit: Option<u64>) -> Option<String> {
-    const SLACK: u64 = 64;
-    let limit = limit?;
-    let in_flight = match &plan.load.model {
-        scenario::LoadModel::Open(schedule) => {
-            let t = &plan.timeouts;
-            let longest = (t.connect + t.bind + t.request).as_secs_f64();
-            let by_rate = (schedule.peak_rate() * longest).ceil() as u64;
-            u64::from(plan.load.max_in_flight).min(by_rate.max(1))
-        }
-        scenario::LoadModel::Closed { clients, .. } => u64::from(*clients),
-    };
-    let per_attempt = if in_process { 2 } else { 1 };
-    let needed = in_flight.saturating_mul(per_attempt).saturating_add(SLACK);
-    (needed > limit).then(|| {
-        format!(
-            "kmsload: warning: up to {in_flight} attempts may hold a connection at once, which \
-             needs about {needed} open files{}, but the open-file limit is {limit}; attempts \
-             beyond it fail as local:too_many_open_files. Raise the limit (ulimit -n) or lower \
-             max_in_flight.",
-            if in_process {
-                " (two sockets each with the in-process host)"
-            } else {
-                ""
-            }
-        )
-    })
-}
-
-async fn resolve(host: &str, port: u16, limit: Duration) -> Result<SocketAddr, CliError> {
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    crate::client::resolve(host, port, limit)
-        .await
-        .map_err(|e| CliError::Runtime(format!("target: {e}")))
 }
 
 /// Live progress: a bar on a terminal, a plain line every few seconds otherwise.
@@ -387,86 +278,5 @@ async fn show_progress(live: Arc<Live>, plan: Plan, mut done: tokio::sync::watch
                 );
             }
         }
-    }
-}
-
-/// Starts the reference host in-process on loopback, configured from the scenario's
-/// `[host]` section.
-async fn start_in_process(
-    options: &scenario::HostOptions,
-    seed: u64,
-) -> Result<host::HostHandle, host::ServerError> {
-    let minutes = |d: Duration| u32::try_from(d.as_secs() / 60).unwrap_or(u32::MAX);
-    let mut config = host::HostConfig {
-        charged: options.charged,
-        time_check: options.time_check,
-        activation_interval: minutes(options.activation_interval),
-        renewal_interval: minutes(options.renewal_interval),
-        seed,
-        ..host::HostConfig::default()
-    };
-    match &options.host_key {
-        scenario::HostKey::AcceptAll => config.accept_retail = true,
-        scenario::HostKey::VolumeOnly => {}
-        scenario::HostKey::Group(key) => config.host_key = key,
-        scenario::HostKey::KmsIds(ids) => {
-            // The list is exactly what is accepted, retail or not.
-            config.accept_retail = true;
-            config.only_kms_ids = Some(ids.clone());
-        }
-    }
-    let server = host::ServerOptions {
-        listen: SocketAddr::from(([127, 0, 0, 1], options.port)),
-        host: config,
-        rpc: crate::wire::session::HostRpcConfig {
-            ndr64: options.ndr64,
-            btfn: options.btfn,
-            ..crate::wire::session::HostRpcConfig::default()
-        },
-        close_after_response: options.close_after_response,
-        ..host::ServerOptions::default()
-    };
-    host::server::start(server).await
-}
-
-#[cfg(test)]
-mod open_files_tests {
-    use super::*;
-
-    fn plan(load: &str) -> Plan {
-        let text = format!(
-            "[fleet]\nsize = 10\nproducts = [{{ product = \"Windows 10/11 Pro\" }}]\n[load]\n{load}\n"
-        );
-        scenario::parse_str(
-            &text,
-            std::path::Path::new("t.toml"),
-            &Overrides::default(),
-            &scenario::resolve_exact,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn warns_when_sockets_in_flight_can_exceed_the_limit() {
-        // 10,000/s for up to 20 s of phase timeouts could hold far more; the cap holds 1000.
-        let open = plan("rate = 10000\nduration = \"1s\"\nmax_in_flight = 1000");
-        // 1000 in flight, two sockets each with the in-process host, plus slack.
-        let warning = open_files_warning(&open, true, Some(1024)).unwrap();
-        assert!(warning.contains("2064 open files"), "{warning}");
-        assert!(warning.contains("ulimit -n"), "{warning}");
-        assert_eq!(open_files_warning(&open, false, Some(1064)), None);
-        assert!(open_files_warning(&open, false, Some(1063)).is_some());
-        assert_eq!(open_files_warning(&open, true, None), None);
-
-        // A low rate cannot fill a high cap: 10/s times the phase timeouts is the bound.
-        let slow = plan("rate = 10\nduration = \"1s\"\nmax_in_flight = 100000");
-        let t = &slow.timeouts;
-        let bound = (10.0 * (t.connect + t.bind + t.request).as_secs_f64()).ceil() as u64;
-        assert_eq!(open_files_warning(&slow, true, Some(2 * bound + 64)), None);
-        assert!(open_files_warning(&slow, true, Some(2 * bound + 63)).is_some());
-
-        let closed = plan("model = \"closed\"\nclients = 5000\nduration = \"1s\"");
-        assert!(open_files_warning(&closed, false, Some(1024)).is_some());
-        assert_eq!(open_files_warning(&closed, false, Some(20000)), None);
     }
 }

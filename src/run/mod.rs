@@ -1,0 +1,545 @@
+//! `run`: one load test, from a validated [`Plan`] to a finished results directory. This is
+//! `kmsload run` without the terminal: the command line parses flags, calls these steps and
+//! prints what they return, so everything here can be tested in-process.
+//!
+//! ```text
+//! preflight(plan, options)   refuse what cannot run (over-committed faults, unreadable
+//!                            --baseline) before anything starts
+//! prepare(plan)              start the in-process host or resolve the target; create the
+//!                            results directory and events.csv          → Prepared
+//! Prepared::execute(...)     load::run, stop the host, gates, summary.json + logs +
+//!                            report.md, JUnit, report.md's text twin, report.html,
+//!                            the --baseline comparison, the accounting check → Finished
+//! ```
+//!
+//! Between `prepare` and `execute` the caller may show progress from [`Prepared::live`]; the
+//! [`Prepared::load_done`] receiver changes when the load itself has ended.
+
+use std::fs::{self, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::faults::FaultPlan;
+use crate::host;
+use crate::load::{self, Live};
+use crate::record::RunResult;
+use crate::report::compare::{Comparison, Tolerances};
+use crate::report::read::{self, SummaryFile};
+use crate::report::{self, GateResult, TargetInfo, analysis, html};
+use crate::scenario::{self, Plan, Target};
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input was wrong: nothing was started (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Something failed while running or writing results (exit 1).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// What a run does besides the load and the result files every run writes.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Also write the gates as JUnit XML here.
+    pub junit: Option<PathBuf>,
+    /// Leave out report.html.
+    pub no_html: bool,
+    /// Compare with this earlier run (a results directory or its summary.json).
+    pub baseline: Option<PathBuf>,
+    /// Tolerances of that comparison.
+    pub tolerances: Tolerances,
+}
+
+/// Checks what can be checked before anything starts.
+///
+/// # Errors
+/// [`Error::Usage`] when the fault rules' probabilities add up to more than 1 (at most one
+/// fault hits an attempt) or the baseline cannot be read; `source` names the scenario file.
+pub fn preflight(plan: &Plan, options: &Options, source: &Path) -> Result<(), Error> {
+    if FaultPlan::new(&plan.faults, plan.seed).overcommitted() {
+        let total: f64 = plan.faults.iter().map(|f| f.probability).sum();
+        return Err(Error::Usage(format!(
+            "{}: [[faults]] probability: the rules add up to {total}; at most one fault hits an \
+             attempt, so their probabilities must add up to 1 or less\nnothing was started",
+            source.display()
+        )));
+    }
+    if let Some(b) = &options.baseline {
+        read_baseline(b, "--baseline")
+            .map_err(|e| Error::Usage(format!("{e}\nnothing was started")))?;
+    }
+    Ok(())
+}
+
+/// Reads a baseline summary; the message names it as `what`.
+///
+/// # Errors
+/// [`Error::Usage`] with the reader's message.
+pub fn read_baseline(path: &Path, what: &str) -> Result<SummaryFile, Error> {
+    read::read_summary(path).map_err(|e| Error::Usage(format!("{what}: {e}")))
+}
+
+/// A run ready to start: the target is up (or resolved) and the results directory exists.
+pub struct Prepared {
+    addr: SocketAddr,
+    target: TargetInfo,
+    host: Option<host::HostHandle>,
+    dir: PathBuf,
+    events: Box<dyn Write + Send>,
+    live: Arc<Live>,
+    load_done: (watch::Sender<bool>, watch::Receiver<bool>),
+}
+
+/// Starts the in-process host or resolves the remote target, and creates the results
+/// directory (`plan.out`, or `results/<name>-<UTC>`) with its events.csv.
+///
+/// # Errors
+/// [`Error::Runtime`] when the host cannot start, the target cannot be resolved or the
+/// directory cannot be created.
+pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
+    // The in-process host lives until `execute` stops it.
+    let (addr, target, host) = match &plan.target {
+        Target::InProcess(options) => {
+            let host = start_in_process(options, plan.seed)
+                .await
+                .map_err(|e| Error::Runtime(format!("cannot start the in-process host: {e}")))?;
+            let addr = host.addr();
+            let target = TargetInfo {
+                address: addr.to_string(),
+                in_process: true,
+            };
+            (addr, target, Some(host))
+        }
+        Target::Remote(remote) => {
+            let addr = resolve(&remote.host, remote.port, plan.timeouts.connect).await?;
+            let target = TargetInfo {
+                address: remote.addr(),
+                in_process: false,
+            };
+            (addr, target, None)
+        }
+    };
+    let dir = plan
+        .out
+        .clone()
+        .unwrap_or_else(|| report::default_dir(&plan.name, SystemTime::now()));
+    fs::create_dir_all(&dir)
+        .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+    let events = fs::File::create(dir.join("events.csv"))
+        .map_err(|e| Error::Runtime(format!("cannot create {}/events.csv: {e}", dir.display())))?;
+    Ok(Prepared {
+        addr,
+        target,
+        host,
+        dir,
+        events: Box::new(BufWriter::with_capacity(1 << 16, events)),
+        live: Arc::new(Live::default()),
+        load_done: watch::channel(false),
+    })
+}
+
+/// How a run ended, for the caller to print and turn into an exit status.
+#[derive(Debug)]
+pub struct Finished {
+    /// The results directory.
+    pub dir: PathBuf,
+    /// The human summary (report.md's first part).
+    pub markdown: String,
+    /// Gate verdicts.
+    pub gates: Vec<GateResult>,
+    /// False when the run was interrupted before its bounds.
+    pub complete: bool,
+    /// An error while writing events.csv (the run went on).
+    pub events_error: Option<String>,
+    /// For ramps: "this host sustains X activations/s with p99 < Y".
+    pub knee: Option<String>,
+    /// report.html, when written.
+    pub page: Option<PathBuf>,
+    /// The --baseline comparison.
+    pub comparison: Option<Comparison>,
+    /// A failure after summary.json was written (report.md's twin, report.html, the
+    /// baseline): the fields above are still good.
+    pub report_error: Option<Error>,
+    /// The accounting check failed: an attempt was lost or counted twice (a kmsload bug).
+    pub accounting_error: Option<String>,
+}
+
+impl Finished {
+    /// True when every gate passed, the run completed and no regression was found.
+    pub fn passed(&self) -> bool {
+        self.complete
+            && self.gates.iter().all(|g| g.pass)
+            && !self.comparison.as_ref().is_some_and(Comparison::regressed)
+    }
+}
+
+impl Prepared {
+    /// The target as the results record it.
+    pub fn target(&self) -> &TargetInfo {
+        &self.target
+    }
+
+    /// The results directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The runner's live counters, for progress display.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.clone()
+    }
+
+    /// Changes to `true` when the load has ended (before the results are written).
+    pub fn load_done(&self) -> watch::Receiver<bool> {
+        self.load_done.1.clone()
+    }
+
+    /// A warning when the run may hold more sockets than the open-file limit allows.
+    pub fn open_files_warning(&self, plan: &Plan) -> Option<String> {
+        open_files_warning(
+            plan,
+            self.target.in_process,
+            crate::procfs::open_file_limit(),
+        )
+    }
+
+    /// Runs the load, stops the in-process host and writes every result file. Sending
+    /// `true` on `stop` interrupts the load (Ctrl-C).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the plan's fleet cannot be built; [`Error::Runtime`] when
+    /// summary.json, the logs, report.md or the JUnit file cannot be written.
+    pub async fn execute(
+        self,
+        plan: &Plan,
+        options: &Options,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Finished, Error> {
+        let Self {
+            addr,
+            target,
+            host,
+            dir,
+            events,
+            live,
+            load_done,
+        } = self;
+        let result = load::run(plan, addr, Some(events), live, stop).await;
+        let _ = load_done.0.send(true);
+        if let Some(host) = host {
+            host.shutdown().await;
+        }
+        let result = result.map_err(|e| Error::Usage(e.to_string()))?;
+
+        let gates = report::evaluate(&plan.gates, &result.recorder, result.achieved_rate);
+        report::write_results(&dir, plan, &target, &result, &gates).map_err(|e| {
+            Error::Runtime(format!("cannot write results to {}: {e}", dir.display()))
+        })?;
+        if let Some(path) = &options.junit {
+            report::write_junit(path, &plan.name, &gates, result.elapsed.as_secs_f64())
+                .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
+        }
+        let summary = result.recorder.summary();
+        let mut finished = Finished {
+            markdown: report::markdown(plan, &target, &result, &summary, &gates),
+            dir,
+            gates,
+            complete: result.complete,
+            events_error: result.events_error.clone(),
+            knee: None,
+            page: None,
+            comparison: None,
+            report_error: None,
+            accounting_error: accounting(&result).err(),
+        };
+        if let Err(e) = after_results(&mut finished, options) {
+            finished.report_error = Some(e);
+        }
+        Ok(finished)
+    }
+}
+
+/// Every attempt appears exactly once.
+fn accounting(result: &RunResult) -> Result<(), String> {
+    if let Err(e) = result.recorder.invariant_check() {
+        return Err(format!(
+            "accounting check failed: {e} (this is a kmsload bug)"
+        ));
+    }
+    if result.recorder.attempts() != result.dispatched {
+        return Err(format!(
+            "accounting check failed: {} attempts dispatched but {} recorded (this is a kmsload bug)",
+            result.dispatched,
+            result.recorder.attempts()
+        ));
+    }
+    Ok(())
+}
+
+/// Once summary.json is written: reads the directory back, appends the text twin sections
+/// to report.md, finds the knee, writes report.html unless `no_html`, and compares with the
+/// baseline when there is one.
+fn after_results(f: &mut Finished, options: &Options) -> Result<(), Error> {
+    let r = read::read_dir(&f.dir)
+        .map_err(|e| Error::Runtime(format!("cannot read the results back for the report: {e}")))?;
+    let page = (!options.no_html).then(|| f.dir.join(html::FILE_NAME));
+    let twin = analysis::twin_markdown(&r, page.is_some().then_some(html::FILE_NAME));
+    let md = f.dir.join("report.md");
+    OpenOptions::new()
+        .append(true)
+        .open(&md)
+        .and_then(|mut file| file.write_all(twin.as_bytes()))
+        .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", md.display())))?;
+    f.knee = analysis::knee(&r)
+        .filter(|k| k.is_ramp())
+        .map(|k| k.sentence());
+    if let Some(path) = page {
+        html::write(&r, Some(&path))
+            .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
+        f.page = Some(path);
+    }
+    if let Some(base) = &options.baseline {
+        let b = read_baseline(base, "baseline")?;
+        f.comparison = Some(report::compare::compare(
+            &b,
+            &r.summary,
+            (&base.display().to_string(), &f.dir.display().to_string()),
+            &options.tolerances,
+        ));
+    }
+    Ok(())
+}
+
+/// A warning when the run may hold more sockets at once than the open-file limit allows.
+/// Attempts past the limit would fail as `local:too_many_open_files`: kmsload's problem,
+/// not the host's.
+///
+/// Sockets at once: the attempts in flight (open model: at most `max_in_flight`, and at most
+/// the peak rate times the longest an attempt can hold a socket, the sum of its phase
+/// timeouts; closed model: `clients`), doubled with the in-process host, which holds the
+/// other end, plus slack for the runtime and the result files. Kept-alive connections idle
+/// in the pool never outnumber the attempts that once used them at the same time.
+pub fn open_files_warning(plan: &Plan, in_process: bool, limit: Option<u64>) -> Option<String> {
+    const SLACK: u64 = 64;
+    let limit = limit?;
+    let in_flight = match &plan.load.model {
+        scenario::LoadModel::Open(schedule) => {
+            let t = &plan.timeouts;
+            let longest = (t.connect + t.bind + t.request).as_secs_f64();
+            let by_rate = (schedule.peak_rate() * longest).ceil() as u64;
+            u64::from(plan.load.max_in_flight).min(by_rate.max(1))
+        }
+        scenario::LoadModel::Closed { clients, .. } => u64::from(*clients),
+    };
+    let per_attempt = if in_process { 2 } else { 1 };
+    let needed = in_flight.saturating_mul(per_attempt).saturating_add(SLACK);
+    (needed > limit).then(|| {
+        format!(
+            "kmsload: warning: up to {in_flight} attempts may hold a connection at once, which \
+             needs about {needed} open files{}, but the open-file limit is {limit}; attempts \
+             beyond it fail as local:too_many_open_files. Raise the limit (ulimit -n) or lower \
+             max_in_flight.",
+            if in_process {
+                " (two sockets each with the in-process host)"
+            } else {
+                ""
+            }
+        )
+    })
+}
+
+async fn resolve(host: &str, port: u16, limit: Duration) -> Result<SocketAddr, Error> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    crate::client::resolve(host, port, limit)
+        .await
+        .map_err(|e| Error::Runtime(format!("target: {e}")))
+}
+
+/// Starts the reference host in-process on loopback, configured from the scenario's
+/// `[host]` section.
+async fn start_in_process(
+    options: &scenario::HostOptions,
+    seed: u64,
+) -> Result<host::HostHandle, host::ServerError> {
+    let minutes = |d: Duration| u32::try_from(d.as_secs() / 60).unwrap_or(u32::MAX);
+    let mut config = host::HostConfig {
+        charged: options.charged,
+        time_check: options.time_check,
+        activation_interval: minutes(options.activation_interval),
+        renewal_interval: minutes(options.renewal_interval),
+        seed,
+        ..host::HostConfig::default()
+    };
+    match &options.host_key {
+        scenario::HostKey::AcceptAll => config.accept_retail = true,
+        scenario::HostKey::VolumeOnly => {}
+        scenario::HostKey::Group(key) => config.host_key = key,
+        scenario::HostKey::KmsIds(ids) => {
+            // The list is exactly what is accepted, retail or not.
+            config.accept_retail = true;
+            config.only_kms_ids = Some(ids.clone());
+        }
+    }
+    let server = host::ServerOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], options.port)),
+        host: config,
+        rpc: crate::wire::session::HostRpcConfig {
+            ndr64: options.ndr64,
+            btfn: options.btfn,
+            ..crate::wire::session::HostRpcConfig::default()
+        },
+        close_after_response: options.close_after_response,
+        ..host::ServerOptions::default()
+    };
+    host::server::start(server).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Overrides;
+
+    fn plan(text: &str) -> Plan {
+        scenario::parse_str(
+            text,
+            Path::new("t.toml"),
+            &Overrides::default(),
+            &scenario::resolve_exact,
+        )
+        .unwrap()
+    }
+
+    fn open_plan(load: &str) -> Plan {
+        plan(&format!(
+            "[fleet]\nsize = 10\nproducts = [{{ product = \"Windows 10/11 Pro\" }}]\n[load]\n{load}\n"
+        ))
+    }
+
+    #[test]
+    fn warns_when_sockets_in_flight_can_exceed_the_limit() {
+        // 10,000/s for up to 20 s of phase timeouts could hold far more; the cap holds 1000.
+        let open = open_plan("rate = 10000\nduration = \"1s\"\nmax_in_flight = 1000");
+        // 1000 in flight, two sockets each with the in-process host, plus slack.
+        let warning = open_files_warning(&open, true, Some(1024)).unwrap();
+        assert!(warning.contains("2064 open files"), "{warning}");
+        assert!(warning.contains("ulimit -n"), "{warning}");
+        assert_eq!(open_files_warning(&open, false, Some(1064)), None);
+        assert!(open_files_warning(&open, false, Some(1063)).is_some());
+        assert_eq!(open_files_warning(&open, true, None), None);
+
+        // A low rate cannot fill a high cap: 10/s times the phase timeouts is the bound.
+        let slow = open_plan("rate = 10\nduration = \"1s\"\nmax_in_flight = 100000");
+        let t = &slow.timeouts;
+        let bound = (10.0 * (t.connect + t.bind + t.request).as_secs_f64()).ceil() as u64;
+        assert_eq!(open_files_warning(&slow, true, Some(2 * bound + 64)), None);
+        assert!(open_files_warning(&slow, true, Some(2 * bound + 63)).is_some());
+
+        let closed = open_plan("model = \"closed\"\nclients = 5000\nduration = \"1s\"");
+        assert!(open_files_warning(&closed, false, Some(1024)).is_some());
+        assert_eq!(open_files_warning(&closed, false, Some(20000)), None);
+    }
+
+    #[test]
+    fn over_committed_faults_and_unreadable_baselines_start_nothing() {
+        let p = plan(
+            "[fleet]\nsize = 10\nproducts = [{ product = \"Windows 10/11 Pro\" }]\n\
+             [load]\nrate = 10\nattempts = 5\n\
+             [[faults]]\nkind = \"reset\"\nprobability = 0.5\n\
+             [[faults]]\nkind = \"refuse\"\nprobability = 0.6\n",
+        );
+        let e = preflight(&p, &Options::default(), Path::new("f.toml")).unwrap_err();
+        assert!(
+            matches!(&e, Error::Usage(m) if m.contains("add up to 1.1") && m.starts_with("f.toml")),
+            "{e}"
+        );
+        let ok = open_plan("rate = 10\nattempts = 5");
+        preflight(&ok, &Options::default(), Path::new("f.toml")).unwrap();
+        let options = Options {
+            baseline: Some("/nonexistent/kmsload-baseline".into()),
+            ..Options::default()
+        };
+        let e = preflight(&ok, &options, Path::new("f.toml")).unwrap_err();
+        assert!(
+            matches!(&e, Error::Usage(m) if m.starts_with("--baseline:") && m.contains("nothing was started")),
+            "{e}"
+        );
+    }
+
+    /// The whole of `kmsload run` in-process: the reference host on loopback, 30 attempts,
+    /// every result file, the gates and the accounting; then the same plan again with the
+    /// first run as its baseline.
+    #[test]
+    fn a_run_against_the_in_process_host_writes_its_results_and_passes() {
+        let dir = std::env::temp_dir().join(format!("kmsload-run-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut p = plan(
+            "name = \"in-process\"\n[fleet]\nsize = 30\n\
+             products = [{ product = \"Windows 10/11 Pro\" }]\n\
+             [load]\nrate = 300\nattempts = 30\n\
+             [host]\ncharged = true\nport = 0\n\
+             [gates]\nmax_error_rate = 0\n",
+        );
+        p.out = Some(dir.join("first"));
+        let junit = dir.join("gates.xml");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = Options {
+            junit: Some(junit.clone()),
+            ..Options::default()
+        };
+        let run = |p: Plan, options: Options| {
+            rt.block_on(async move {
+                let prepared = prepare(&p).await?;
+                assert!(prepared.target().in_process);
+                let done = prepared.load_done();
+                let (_stop_tx, stop) = watch::channel(false);
+                let f = prepared.execute(&p, &options, stop).await?;
+                assert!(*done.borrow(), "load_done is signalled");
+                Ok::<_, Error>(f)
+            })
+        };
+        let f = run(p.clone(), options).unwrap();
+        assert!(f.passed(), "{f:?}");
+        assert!(f.complete && f.accounting_error.is_none() && f.report_error.is_none());
+        assert!(f.markdown.contains("30 activated"), "{}", f.markdown);
+        for file in [
+            "summary.json",
+            "events.csv",
+            "histograms.hlog",
+            "report.md",
+            "report.html",
+        ] {
+            assert!(f.dir.join(file).is_file(), "{file}");
+        }
+        assert!(
+            fs::read_to_string(&junit)
+                .unwrap()
+                .contains("failures=\"0\"")
+        );
+        let s = read::read_summary(&f.dir).unwrap();
+        assert_eq!(s.recorded.attempts, 30);
+
+        p.out = Some(dir.join("second"));
+        let options = Options {
+            baseline: Some(dir.join("first")),
+            no_html: true,
+            ..Options::default()
+        };
+        let f = run(p, options).unwrap();
+        assert!(f.comparison.is_some() && f.page.is_none());
+        assert!(!f.dir.join("report.html").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
