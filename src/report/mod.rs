@@ -31,8 +31,6 @@ use crate::scenario::{LoadModel, Plan, Schedule};
 
 pub mod analysis;
 pub mod compare;
-#[doc(hidden)]
-pub mod fixture;
 pub mod gates;
 pub mod html;
 pub mod knee;

@@ -1,5 +1,5 @@
 //! Fuzz harnesses: one function per decoder, shared by the cargo-fuzz targets in `fuzz/`
-//! and by `tests/fuzz_corpus.rs`, which replays the committed corpus under plain
+//! and by `tests/it/fuzz_corpus.rs`, which replays the committed corpus under plain
 //! `cargo test`.
 //!
 //! Each harness takes arbitrary bytes. It must never panic on them, and on whatever the

@@ -14,7 +14,7 @@
 //! - [`session`]: the client's and the host's RPC state machines: bind, negotiation,
 //!   alter_context, calls (spec 4.9, 10.10).
 //!
-//! `fuzzing` (hidden) holds the harnesses that `fuzz/` and `tests/fuzz_corpus.rs` share.
+//! `fuzzing` (hidden) holds the harnesses that `fuzz/` and `tests/it/fuzz_corpus.rs` share.
 #![warn(missing_docs)]
 
 pub mod base;

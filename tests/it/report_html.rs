@@ -18,11 +18,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::util::{kmsload, show, temp_dir};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -43,34 +44,6 @@ const CHARTS: [&str; 14] = [
     "chart-charge-office-2013",
     "chart-knee",
 ];
-
-fn kmsload(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kmsload"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("kmsload runs")
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// A fresh directory, unique per call (tests run in parallel threads of one process).
-fn temp_dir(name: &str) -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir =
-        std::env::temp_dir().join(format!("kmsload-report-{name}-{}-{n}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// `<target>/report-artifacts`, created.
 fn artifacts() -> PathBuf {
@@ -268,7 +241,7 @@ mod browser {
     #[test]
     fn synthetic_ramp_report_opens_clean_with_every_chart() {
         let dir = temp_dir("fixture");
-        kmsload::report::fixture::write_ramp(&dir).unwrap();
+        crate::fixture::write_ramp(&dir).unwrap();
         let o = kmsload(&["report", dir.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(0), "{}", show(&o));
         let stdout = String::from_utf8_lossy(&o.stdout);
@@ -305,6 +278,104 @@ mod browser {
             l.console
         );
         assert_eq!(l.page_requests, ["http://192.0.2.1/x.png"]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// The page rendered in-process from the fixture (no browser): every chart, no external
+/// reference, the knee and the text twin, and what a summary alone still gives.
+mod page {
+    use kmsload::report::analysis;
+    use kmsload::report::html::render;
+    use kmsload::report::read::{Results, read_dir};
+
+    use super::*;
+
+    /// The fixture's results directory, written into a fresh directory, and read back.
+    fn fixture() -> (PathBuf, Results) {
+        let dir = temp_dir("html-page");
+        crate::fixture::write_ramp(&dir).unwrap();
+        let r = read_dir(&dir).unwrap();
+        (dir, r)
+    }
+
+    #[test]
+    fn the_page_has_every_chart_and_no_external_reference() {
+        let (dir, r) = fixture();
+        assert!(r.notes.is_empty(), "{:?}", r.notes);
+        let page = render(&r);
+        for id in [
+            "chart-rate",
+            "chart-inflight",
+            "chart-latency-connect",
+            "chart-latency-bind",
+            "chart-latency-request",
+            "chart-latency-total",
+            "chart-errors",
+            "chart-hdr-connect",
+            "chart-hdr-total",
+            "chart-charge-windows",
+            "chart-charge-office-2013",
+            "chart-knee",
+        ] {
+            assert!(page.contains(&format!("<svg id=\"{id}\"")), "{id} missing");
+        }
+        for bad in ["src=", "<script", "url(", "@import", "http://", "https://"] {
+            assert!(!page.contains(bad), "page contains {bad:?}");
+        }
+        assert!(page.contains("default-src 'none'"));
+        assert!(page.contains("this host sustains"));
+        assert!(
+            page.contains("class=\"band\""),
+            "the fault episode is shaded"
+        );
+        assert!(page.contains("flip: first activation after 25 clients"));
+        assert!(page.contains("SL_E_VL_NOT_ENOUGH_COUNT"));
+        assert!(page.contains("FAIL: 1 of 2 gates failed"));
+        assert!(!page.contains("NaN") && !page.contains("inf\""));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_fixture_ramp_bends_at_100_per_second() {
+        let (dir, r) = fixture();
+        let k = analysis::knee(&r).unwrap();
+        assert!(k.is_ramp());
+        let knee = &k.buckets[k.knee.unwrap()];
+        assert!((knee.offered_rate - 100.0).abs() < 5.0, "{:?}", k.buckets);
+        // The 1 s ramp to 200/s (150/s on average) already crosses 50 ms.
+        let over = &k.buckets[k.first_over.unwrap()];
+        assert!(over.offered_rate > 140.0, "{:?}", k.buckets);
+        assert!(
+            k.sentence().contains("with p99 < 50 ms"),
+            "{}",
+            k.sentence()
+        );
+        let twin = analysis::twin_markdown(&r, Some("report.html"));
+        assert!(twin.contains("## Capacity"), "{twin}");
+        assert!(twin.contains(&k.sentence()), "{twin}");
+        assert!(
+            twin.contains("| 0x80072746 | WSAECONNRESET | 72 |"),
+            "{twin}"
+        );
+        assert!(twin.contains("15.0 s – 20.0 s (scenario window)"), "{twin}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_summary_alone_still_renders() {
+        let (dir, _) = fixture();
+        fs::remove_file(dir.join("events.csv")).unwrap();
+        fs::remove_file(dir.join("histograms.hlog")).unwrap();
+        let r = read_dir(&dir).unwrap();
+        assert_eq!(r.notes.len(), 2, "{:?}", r.notes);
+        let page = render(&r);
+        assert!(page.contains("<svg id=\"chart-rate\""));
+        assert!(page.contains("<svg id=\"chart-latency-total\""));
+        assert!(!page.contains("<svg id=\"chart-latency-bind\""));
+        assert!(!page.contains("<svg id=\"chart-knee\""));
+        assert!(page.contains("events.csv is needed"));
+        assert!(page.contains("No per-attempt counts"));
         fs::remove_dir_all(dir).unwrap();
     }
 }
@@ -505,7 +576,7 @@ mod commands {
     fn compare_exit_codes_and_formats() {
         let dir = temp_dir("compare");
         let base = dir.join("base");
-        kmsload::report::fixture::write_ramp(&base).unwrap();
+        crate::fixture::write_ramp(&base).unwrap();
         let b = base.to_str().unwrap();
 
         let o = kmsload(&["compare", b, b]);
@@ -585,7 +656,7 @@ mod commands {
     fn report_works_from_a_summary_alone_and_writes_where_asked() {
         let dir = temp_dir("summary-only");
         let full = dir.join("full");
-        kmsload::report::fixture::write_ramp(&full).unwrap();
+        crate::fixture::write_ramp(&full).unwrap();
         let bare = dir.join("bare");
         fs::create_dir_all(&bare).unwrap();
         fs::copy(full.join("summary.json"), bare.join("summary.json")).unwrap();

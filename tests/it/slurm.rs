@@ -105,7 +105,7 @@ fn missing() -> Option<String> {
 }
 
 /// A running one-node cluster. Dropping it stops the daemons and removes its directory.
-pub struct SlurmCluster {
+pub(crate) struct SlurmCluster {
     dir: PathBuf,
     conf: PathBuf,
     daemons: Vec<(&'static str, Child)>,
@@ -127,7 +127,7 @@ fn write_file(path: &Path, text: &str) {
 impl SlurmCluster {
     /// Starts a cluster, or returns `None` after printing one `skipped:` line when Slurm cannot
     /// run here (and panics instead under `CI=true`). `test` names the caller in that line.
-    pub fn start(test: &str) -> Option<Self> {
+    pub(crate) fn start(test: &str) -> Option<Self> {
         if let Some(why) = missing() {
             assert!(!in_ci(), "{test}: {why} (CI=true: Slurm is required)");
             println!("skipped: {test}: {why}");
@@ -237,19 +237,19 @@ impl SlurmCluster {
     }
 
     /// A Slurm client command (`sbatch`, `squeue`, ...) talking to this cluster.
-    pub fn command(&self, program: &str) -> Command {
+    pub(crate) fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(find_program(program).unwrap_or_else(|| program.into()));
         cmd.env("SLURM_CONF", &self.conf);
         cmd
     }
 
     /// The cluster's own directory (jobs may write under it).
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// The daemons' log files and output, for failure messages.
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         let mut out = String::new();
         let mut entries: Vec<_> = fs::read_dir(self.dir.join("log"))
             .map(|r| r.filter_map(Result::ok).map(|e| e.path()).collect())
@@ -265,7 +265,12 @@ impl SlurmCluster {
     }
 
     /// `sbatch --wait` with `args`, bounded by `limit`: the job's exit status is sbatch's.
-    pub fn sbatch_wait(&self, args: &[&str], envs: &[(&str, &str)], limit: Duration) -> Output {
+    pub(crate) fn sbatch_wait(
+        &self,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        limit: Duration,
+    ) -> Output {
         let mut cmd = self.command("sbatch");
         cmd.arg("--wait").args(args).envs(envs.iter().copied());
         run_bounded(cmd, limit).unwrap_or_else(|| {
@@ -278,7 +283,7 @@ impl SlurmCluster {
 }
 
 /// Runs `cmd` to completion, or kills it and returns `None` after `limit`.
-pub fn run_bounded(mut cmd: Command, limit: Duration) -> Option<Output> {
+pub(crate) fn run_bounded(mut cmd: Command, limit: Duration) -> Option<Output> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

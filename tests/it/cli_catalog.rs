@@ -2,24 +2,11 @@
 //! built binary, checking stdout, stderr and exit codes (0 success, 2 bad input).
 
 use std::io::Read;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-fn kmsload(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kmsload"))
-        .args(args)
-        .output()
-        .expect("the kmsload binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
-}
+use crate::util::{KMSLOAD, kmsload, stderr, stdout};
 
 /// Runs a command that must succeed and returns its stdout.
 fn ok(args: &[&str]) -> String {
@@ -194,7 +181,7 @@ mod products {
     fn closed_pipe_ends_quietly() {
         // The JSON (about 80 kB) is larger than a pipe's buffer, so the write is still going on
         // when the reader goes away, as with `kmsload products --json | head`.
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kmsload"))
+        let mut child = Command::new(KMSLOAD)
             .args(["products", "--json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn kmsload() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kmsload"))
-}
+use crate::util::command;
 
 /// `kmsload host --listen 127.0.0.1:0 -q ARGS`, killed on drop.
 struct HostProcess {
@@ -22,7 +20,7 @@ struct HostProcess {
 
 impl HostProcess {
     fn start(args: &[&str]) -> Self {
-        let mut child = kmsload()
+        let mut child = command()
             .args(["host", "--listen", "127.0.0.1:0", "-q"])
             .args(args)
             .stdout(Stdio::null())
@@ -99,7 +97,7 @@ const HOST_CHECKS: [&str; 9] = [
 ];
 
 fn validate(addr: &str, args: &[&str]) -> Validated {
-    let out = run(kmsload().args(["validate", addr, "--json"]).args(args));
+    let out = run(command().args(["validate", addr, "--json"]).args(args));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "not JSON ({e}): {}\nstderr: {}",
@@ -396,7 +394,7 @@ fn bad_input_exits_2_before_anything_is_sent() {
     ];
     for args in cases {
         // Port 9 on loopback: nothing would answer, and nothing must be tried.
-        let out = run(kmsload().args(["validate", "127.0.0.1:9"]).args(args));
+        let out = run(command().args(["validate", "127.0.0.1:9"]).args(args));
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(out.stdout.is_empty(), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);

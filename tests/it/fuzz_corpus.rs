@@ -4,7 +4,7 @@
 //! Every file of a target's corpus goes through the same harness the fuzzer runs
 //! (`kmsload::wire::fuzzing`), so inputs the fuzzer once found interesting, and the
 //! regressions it found (`regression-*`), are checked on every test run without
-//! cargo-fuzz. `KMSLOAD_WRITE_SEEDS=1 cargo test --test fuzz_corpus` (re)writes the
+//! cargo-fuzz. `KMSLOAD_WRITE_SEEDS=1 cargo test --test it fuzz_corpus::` (re)writes the
 //! `seed-*` files from the captures.
 
 use std::collections::BTreeMap;

@@ -12,8 +12,9 @@
 //! overload  at 200/s, 1 in 150 attempts times out in the request (0xC004F074)
 //! ```
 //!
-//! The knee is therefore 100/s against the 50 ms gate. Hidden from the docs: it exists for
-//! tests (unit and integration) and is not part of the tool.
+//! The knee is therefore 100/s against the 50 ms gate. It exists for the report tests
+//! (`report_html`) and is not part of the tool: it lives here, built only with the tests, and
+//! uses nothing but the library's public API.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -21,17 +22,19 @@ use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::{TargetInfo, write_results};
-use crate::catalog::hresult::code;
-use crate::catalog::lookup;
-use crate::client::Outcome;
-use crate::load::{fleet_spec, open_start};
-use crate::record::{AttemptRecord, EventWriter, Latencies, Pool, Recorder, RunResult};
-use crate::scenario::{self, LoadModel, Overrides};
-use crate::sim::Fleet;
+use kmsload::catalog::hresult::code;
+use kmsload::catalog::lookup;
+use kmsload::client::Outcome;
+use kmsload::load::{fleet_spec, open_start};
+use kmsload::record::{
+    AttemptRecord, EventWriter, GeneratorStats, Latencies, Pool, Recorder, RunResult,
+};
+use kmsload::report::{TargetInfo, evaluate, write_results};
+use kmsload::scenario::{self, LoadModel, Overrides};
+use kmsload::sim::Fleet;
 
 /// The fixture's scenario.
-pub const SCENARIO: &str = r#"
+pub(crate) const SCENARIO: &str = r#"
 name = "synthetic-ramp"
 description = "synthetic ramp 20/s -> 200/s with a fault episode, for report tests"
 
@@ -66,10 +69,10 @@ max_error_rate = 0.2
 "#;
 
 /// Run start of the fixture: 2026-11-22T01:26:21Z.
-pub const STARTED_UNIX: u64 = 1_795_310_781;
+pub(crate) const STARTED_UNIX: u64 = 1_795_310_781;
 
 /// The ePID the synthetic host shows.
-pub const EPID: &str = "03612-00206-568-579566-03-1033-17763.0000-2062020";
+pub(crate) const EPID: &str = "03612-00206-568-579566-03-1033-17763.0000-2062020";
 
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -101,7 +104,7 @@ fn total_us(k: u64, rate: f64) -> u64 {
 ///
 /// # Errors
 /// The first I/O error.
-pub fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
+pub(crate) fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
     fs::create_dir_all(dir)?;
     let resolve = |s: &str| lookup::find(s).map_err(|e| e.to_string());
     let plan = scenario::parse_str(
@@ -218,7 +221,7 @@ pub fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
     }
     let elapsed = Duration::from_micros(last_end);
     let run = RunResult {
-        generator: crate::record::GeneratorStats::default(),
+        generator: GeneratorStats::default(),
         recorder,
         started: SystemTime::UNIX_EPOCH + Duration::from_secs(STARTED_UNIX),
         elapsed,
@@ -229,7 +232,7 @@ pub fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
         achieved_rate: k as f64 / elapsed.as_secs_f64().max(1e-3),
         events_error: None,
     };
-    let gates = super::evaluate(&plan.gates, &run.recorder, run.achieved_rate);
+    let gates = evaluate(&plan.gates, &run.recorder, run.achieved_rate);
     let target = TargetInfo {
         address: "127.0.0.1:1688".to_owned(),
         in_process: true,
@@ -238,16 +241,14 @@ pub fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
-#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn fixture_writes_a_consistent_results_directory() {
-        let dir = std::env::temp_dir().join(format!("kmsload-fixture-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = crate::util::temp_dir("fixture");
         write_ramp(&dir).unwrap();
-        let s = crate::report::read::read_summary(&dir).unwrap();
+        let s = kmsload::report::read::read_summary(&dir).unwrap();
         assert_eq!(s.scenario, "synthetic-ramp");
         assert_eq!(
             s.recorded.by_outcome.activated
@@ -264,14 +265,14 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// `KMSLOAD_FIXTURE_DIR=/tmp/fx cargo test --lib write_fixture -- --ignored` leaves the
+    /// `KMSLOAD_FIXTURE_DIR=/tmp/fx cargo test --test it write_fixture -- --ignored` leaves the
     /// fixture on disk for a look at the files.
     #[test]
     #[ignore = "writes to a directory named by KMSLOAD_FIXTURE_DIR"]
     fn write_fixture_to_a_named_dir() {
         let dir = std::env::var_os("KMSLOAD_FIXTURE_DIR").expect("KMSLOAD_FIXTURE_DIR is set");
         write_ramp(Path::new(&dir)).unwrap();
-        let r = crate::report::read::read_dir(Path::new(&dir)).unwrap();
-        crate::report::html::write(&r, None).unwrap();
+        let r = kmsload::report::read::read_dir(Path::new(&dir)).unwrap();
+        kmsload::report::html::write(&r, None).unwrap();
     }
 }

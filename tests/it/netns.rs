@@ -68,7 +68,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const KMSLOAD: &str = env!("CARGO_BIN_EXE_kmsload");
+use crate::util::KMSLOAD;
+
 const PORT: u16 = 1688;
 /// Interface names inside the namespaces (only there, so they cannot clash).
 const HOST_DEV: &str = "veth-host";

@@ -697,7 +697,7 @@ async fn probability_zero_and_closed_windows_never_inject() {
 }
 
 /// Not a test: the cost of the unarmed wrapper, for the report. Run with
-/// `cargo test --release --test faults -- --ignored --nocapture overhead`.
+/// `cargo test --release --test it -- --ignored --nocapture faults::overhead`.
 #[tokio::test]
 #[ignore = "measurement, prints figures"]
 async fn overhead_of_the_unarmed_wrapper() {

@@ -706,10 +706,7 @@ mod cli {
     use serde_json::Value;
 
     use super::*;
-
-    fn kmsload() -> Command {
-        Command::new(env!("CARGO_BIN_EXE_kmsload"))
-    }
+    use crate::util::command;
 
     /// `kmsload host --listen 127.0.0.1:0 ARGS` and the address it reports.
     struct HostProcess {
@@ -720,7 +717,7 @@ mod cli {
 
     impl HostProcess {
         fn start(args: &[&str]) -> Self {
-            let mut child = kmsload()
+            let mut child = command()
                 .args(["host", "--listen", "127.0.0.1:0"])
                 .args(args)
                 .stdout(Stdio::piped())
@@ -779,7 +776,7 @@ mod cli {
     }
 
     fn activate_cli(addr: &str, args: &[&str]) -> (Output, Vec<Value>) {
-        let out = kmsload()
+        let out = command()
             .args(["activate", addr, "--json"])
             .args(args)
             .output()
@@ -872,14 +869,14 @@ mod cli {
             &["host", "--lcid", "0"],
             &["host", "--bogus"],
         ] {
-            let out = kmsload().args(args).output().unwrap();
+            let out = command().args(args).output().unwrap();
             assert_eq!(out.status.code(), Some(2), "{args:?}");
             assert!(out.stdout.is_empty(), "{args:?}");
         }
         let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("host-e2e-torn-{}.json", std::process::id()));
         std::fs::write(&path, "{\"format\": \"kmsload-host-st").unwrap();
-        let out = kmsload()
+        let out = command()
             .args(["host", "--listen", "127.0.0.1:0", "--state"])
             .arg(&path)
             .output()

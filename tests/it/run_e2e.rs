@@ -2,86 +2,9 @@
 //! the result files, the accounting invariant, the gates and the exit codes.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use serde_json::Value;
-
-fn kmsload(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kmsload"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("kmsload runs")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kmsload-run-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn scenario(dir: &Path, text: &str) -> String {
-    let path = dir.join("scenario.toml");
-    fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
-/// `kmsload run` of scenario `text` (written into `dir`), quietly and without HTML; returns
-/// the output and the results directory.
-fn run_text(dir: &Path, text: &str) -> (Output, PathBuf) {
-    let path = scenario(dir, text);
-    let results = dir.join("results");
-    let o = kmsload(&[
-        "run",
-        &path,
-        "--quiet",
-        "--no-html",
-        "--out",
-        results.to_str().unwrap(),
-    ]);
-    (o, results)
-}
-
-fn summary(dir: &Path) -> Value {
-    serde_json::from_str(&fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
-}
-
-/// attempts = activated + not_activated + failed = Σ by_code = events.csv rows.
-fn assert_accounting(out: &Path) -> Value {
-    let s = summary(out);
-    let attempts = s["attempts"].as_u64().unwrap();
-    let b = &s["by_outcome"];
-    let sum = ["activated", "not_activated", "failed"]
-        .iter()
-        .map(|k| b[k].as_u64().unwrap())
-        .sum::<u64>();
-    assert_eq!(sum, attempts, "by_outcome sums to attempts");
-    let codes: u64 = s["by_code"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(codes, attempts, "by_code sums to attempts");
-    let events = fs::read_to_string(out.join("events.csv")).unwrap();
-    assert_eq!(
-        events.lines().count() as u64,
-        attempts + 1,
-        "one events.csv row per attempt"
-    );
-    assert_eq!(s["dispatched"].as_u64().unwrap(), attempts);
-    s
-}
-
-fn out_str(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::util::{KMSLOAD, assert_accounting, kmsload, run_text, show, temp_dir, write_scenario};
 
 #[test]
 fn smoke_scenario_activates_everything_and_writes_every_file() {
@@ -93,7 +16,7 @@ fn smoke_scenario_activates_everything_and_writes_every_file() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     for f in [
         "summary.json",
         "events.csv",
@@ -140,7 +63,7 @@ fn threshold_flips_at_the_25th_distinct_windows_client() {
     let junit = dir.join("gates.xml");
     // One client at a time, so attempts reach the host in order and "after 25 distinct
     // clients" is exact (concurrent attempts may reach it in another order).
-    let file = scenario(
+    let file = write_scenario(
         &dir,
         &fs::read_to_string("scenarios/threshold.toml")
             .unwrap()
@@ -155,7 +78,7 @@ fn threshold_flips_at_the_25th_distinct_windows_client() {
         "--junit",
         junit.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let s = assert_accounting(&out);
     assert_eq!(s["by_code"]["0xC004F038"], 24);
     assert_eq!(s["by_code"]["0x00000000"], 36);
@@ -172,7 +95,7 @@ fn threshold_flips_at_the_25th_distinct_windows_client() {
 #[test]
 fn a_failed_gate_exits_1_and_says_so() {
     let dir = temp_dir("gatefail");
-    let file = scenario(
+    let file = write_scenario(
         &dir,
         r#"
 name = "gate-fail"
@@ -189,7 +112,7 @@ threshold = { within = 5, application = "windows" }
     );
     let out = dir.join("out");
     let o = kmsload(&["run", &file, "--quiet", "--out", out.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1), "{}", out_str(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     let s = assert_accounting(&out);
     assert_eq!(s["gates_passed"], false);
     assert_eq!(
@@ -202,9 +125,9 @@ threshold = { within = 5, application = "windows" }
 #[test]
 fn bad_scenario_exits_2_naming_file_line_and_key() {
     let dir = temp_dir("bad");
-    let file = scenario(&dir, "[load]\nrate = -5\nattempts = 10\n");
+    let file = write_scenario(&dir, "[load]\nrate = -5\nattempts = 10\n");
     let o = kmsload(&["run", &file, "--quiet"]);
-    assert_eq!(o.status.code(), Some(2), "{}", out_str(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("scenario.toml:2"), "{err}");
     assert!(err.contains("rate"), "{err}");
@@ -221,7 +144,7 @@ fn non_loopback_target_is_refused_without_confirmation() {
         "192.0.2.10:1688",
         "--quiet",
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", out_str(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("30 days"), "{err}");
 }
@@ -239,7 +162,7 @@ fn closed_model_new_connections_and_keep_alive_account_exactly() {
         } else {
             "rate = 500\n".to_owned()
         };
-        let file = scenario(
+        let file = write_scenario(
             &dir,
             &format!(
                 "name = \"m\"\n[host]\ncharged = true\n[fleet]\nsize = 50\nproducts = [{{ product = \"Office LTSC Professional Plus 2021\" }}, {{ product = \"Windows 7 Enterprise\" }}, {{ product = \"Windows Server 2012 Standard\" }}]\n[load]\n{load}attempts = 200\nconnection = \"{connection}\"\n[gates]\nmax_error_rate = 0.0\n"
@@ -251,7 +174,7 @@ fn closed_model_new_connections_and_keep_alive_account_exactly() {
             o.status.code(),
             Some(0),
             "{model}/{connection}: {}",
-            out_str(&o)
+            show(&o)
         );
         let s = assert_accounting(&out);
         assert_eq!(s["attempts"], 200);
@@ -266,7 +189,7 @@ fn an_unreachable_target_is_classified_not_hung() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let file = scenario(
+    let file = write_scenario(
         &dir,
         &format!(
             "name = \"r\"\ntarget = \"127.0.0.1:{port}\"\n[load]\nrate = 200\nattempts = 20\n"
@@ -278,7 +201,7 @@ fn an_unreachable_target_is_classified_not_hung() {
         o.status.code(),
         Some(0),
         "no gates: the run itself succeeded; {}",
-        out_str(&o)
+        show(&o)
     );
     let s = assert_accounting(&out);
     assert_eq!(s["by_code"]["0xC004F074"], 20);
@@ -289,12 +212,12 @@ fn an_unreachable_target_is_classified_not_hung() {
 #[test]
 fn ctrl_c_stops_new_attempts_and_writes_incomplete_results() {
     let dir = temp_dir("interrupt");
-    let file = scenario(
+    let file = write_scenario(
         &dir,
         "name = \"long\"\n[host]\ncharged = true\n[load]\nrate = 200\nduration = \"60s\"\n",
     );
     let out = dir.join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kmsload"))
+    let mut child = Command::new(KMSLOAD)
         .args(["run", &file, "--quiet", "--out", out.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -332,7 +255,7 @@ fn ctrl_c_stops_new_attempts_and_writes_incomplete_results() {
 #[test]
 fn a_fault_episode_is_classified_and_leaves_clean_attempts_alone() {
     let dir = temp_dir("faults");
-    let file = scenario(
+    let file = write_scenario(
         &dir,
         r#"
 name = "fault-episode"
@@ -374,7 +297,7 @@ window = ["1s", "2s"]
     );
     let out = dir.join("out");
     let o = kmsload(&["run", &file, "--quiet", "--out", out.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let s = assert_accounting(&out);
     let faulted = s["faulted_attempts"].as_u64().unwrap();
     assert!(faulted > 20, "faults were injected: {faulted}");
@@ -431,10 +354,10 @@ source_addresses = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 max_error_rate = 0.0
 "#,
     );
-    assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let s = assert_accounting(&results);
     assert_eq!(s["attempts"], 600);
-    assert_eq!(s["by_outcome"]["activated"], 600, "{}", out_str(&o));
+    assert_eq!(s["by_outcome"]["activated"], 600, "{}", show(&o));
 }
 
 /// A schedule no dispatcher can keep (10 million arrivals/s): the run says kmsload fell
@@ -459,7 +382,7 @@ connection = "keep-alive"
 max_in_flight = 4000
 "#,
     );
-    assert_eq!(o.status.code(), Some(0), "{}", out_str(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let s = assert_accounting(&results);
     let g = &s["generator"];
     assert!(g["late_attempts"].as_u64().unwrap() > 500, "{g}");

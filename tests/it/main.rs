@@ -1,0 +1,25 @@
+//! The integration tests: one binary, one module per area, helpers shared through [`util`].
+//! `cargo test --test it AREA::` runs one area (e.g. `cargo test --test it host_e2e::`).
+//!
+//! - `cli_catalog`: `kmsload products` and `kmsload explain` through the built binary.
+//! - `faults`: injected faults against a real loopback host.
+//! - `fuzz_corpus`: the fuzz corpus replayed, and its seeds kept current.
+//! - `host_e2e`: the client and `kmsload activate` against the reference host.
+//! - `netns`: `kmsload run` across a kernel-shaped veth link between network namespaces.
+//! - `report_html`: report.html in headless Chromium, the text twin, `kmsload compare`.
+//! - `run_e2e`: `kmsload run` end to end: result files, accounting, gates, exit codes.
+//! - `slurm`: a one-node Slurm cluster on loopback, brought up by the test.
+//! - `validate`: `kmsload validate` against `kmsload host` in each configuration.
+//! - `fixture`: a synthetic results directory that the report tests read.
+
+mod cli_catalog;
+mod faults;
+mod fixture;
+mod fuzz_corpus;
+mod host_e2e;
+mod netns;
+mod report_html;
+mod run_e2e;
+mod slurm;
+mod util;
+mod validate;
