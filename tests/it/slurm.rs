@@ -112,12 +112,18 @@ pub(crate) struct SlurmCluster {
     _turn: MutexGuard<'static, ()>,
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; the daemons bind it right after).
+/// A free TCP port on 127.0.0.1 (free when asked; the daemons bind it right after), taken
+/// below Linux's ephemeral range (32768 and up): the other tests of this binary bind
+/// 127.0.0.1:0 and connect all the time, and an ephemeral port handed to one of them between
+/// this check and the daemon's bind made slurmd fail with "Address already in use".
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let spread = 10_000;
+    let start = (std::process::id() * 7 + NEXT.fetch_add(101, Ordering::Relaxed)) % spread;
+    (0..spread)
+        .map(|k| 20_000 + ((start + k) % spread) as u16)
+        .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port in 20000..30000 on 127.0.0.1")
 }
 
 fn write_file(path: &Path, text: &str) {
