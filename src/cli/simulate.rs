@@ -133,3 +133,70 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         Status::Failure
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn args(scenario: &Path, out: &Path) -> Args {
+        Args {
+            scenario: scenario.to_path_buf(),
+            seed: None,
+            duration: None,
+            out: Some(out.join("results")),
+            export_peak: Some(out.join("peak.toml")),
+            speed: 10.0,
+            junit: Some(out.join("gates.xml")),
+            quiet: true,
+        }
+    }
+
+    #[test]
+    fn exit_status_files_and_junit() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let tmp = std::env::temp_dir().join(format!("kmsload-simulate-cli-{}", std::process::id()));
+        // A failing gate: exit 1, every file written, the failure in the JUnit file.
+        let branch = root.join("scenarios/lifecycle-branch-office.toml");
+        assert_eq!(run(args(&branch, &tmp)).unwrap(), Status::Failure);
+        for f in [
+            "summary.json",
+            "daily.csv",
+            "hourly.csv",
+            "report.md",
+            "report.html",
+        ] {
+            assert!(tmp.join("results").join(f).is_file(), "{f}");
+        }
+        let junit = std::fs::read_to_string(tmp.join("gates.xml")).unwrap();
+        assert!(junit.contains("<failure"), "{junit}");
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(tmp.join("results/summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(summary["clients"]["never_activated"], 24);
+        assert_eq!(
+            summary["pools"][0]["threshold_reached_at"],
+            serde_json::Value::Null
+        );
+        assert!(
+            std::fs::read_to_string(tmp.join("peak.toml"))
+                .unwrap()
+                .contains("[load]")
+        );
+        // Passing gates: exit 0.
+        let outage = root.join("scenarios/lifecycle-new-host.toml");
+        assert_eq!(run(args(&outage, &tmp)).unwrap(), Status::Success);
+        // Bad input: a usage error (exit 2), nothing written.
+        let bad = tmp.join("bad.toml");
+        std::fs::write(&bad, "[[groups]]\npower = \"nights\"\n").unwrap();
+        let e = run(args(&bad, &tmp.join("never"))).unwrap_err();
+        assert!(matches!(e, CliError::Usage(_)), "{e}");
+        assert!(!tmp.join("never").exists());
+        let mut a = args(&outage, &tmp);
+        a.speed = 0.5;
+        assert!(matches!(run(a), Err(CliError::Usage(_))));
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}

@@ -17,6 +17,7 @@
 //! - [`engine`]: the event loop; every attempt goes through [`crate::host::HostModel::handle`],
 //!   the same decision function `kmsload host` uses, so the two cannot disagree.
 //! - [`results`]: files, findings, gates and the peak exported as a `run` scenario.
+//! - [`html`]: report.html, in the page style of `kmsload run`'s report.
 //!
 //! Memory: a client costs its [`client::ClientState`] (24 bytes) and one queue entry
 //! (16 bytes); identities are derived from (seed, index) by [`crate::sim`] at each attempt.
@@ -24,6 +25,7 @@
 
 pub mod client;
 pub mod engine;
+pub mod html;
 pub mod power;
 pub mod results;
 pub mod spec;

@@ -553,12 +553,12 @@ pub fn markdown(
         }
     }
     s.push_str(
-        "\nFiles: `summary.json`, `daily.csv` (one row per virtual day), `hourly.csv` (the busiest week).\n",
+        "\nFiles: `summary.json`, `daily.csv` (one row per virtual day), `hourly.csv` (the busiest week), `report.html` (charts).\n",
     );
     s
 }
 
-/// Writes summary.json, daily.csv, hourly.csv and report.md into `dir`.
+/// Writes summary.json, daily.csv, hourly.csv, report.md and report.html into `dir`.
 ///
 /// # Errors
 /// The first I/O error.
@@ -578,6 +578,10 @@ pub fn write_dir(
     fs::write(dir.join("daily.csv"), daily_csv(sc, o))?;
     fs::write(dir.join("hourly.csv"), hourly_csv(sc, o))?;
     fs::write(dir.join("report.md"), markdown(sc, o, gates, findings))?;
+    fs::write(
+        dir.join("report.html"),
+        super::html::render(sc, o, gates, findings),
+    )?;
     Ok(())
 }
 

@@ -423,3 +423,38 @@ fn readme_reference_block_parses() {
     assert_eq!(sc.gates.len(), 5);
     assert_eq!(sc.groups[0].joins.len(), 1);
 }
+
+#[test]
+fn report_html_shows_states_requests_counts_and_outages() {
+    let sc = scenario(
+        r#"
+        name = "html"
+        duration = "20d"
+        [[hosts]]
+        name = "kmsA"
+        charged = true
+        down = [["5d", "9d"]]
+        [[groups]]
+        size = 50
+        power = "office-hours"
+        [gates]
+        lost_activation = 0
+    "#,
+    );
+    let o = simulate(&sc).unwrap();
+    let gates = results::evaluate(&sc, &o);
+    let findings = results::findings(&sc, &o);
+    let page = super::html::render(&sc, &o, &gates, &findings);
+    for needle in [
+        "id=\"states\"",
+        "id=\"requests\"",
+        "id=\"count-0\"",
+        "kmsA down 5d – 9d",
+        "N = 25",
+        "PASS: all 1 gates passed",
+    ] {
+        assert!(page.contains(needle), "{needle}");
+    }
+    assert!(!page.contains("<script"), "self-contained, no scripts");
+    assert!(page.contains(&crate::report::svg::esc(&findings[0])));
+}

@@ -1095,7 +1095,7 @@ fn details(h: &mut String, r: &Results, episodes: &[Episode]) {
 
 /// The page's style sheet: light by default, dark with `prefers-color-scheme: dark`, print
 /// in black on white with charts kept whole.
-const CSS: &str = r#"
+pub(crate) const CSS: &str = r#"
 :root{--bg:#fff;--fg:#1b1f24;--muted:#5b6570;--grid:#e3e7eb;--frame:#8a949e;--panel:#f5f7f9;
 --band:rgba(214,120,0,.14);--ok:#1a7f37;--bad:#c62828;--warn:#9a6700;
 --c1:#1f6feb;--c2:#d4500a;--c3:#1a7f37;--c4:#8250df;--c5:#0f8b8d;--c6:#bf8700;--c7:#cf222e;--c8:#57606a;}
