@@ -19,6 +19,8 @@
 //! - [`catalog`]: products and HRESULT codes, embedded.
 //! - [`client`]: one simulated client over TCP, with a deadline on every step and the one
 //!   mapping from what happened to the code a real client shows.
+//! - [`discover`]: KMS hosts from DNS SRV records as Windows clients find them, with
+//!   priority/weight order, failover and the cached host.
 //! - [`host`]: the reference KMS host: a behaviour model with an injected clock and a thin
 //!   tokio server.
 //! - [`sim`]: synthetic client identities derived from (seed, index).
@@ -37,6 +39,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod client;
+pub mod discover;
 pub mod faults;
 pub mod host;
 pub mod lifecycle;

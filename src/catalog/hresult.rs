@@ -58,6 +58,16 @@ pub mod code {
     pub const WSAETIMEDOUT: u32 = 0x8007_274C;
     /// Host name did not resolve (8.4).
     pub const WSAHOST_NOT_FOUND: u32 = 0x8007_2AF9;
+    /// DNS name does not exist: no `_vlmcs._tcp` record (NXDOMAIN, 2.1).
+    pub const DNS_ERROR_RCODE_NAME_ERROR: u32 = 0x8007_232B;
+    /// The DNS server answered SERVFAIL (2.1).
+    pub const DNS_ERROR_RCODE_SERVER_FAILURE: u32 = 0x8007_232A;
+    /// The DNS server answered REFUSED (2.1).
+    pub const DNS_ERROR_RCODE_REFUSED: u32 = 0x8007_232D;
+    /// The name exists but has no record of the type asked for (empty answer, 2.1).
+    pub const DNS_INFO_NO_RECORDS: u32 = 0x8007_251D;
+    /// The DNS query ran past its deadline (2.1).
+    pub const ERROR_TIMEOUT: u32 = 0x8007_05B4;
     /// RPC server unavailable: connect or bind failed (8.4).
     pub const RPC_S_SERVER_UNAVAILABLE: u32 = 0x8007_06BA;
     /// The call failed after it was sent (8.4).
@@ -333,7 +343,7 @@ mod tests {
     #[test]
     fn every_row_parses() {
         let all = hresults();
-        assert_eq!(all.len(), 21);
+        assert_eq!(all.len(), 26);
         let mut codes: Vec<u32> = all.iter().map(|h| h.code).collect();
         codes.sort_unstable();
         codes.dedup();
@@ -374,6 +384,14 @@ mod tests {
             (code::WSAECONNRESET, "WSAECONNRESET"),
             (code::WSAETIMEDOUT, "WSAETIMEDOUT"),
             (code::WSAHOST_NOT_FOUND, "WSAHOST_NOT_FOUND"),
+            (code::DNS_ERROR_RCODE_NAME_ERROR, "DNS_ERROR_RCODE_NAME_ERROR"),
+            (
+                code::DNS_ERROR_RCODE_SERVER_FAILURE,
+                "DNS_ERROR_RCODE_SERVER_FAILURE",
+            ),
+            (code::DNS_ERROR_RCODE_REFUSED, "DNS_ERROR_RCODE_REFUSED"),
+            (code::DNS_INFO_NO_RECORDS, "DNS_INFO_NO_RECORDS"),
+            (code::ERROR_TIMEOUT, "ERROR_TIMEOUT"),
             (code::RPC_S_SERVER_UNAVAILABLE, "RPC_S_SERVER_UNAVAILABLE"),
             (code::RPC_S_CALL_FAILED, "RPC_S_CALL_FAILED"),
             (code::RPC_S_UNKNOWN_IF, "RPC_S_UNKNOWN_IF"),

@@ -112,6 +112,11 @@ pub enum Cause {
     InvalidResponse(u8),
     /// The request could not be encoded.
     NotEncodable,
+    /// Discovery's DNS lookup failed (see [`crate::discover`]).
+    Dns(crate::discover::DnsCause),
+    /// Every host discovery found is outside loopback and none was confirmed: nothing was
+    /// sent.
+    NotConfirmed,
 }
 
 impl Cause {
@@ -142,6 +147,8 @@ impl Cause {
             Self::Fault(_) => "rpc_fault",
             Self::InvalidResponse(_) => "invalid_response",
             Self::NotEncodable => "not_encodable",
+            Self::Dns(dns) => dns.label(),
+            Self::NotConfirmed => "not_confirmed",
         }
     }
 }

@@ -273,13 +273,13 @@ mod explain {
     #[test]
     fn list_shows_every_code() {
         let out = ok(&["explain", "--list"]);
-        assert_eq!(out.lines().count(), 21 + 2, "{out}");
+        assert_eq!(out.lines().count(), 26 + 2, "{out}");
         assert!(
             out.contains("0xC004F06C  SL_E_VL_INVALID_TIMESTAMP"),
             "{out}"
         );
         let all = json_array(&["explain", "--list", "--json"]);
-        assert_eq!(all.len(), 21);
+        assert_eq!(all.len(), 26);
         assert!(all.iter().any(|c| c["name"] == "nca_s_proto_error"));
     }
 }
