@@ -384,7 +384,10 @@ mod tests {
             (code::WSAECONNRESET, "WSAECONNRESET"),
             (code::WSAETIMEDOUT, "WSAETIMEDOUT"),
             (code::WSAHOST_NOT_FOUND, "WSAHOST_NOT_FOUND"),
-            (code::DNS_ERROR_RCODE_NAME_ERROR, "DNS_ERROR_RCODE_NAME_ERROR"),
+            (
+                code::DNS_ERROR_RCODE_NAME_ERROR,
+                "DNS_ERROR_RCODE_NAME_ERROR",
+            ),
             (
                 code::DNS_ERROR_RCODE_SERVER_FAILURE,
                 "DNS_ERROR_RCODE_SERVER_FAILURE",

@@ -48,6 +48,7 @@
 //! first address of a target is tried. A cached host that fails makes the client ask DNS
 //! again at once, whatever the TTL. `kmsload`'s own limits (`local:`) do not fail over.
 
+mod clients;
 pub mod order;
 mod resolve;
 
@@ -59,6 +60,7 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+pub use clients::HostClients;
 pub use order::{first_choice_shares, try_order};
 pub use resolve::Resolver;
 
@@ -236,8 +238,12 @@ impl DnsCause {
                 "the name exists but holds no SRV record: create _vlmcs._tcp.<domain> SRV 0 0 1688 <host>"
             }
             Self::ServFail => "the DNS server failed: check its logs, forwarders and the zone",
-            Self::Refused => "the DNS server refused the query: check which clients and zones it serves",
-            Self::Timeout => "the DNS server did not answer in time: check its address and that UDP/TCP 53 reach it",
+            Self::Refused => {
+                "the DNS server refused the query: check which clients and zones it serves"
+            }
+            Self::Timeout => {
+                "the DNS server did not answer in time: check its address and that UDP/TCP 53 reach it"
+            }
             Self::Unreachable => "the DNS server cannot be reached: check its address and port",
             Self::Other => "the DNS answer was unusable: check the server",
         }
@@ -343,7 +349,9 @@ pub fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
     let s = s.trim();
     if let Ok(addr) = s.parse::<SocketAddr>() {
         if addr.port() == 0 {
-            return Err(format!("DNS server {s:?}: port 0 cannot be asked; give 1 to 65535"));
+            return Err(format!(
+                "DNS server {s:?}: port 0 cannot be asked; give 1 to 65535"
+            ));
         }
         return Ok(addr);
     }
@@ -591,7 +599,10 @@ impl Discovery {
         {
             out.from_cache = true;
             if self.try_host(&cached, host, &mut out).await {
-                out.records = state.answer().map(|a| a.records.clone()).unwrap_or_default();
+                out.records = state
+                    .answer()
+                    .map(|a| a.records.clone())
+                    .unwrap_or_default();
                 out.elapsed = started.elapsed();
                 return out;
             }
@@ -717,9 +728,16 @@ mod tests {
 
     #[test]
     fn domains_are_checked() {
-        assert_eq!(parse_domain("Corp.Example.COM.").unwrap(), "corp.example.com");
+        assert_eq!(
+            parse_domain("Corp.Example.COM.").unwrap(),
+            "corp.example.com"
+        );
         assert!(parse_domain("").unwrap_err().contains("empty"));
-        assert!(parse_domain("10.0.0.1").unwrap_err().contains("HOST[:PORT]"));
+        assert!(
+            parse_domain("10.0.0.1")
+                .unwrap_err()
+                .contains("HOST[:PORT]")
+        );
         assert!(parse_domain("a..b").is_err());
         assert!(parse_domain("bad host.example").is_err());
         assert!(parse_domain(&"a".repeat(64)).is_err());
@@ -739,9 +757,20 @@ mod tests {
             parse_dns_server("[::1]:5353").unwrap(),
             "[::1]:5353".parse().unwrap()
         );
-        assert_eq!(parse_dns_server("::1").unwrap(), "[::1]:53".parse().unwrap());
-        assert!(parse_dns_server("dns.example").unwrap_err().contains("IP[:PORT]"));
-        assert!(parse_dns_server("127.0.0.1:0").unwrap_err().contains("port"));
+        assert_eq!(
+            parse_dns_server("::1").unwrap(),
+            "[::1]:53".parse().unwrap()
+        );
+        assert!(
+            parse_dns_server("dns.example")
+                .unwrap_err()
+                .contains("IP[:PORT]")
+        );
+        assert!(
+            parse_dns_server("127.0.0.1:0")
+                .unwrap_err()
+                .contains("port")
+        );
         assert!(parse_dns_server("127.0.0.1:x").is_err());
     }
 
@@ -750,7 +779,12 @@ mod tests {
         for o in [SrvOrder::Rfc2782, SrvOrder::Random, SrvOrder::Ordered] {
             assert_eq!(o.as_str().parse::<SrvOrder>().unwrap(), o);
         }
-        assert!("weighted".parse::<SrvOrder>().unwrap_err().contains("rfc2782"));
+        assert!(
+            "weighted"
+                .parse::<SrvOrder>()
+                .unwrap_err()
+                .contains("rfc2782")
+        );
     }
 
     #[test]
@@ -761,7 +795,7 @@ mod tests {
             priority: p,
             weight: w,
         };
-        let mut v = vec![r("c", 1, 0), r("b", 0, 5), r("a", 0, 5), r("d", 0, 50)];
+        let mut v = [r("c", 1, 0), r("b", 0, 5), r("a", 0, 5), r("d", 0, 50)];
         v.sort();
         let names: Vec<&str> = v.iter().map(|x| x.target.as_str()).collect();
         assert_eq!(names, ["d", "a", "b", "c"]);
@@ -807,7 +841,10 @@ mod tests {
         assert_eq!(labels.len(), all.len());
         assert_eq!(DnsCause::NxDomain.code(), 0x8007_232B);
         for c in all {
-            assert!(crate::catalog::hresult::hresult(c.code()).is_some(), "{c:?}");
+            assert!(
+                crate::catalog::hresult::hresult(c.code()).is_some(),
+                "{c:?}"
+            );
         }
     }
 

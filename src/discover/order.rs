@@ -52,7 +52,10 @@ pub fn try_order<R: RngCore + ?Sized>(
             let mut out = Vec::with_capacity(sorted.len());
             let mut rest = sorted.as_slice();
             while let Some(first) = rest.first() {
-                let n = rest.iter().take_while(|r| r.priority == first.priority).count();
+                let n = rest
+                    .iter()
+                    .take_while(|r| r.priority == first.priority)
+                    .count();
                 let (group, tail) = rest.split_at(n);
                 draw_group(group.to_vec(), rng, &mut out);
                 rest = tail;
@@ -177,7 +180,12 @@ mod tests {
 
     #[test]
     fn lower_priority_always_comes_first() {
-        let records = [rec("b", 10, 5), rec("a", 0, 1), rec("c", 10, 60000), rec("d", 5, 0)];
+        let records = [
+            rec("b", 10, 5),
+            rec("a", 0, 1),
+            rec("c", 10, 60000),
+            rec("d", 5, 0),
+        ];
         let mut rng = StdRng::seed_from_u64(1);
         for _ in 0..500 {
             let o = try_order(&records, SrvOrder::Rfc2782, &mut rng);
@@ -194,19 +202,33 @@ mod tests {
         let counts = first_counts(&records, SrvOrder::Rfc2782, 10_000, 7);
         let expected = first_choice_shares(&records, SrvOrder::Rfc2782);
         assert!((expected[0] - 76.0 / 101.0).abs() < 1e-9, "{expected:?}");
-        assert!((f64::from(counts[0]) - 10_000.0 * expected[0]).abs() < 220.0, "{counts:?}");
-        assert_eq!(counts[2], 0, "priority 1 never first while priority 0 exists");
+        assert!(
+            (f64::from(counts[0]) - 10_000.0 * expected[0]).abs() < 220.0,
+            "{counts:?}"
+        );
+        assert_eq!(
+            counts[2], 0,
+            "priority 1 never first while priority 0 exists"
+        );
     }
 
     #[test]
     fn all_zero_weights_are_drawn_uniformly() {
-        let records = [rec("a", 0, 0), rec("b", 0, 0), rec("c", 0, 0), rec("d", 0, 0)];
+        let records = [
+            rec("a", 0, 0),
+            rec("b", 0, 0),
+            rec("c", 0, 0),
+            rec("d", 0, 0),
+        ];
         let counts = first_counts(&records, SrvOrder::Rfc2782, 8_000, 3);
         // Each 2000 ± 5 sd (sd ~39).
         for c in &counts {
             assert!((f64::from(*c) - 2000.0).abs() < 195.0, "{counts:?}");
         }
-        assert_eq!(first_choice_shares(&records, SrvOrder::Rfc2782), vec![0.25; 4]);
+        assert_eq!(
+            first_choice_shares(&records, SrvOrder::Rfc2782),
+            vec![0.25; 4]
+        );
     }
 
     #[test]

@@ -89,7 +89,9 @@ impl Resolver {
     /// timeout and an unreachable server apart.
     pub async fn srv(&self, domain: &str) -> Result<SrvAnswer, DnsError> {
         let name = srv_name(domain);
-        let lookup = self.bounded(&name, self.inner.srv_lookup(name.as_str())).await?;
+        let lookup = self
+            .bounded(&name, self.inner.srv_lookup(name.as_str()))
+            .await?;
         let mut ttl = u32::MAX;
         let mut records = Vec::new();
         for r in lookup.answers() {
@@ -130,7 +132,9 @@ impl Resolver {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
         let name = format!("{}.", normalise(target));
-        let lookup = self.bounded(&name, self.inner.lookup_ip(name.as_str())).await?;
+        let lookup = self
+            .bounded(&name, self.inner.lookup_ip(name.as_str()))
+            .await?;
         let addrs: Vec<SocketAddr> = lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect();
         if addrs.is_empty() {
             return Err(DnsError {
@@ -152,7 +156,7 @@ impl Resolver {
             Ok(Err(e)) => Err(DnsError {
                 name: name.to_owned(),
                 cause: classify(&e),
-                detail: e.to_string(),
+                detail: describe(&e),
             }),
             Err(_) => Err(DnsError {
                 name: name.to_owned(),
@@ -166,6 +170,20 @@ impl Resolver {
 /// A DNS name as kmsload prints and compares it: lower case, no trailing dot.
 pub(super) fn normalise(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The resolver's error in a user's words: the response code for a DNS answer.
+fn describe(e: &NetError) -> String {
+    match e {
+        NetError::Dns(HickoryDnsError::NoRecordsFound(nr)) => match nr.response_code {
+            ResponseCode::NoError => "the server answered NOERROR with no record".to_owned(),
+            code => format!("the server answered {code:?} ({})", code.to_str()),
+        },
+        NetError::Dns(HickoryDnsError::ResponseCode(code)) => {
+            format!("the server answered {code:?} ({})", code.to_str())
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Sorts a resolver error into the causes a user must tell apart.

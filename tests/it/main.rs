@@ -2,6 +2,7 @@
 //! `cargo test --test it AREA::` runs one area (e.g. `cargo test --test it host_e2e::`).
 //!
 //! - `cli_catalog`: `kmsload products` and `kmsload explain` through the built binary.
+//! - `discover`: DNS SRV discovery against a real dnsmasq, and `kmsload activate --discover`.
 //! - `faults`: injected faults against a real loopback host.
 //! - `fuzz_corpus`: the fuzz corpus replayed, and its seeds kept current.
 //! - `host_e2e`: the client and `kmsload activate` against the reference host.
@@ -13,6 +14,7 @@
 //! - `fixture`: a synthetic results directory that the report tests read.
 
 mod cli_catalog;
+mod discover;
 mod faults;
 mod fixture;
 mod fuzz_corpus;

@@ -1,4 +1,5 @@
-//! Helpers every area uses: the built binary and its output, fresh directories, scenario runs.
+//! Helpers every area uses: the built binary and its output, fresh directories, scenario runs;
+//! [`dnsmasq`], a real DNS server for the discovery tests.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -6,6 +7,8 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
+
+pub(crate) mod dnsmasq;
 
 /// The `kmsload` binary cargo built for these tests.
 pub(crate) const KMSLOAD: &str = env!("CARGO_BIN_EXE_kmsload");
