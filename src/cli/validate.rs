@@ -1,9 +1,11 @@
-//! `kmsload validate [HOST[:PORT]]`: the pre-rollout checklist (see [`crate::validate`]).
+//! `kmsload validate [HOST[:PORT]] [--discover DOMAIN]`: the pre-rollout checklist (see
+//! [`crate::validate`]).
 //!
 //! Exit 0 when no check failed (warnings allowed; `--strict` makes a warning fail), 1 when
 //! one failed, 2 for bad input (nothing is sent then).
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,7 +13,8 @@ use super::values::{self, Host, Target};
 use super::{CliError, Status};
 use crate::catalog::{Product, lookup};
 use crate::client::{self, ClientOptions};
-use crate::validate::{self, Check, CheckName, Options, Report};
+use crate::discover::{self, SrvOrder};
+use crate::validate::{self, Check, CheckName, DnsOptions, Options, Report};
 
 /// Options of `kmsload validate`.
 #[derive(Debug, clap::Args)]
@@ -19,7 +22,8 @@ use crate::validate::{self, Check, CheckName, Options, Report};
     kmsload validate kms01.corp.example\n  \
     kmsload validate 127.0.0.1:1688 --check kms.products --product \"Office LTSC Professional Plus 2021\"\n  \
     kmsload validate kms01 --products-from fleet.txt --json\n  \
-    kmsload validate kms-test:1688 --charge 25      # adds 25 synthetic clients to a test host\n\n\
+    kmsload validate kms-test:1688 --charge 25      # adds 25 synthetic clients to a test host\n  \
+    kmsload validate --discover corp.example        # every host _vlmcs._tcp.corp.example names\n\n\
     Checks: tcp.reach, rpc.bind, kms.protocols, kms.integrity, kms.products, kms.threshold,\n  \
     kms.identity, kms.intervals, kms.clock; dns.srv, dns.targets, dns.redundancy, dns.order and\n  \
     kms.failover need --discover.\n\
@@ -28,8 +32,30 @@ use crate::validate::{self, Check, CheckName, Options, Report};
 pub struct Args {
     // Help in `help` rather than a doc comment: rustdoc would read `[:PORT]` as a link.
     #[arg(help = "KMS host to check, HOST[:PORT] (port 1688 by default)")]
-    #[arg(value_name = "HOST[:PORT]", default_value = "127.0.0.1:1688", value_parser = values::parse_target)]
+    #[arg(value_name = "HOST[:PORT]", default_value = "127.0.0.1:1688", value_parser = values::parse_target, conflicts_with = "discover")]
     pub target: Target,
+
+    /// Check the hosts `_vlmcs._tcp.DOMAIN` names, as clients find them, instead of HOST.
+    #[arg(long, value_name = "DOMAIN", value_parser = discover::parse_domain)]
+    pub discover: Option<String>,
+
+    /// DNS server for --discover, IP[:PORT] (default: the system's resolver configuration).
+    #[arg(long, value_name = "IP[:PORT]", value_parser = discover::parse_dns_server, requires = "discover")]
+    pub dns_server: Option<SocketAddr>,
+
+    /// The order clients try the records in, for the shares dns.order shows: rfc2782
+    /// (priority, then weighted draw), random, ordered.
+    #[arg(
+        long,
+        value_name = "ORDER",
+        default_value = "rfc2782",
+        requires = "discover"
+    )]
+    pub srv_order: SrvOrder,
+
+    /// Deadline of each DNS lookup (with --discover).
+    #[arg(long, default_value = "5s", value_parser = values::parse_nonzero_duration, requires = "discover")]
+    pub dns_timeout: Duration,
 
     /// Run only this check (repeat or separate with commas; default: every check).
     #[arg(long = "check", value_name = "NAME", value_delimiter = ',', value_parser = CheckName::parse)]
@@ -84,7 +110,10 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
     let checks = runtime.block_on(checks(&args, &options));
-    let report = Report::new(Some(args.target.to_string()), None, checks);
+    let report = match &args.discover {
+        Some(domain) => Report::new(None, Some(domain.clone()), checks),
+        None => Report::new(Some(args.target.to_string()), None, checks),
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         // serde_json cannot fail on these plain structs.
@@ -112,6 +141,11 @@ pub fn run(args: Args) -> Result<Status, CliError> {
 /// # Errors
 /// [`CliError::Usage`] naming the file and line of a product that does not exist.
 pub fn options(args: &Args) -> Result<Options, CliError> {
+    if args.discover.is_none() && args.dns_server.is_some() {
+        return Err(CliError::Usage(
+            "--dns-server needs --discover DOMAIN (it says where to look the domain up)".into(),
+        ));
+    }
     let mut products: Vec<&'static Product> = args.products.clone();
     if let Some(path) = &args.products_from {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -151,6 +185,15 @@ pub fn options(args: &Args) -> Result<Options, CliError> {
 }
 
 async fn checks(args: &Args, options: &Options) -> Vec<Check> {
+    if let Some(domain) = &args.discover {
+        let dns = DnsOptions {
+            domain: domain.clone(),
+            dns_server: args.dns_server,
+            order: args.srv_order,
+            dns_timeout: args.dns_timeout,
+        };
+        return validate::check_domain(&dns, options).await;
+    }
     let mut out: Vec<Check> = options
         .checks
         .iter()

@@ -1040,7 +1040,9 @@ fn version_default(version: u16, family: Family) -> Option<&'static Product> {
     lookup::find(name).ok()
 }
 
-fn request(product: &Product, version: u16, cmid: Uuid, skew: i64) -> RequestBase {
+/// The request validate sends: `product` as its version-`version` client with `cmid`, the
+/// time `skew` seconds off this machine's clock.
+pub(super) fn request(product: &Product, version: u16, cmid: Uuid, skew: i64) -> RequestBase {
     RequestBase {
         version: Version::new(version),
         is_client_vm: 0,

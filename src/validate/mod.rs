@@ -6,6 +6,8 @@
 //! a detail line and, for anything not passing, what to do.
 //!
 //! - [`checks`]: the single-host checks (`tcp.reach`, `rpc.bind`, `kms.*`).
+//! - [`dns`]: `--discover DOMAIN`: the `dns.*` checks, every host found checked on its own,
+//!   and `kms.failover`.
 //!
 //! # What validate leaves in a host's client table
 //!
@@ -15,9 +17,6 @@
 //! machine, so validating a host a hundred times occupies at most one slot per family (they
 //! show in the host's event 12290 entries as `6b6d736c-…`, "kmsl"). `--charge N` opts in to N
 //! new random CMIDs to watch the count rise; those stay in the host's table for 30 days.
-//!
-//! Left out: DNS discovery (`dns.*`, `kms.failover`), which needs the discovery library; until
-//! then those checks report `skip` with the reason.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -29,8 +28,10 @@ use crate::catalog::{Family, Product, lookup};
 use crate::client::ClientOptions;
 
 pub mod checks;
+pub mod dns;
 
 pub use checks::check_host;
+pub use dns::{DnsOptions, check_domain};
 
 /// One check of the list, in the order they run and print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,6 +1,8 @@
 //! End to end: `kmsload validate --json` against `kmsload host` in each configuration a
 //! rollout can meet (issue 13): the verdict and the check that decides it are what a reader
-//! of the issue expects. Every host is a child process on 127.0.0.1:0.
+//! of the issue expects. Every host is a child process on 127.0.0.1:0. The `discover` tests
+//! put the hosts behind a real DNS server (dnsmasq, `tests/it/util/dnsmasq.rs`); without dnsmasq
+//! they print one line and pass, except under `CI=true`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -404,4 +406,259 @@ fn bad_input_exits_2_before_anything_is_sent() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+mod discover {
+    use std::net::UdpSocket;
+
+    use super::*;
+    use crate::util::dnsmasq::{self, Dnsmasq};
+
+    /// Held by every test of this module while its dnsmasq runs: the fixture finds a free
+    /// port by binding and releasing it, so two servers starting at once can pick the same
+    /// one, and a test may then query a server that another test stops.
+    static DNS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn dns_lock() -> std::sync::MutexGuard<'static, ()> {
+        DNS_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// dnsmasq serving `kms.test` with the host records of kms1 and kms2 and `lines`.
+    fn dns(lines: &[String]) -> Option<Dnsmasq> {
+        let mut all = vec![
+            "local=/kms.test/".to_owned(),
+            "host-record=kms1.kms.test,127.0.0.1".to_owned(),
+            "host-record=kms2.kms.test,127.0.0.1".to_owned(),
+        ];
+        all.extend(lines.iter().cloned());
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        Dnsmasq::start(&refs)
+    }
+
+    fn srv(target: &str, port: &str, priority: u16, weight: u16) -> String {
+        format!("srv-host=_vlmcs._tcp.kms.test,{target},{port},{priority},{weight}")
+    }
+
+    fn port(addr: &str) -> &str {
+        addr.rsplit(':').next().unwrap()
+    }
+
+    fn validate_domain(dns: &Dnsmasq, domain: &str, args: &[&str]) -> Validated {
+        let server = dns.arg();
+        let mut all = vec!["--discover", domain, "--dns-server", &server];
+        all.extend(args);
+        validate_args(&all)
+    }
+
+    fn validate_args(args: &[&str]) -> Validated {
+        let out = run(command().args(["validate", "--json"]).args(args));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let status = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_owned(),
+                    c["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        Validated {
+            code: out.status.code(),
+            report,
+            status,
+        }
+    }
+
+    #[test]
+    fn two_good_hosts_behind_the_domain_pass_and_fail_over_in_order() {
+        let _serial = dns_lock();
+        let (h1, h2) = (
+            HostProcess::start(&["--charged"]),
+            HostProcess::start(&["--charged"]),
+        );
+        let Some(dns) = dns(&[
+            srv("kms1.kms.test", port(&h1.addr), 0, 75),
+            srv("kms2.kms.test", port(&h2.addr), 0, 25),
+        ]) else {
+            return;
+        };
+        let v = validate_domain(&dns, "kms.test", &[]);
+        assert_eq!(v.verdict(), "pass", "{:#}", v.report);
+        assert_eq!(v.code, Some(0));
+        assert_eq!(v.report["domain"], "kms.test");
+        assert!(v.report.get("target").is_none());
+        for name in [
+            "dns.srv",
+            "dns.targets",
+            "dns.redundancy",
+            "dns.order",
+            "kms.failover",
+        ] {
+            assert_eq!(v.status(name), "pass", "{name}: {:#}", v.check(name));
+        }
+        v.all_host_checks_are("pass", &[]);
+        let order = v.check("dns.order")["value"].as_str().unwrap();
+        assert!(
+            order.contains(&format!("kms1.kms.test:{} 75 %", port(&h1.addr))),
+            "{order}"
+        );
+        assert!(
+            order.contains(&format!("kms2.kms.test:{} 25 %", port(&h2.addr))),
+            "{order}"
+        );
+        let failover = v.check("kms.failover")["value"].as_str().unwrap();
+        assert_eq!(
+            failover,
+            format!(
+                "with kms1.kms.test:{} down, kms2.kms.test:{} answered",
+                port(&h1.addr),
+                port(&h2.addr)
+            )
+        );
+        // Every host was checked: both appear in the merged lines.
+        let reach = v.check("tcp.reach")["value"].as_str().unwrap();
+        assert!(
+            reach.contains(&h1.addr) && reach.contains(&h2.addr),
+            "{reach}"
+        );
+    }
+
+    #[test]
+    fn one_host_warns_on_redundancy_and_has_nothing_to_fail_over_to() {
+        let _serial = dns_lock();
+        let h1 = HostProcess::start(&["--charged"]);
+        let Some(dns) = dns(&[srv("kms1.kms.test", port(&h1.addr), 0, 0)]) else {
+            return;
+        };
+        let v = validate_domain(&dns, "kms.test", &[]);
+        assert_eq!(v.verdict(), "warn", "{:#}", v.report);
+        assert_eq!(v.status("dns.redundancy"), "warn");
+        assert_eq!(v.status("kms.failover"), "skip");
+        v.all_host_checks_are("pass", &[]);
+    }
+
+    #[test]
+    fn a_dead_first_host_fails_reach_and_failover_names_it() {
+        let _serial = dns_lock();
+        let dead = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port().to_string()
+        };
+        let h2 = HostProcess::start(&["--charged"]);
+        let Some(dns) = dns(&[
+            srv("kms1.kms.test", &dead, 0, 0),
+            srv("kms2.kms.test", port(&h2.addr), 10, 0),
+        ]) else {
+            return;
+        };
+        let v = validate_domain(&dns, "kms.test", &[]);
+        assert_eq!(v.verdict(), "fail");
+        assert_eq!(v.code, Some(1));
+        assert_eq!(v.status("tcp.reach"), "fail");
+        let reach = v.check("tcp.reach")["value"].as_str().unwrap();
+        assert!(reach.contains(&format!("kms1.kms.test:{dead}")), "{reach}");
+        assert!(!reach.contains("kms2"), "{reach}");
+        assert_eq!(v.status("kms.failover"), "fail");
+        let failover = v.check("kms.failover")["value"].as_str().unwrap();
+        assert!(
+            failover.contains("failed checks on kms1.kms.test"),
+            "{failover}"
+        );
+        // The next host in order did answer.
+        let detail = v.check("kms.failover")["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("answered: kms2.kms.test:{}", port(&h2.addr))),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn no_record_is_0x8007232b_and_nothing_else_runs() {
+        let _serial = dns_lock();
+        let Some(dns) = dns(&[]) else {
+            return;
+        };
+        let v = validate_domain(&dns, "kms.test", &[]);
+        assert_eq!(v.verdict(), "fail");
+        assert_eq!(v.code, Some(1));
+        assert_eq!(v.status("dns.srv"), "fail");
+        assert_eq!(v.check("dns.srv")["value"], "0x8007232B dns:nxdomain");
+        for (name, status) in &v.status {
+            if name != "dns.srv" {
+                assert_eq!(status, "skip", "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_target_that_does_not_resolve_fails_dns_targets() {
+        let _serial = dns_lock();
+        let h2 = HostProcess::start(&["--charged"]);
+        let Some(dns) = dns(&[
+            srv("nowhere.kms.test", "1688", 0, 0),
+            srv("kms2.kms.test", port(&h2.addr), 0, 0),
+        ]) else {
+            return;
+        };
+        let v = validate_domain(&dns, "kms.test", &["--check", "dns.targets,dns.redundancy"]);
+        assert_eq!(v.status("dns.targets"), "fail", "{:#}", v.report);
+        assert!(
+            v.check("dns.targets")["value"]
+                .as_str()
+                .unwrap()
+                .contains("nowhere.kms.test")
+        );
+        assert_eq!(v.status("dns.redundancy"), "warn");
+    }
+
+    #[test]
+    fn a_silent_dns_server_fails_dns_srv_at_its_deadline() {
+        if dnsmasq::binary_or_skip("a_silent_dns_server_fails_dns_srv_at_its_deadline").is_none() {
+            return;
+        }
+        // Receives queries and never answers.
+        // On 127.0.0.2: a port the dnsmasq fixture just probed and released on 127.0.0.1
+        // cannot be taken by this socket while another test starts its server.
+        let silent = UdpSocket::bind("127.0.0.2:0").unwrap();
+        let addr = silent.local_addr().unwrap().to_string();
+        let v = validate_args(&[
+            "--discover",
+            "kms.test",
+            "--dns-server",
+            &addr,
+            "--dns-timeout",
+            "1s",
+        ]);
+        assert_eq!(v.status("dns.srv"), "fail", "{:#}", v.report);
+        assert!(
+            v.check("dns.srv")["value"]
+                .as_str()
+                .unwrap()
+                .contains("dns:timeout")
+        );
+        drop(silent);
+    }
+
+    #[test]
+    fn discover_with_a_host_or_dns_flags_without_discover_are_bad_input() {
+        for args in [
+            &["validate", "127.0.0.1:9", "--discover", "kms.test"][..],
+            &["validate", "127.0.0.1:9", "--dns-server", "127.0.0.1:53"][..],
+            &["validate", "--discover", "bad domain"][..],
+        ] {
+            let out = run(command().args(args));
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+            assert!(out.stdout.is_empty(), "{args:?}");
+        }
+    }
 }
