@@ -77,6 +77,11 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub charge: Option<u32>,
 
+    /// With --charge: confirm a host that is not loopback (its name or address as given, or
+    /// the --discover domain). Charged clients stay in a real host's count for 30 days.
+    #[arg(long, value_name = "HOST|DOMAIN", requires = "charge")]
+    pub confirm_target: Option<String>,
+
     /// Deadline for each TCP connect: a dead host fails within it.
     #[arg(long, default_value = "5s", value_parser = values::parse_nonzero_duration)]
     pub connect_timeout: Duration,
@@ -146,6 +151,9 @@ pub fn options(args: &Args) -> Result<Options, CliError> {
             "--dns-server needs --discover DOMAIN (it says where to look the domain up)".into(),
         ));
     }
+    if args.charge.is_some() {
+        check_charge_confirmed(args)?;
+    }
     let mut products: Vec<&'static Product> = args.products.clone();
     if let Some(path) = &args.products_from {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -182,6 +190,29 @@ pub fn options(args: &Args) -> Result<Options, CliError> {
         ..ClientOptions::default()
     };
     Ok(options)
+}
+
+/// `--charge` adds clients a real host counts for 30 days (README, Safety): a target that is
+/// not a loopback address, or any --discover domain, must be named by --confirm-target.
+fn check_charge_confirmed(args: &Args) -> Result<(), CliError> {
+    let named = match (&args.discover, &args.target.host) {
+        (Some(domain), _) => domain.clone(),
+        (None, Host::Ip(ip)) if ip.is_loopback() => return Ok(()),
+        (None, Host::Ip(ip)) => ip.to_string(),
+        (None, Host::Name(name)) => name.clone(),
+    };
+    let confirmed = args
+        .confirm_target
+        .as_deref()
+        .is_some_and(|c| c.trim().trim_end_matches('.').eq_ignore_ascii_case(&named));
+    if confirmed {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!(
+            "--charge adds synthetic clients that {named} keeps in its count for 30 days; \
+             confirm with --confirm-target {named} (or leave --charge out)"
+        )))
+    }
 }
 
 async fn checks(args: &Args, options: &Options) -> Vec<Check> {
@@ -226,4 +257,72 @@ async fn checks(args: &Args, options: &Options) -> Vec<Check> {
     out.extend(host_checks);
     out.sort_by_key(|c| c.name);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn args(line: &[&str]) -> Args {
+        let mut all = vec!["kmsload", "validate"];
+        all.extend(line);
+        match Cli::try_parse_from(all).unwrap().command {
+            Command::Validate(a) => *a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn charging_a_host_that_is_not_loopback_needs_its_confirmation() {
+        assert!(options(&args(&["127.0.0.1", "--charge", "5"])).is_ok());
+        let e = options(&args(&["192.0.2.1", "--charge", "5"])).unwrap_err();
+        assert!(e.to_string().contains("--confirm-target 192.0.2.1"), "{e}");
+        let wrong = args(&["kms.corp", "--charge", "5", "--confirm-target", "kms.other"]);
+        assert!(options(&wrong).is_err());
+        let named = args(&[
+            "KMS.corp:1688",
+            "--charge",
+            "5",
+            "--confirm-target",
+            "kms.corp",
+        ]);
+        assert!(options(&named).is_ok());
+        let domain = args(&["--discover", "corp.example", "--charge", "5"]);
+        assert!(options(&domain).is_err());
+        let domain = args(&[
+            "--discover",
+            "corp.example",
+            "--charge",
+            "5",
+            "--confirm-target",
+            "corp.example",
+        ]);
+        assert!(options(&domain).is_ok());
+        // Without --charge nothing needs confirming: validate sends only its fixed CMIDs.
+        assert!(options(&args(&["192.0.2.1"])).is_ok());
+    }
+
+    #[test]
+    fn selected_checks_run_in_list_order_and_dns_server_needs_discover() {
+        let o = options(&args(&[
+            "--check",
+            "kms.clock,tcp.reach",
+            "--check",
+            "rpc.bind",
+        ]))
+        .unwrap();
+        assert_eq!(
+            o.checks,
+            [CheckName::TcpReach, CheckName::RpcBind, CheckName::KmsClock]
+        );
+        // clap refuses it alone; with a HOST given it lets it through, and options() refuses.
+        assert!(
+            Cli::try_parse_from(["kmsload", "validate", "--dns-server", "127.0.0.1:53"]).is_err()
+        );
+        let e = options(&args(&["127.0.0.1", "--dns-server", "127.0.0.1:53"])).unwrap_err();
+        assert!(e.to_string().contains("--discover"), "{e}");
+    }
 }

@@ -387,12 +387,13 @@ fn bad_input_exits_2_before_anything_is_sent() {
     std::fs::create_dir_all(&dir).unwrap();
     let list = dir.join("fleet.txt");
     std::fs::write(&list, "Windows 10/11 Enterprise\nWindows 99 Ultra\n").unwrap();
-    let cases: [&[&str]; 5] = [
+    let cases: [&[&str]; 6] = [
         &["--check", "kms.clocks"],
         &["--product", "Windows 99 Ultra"],
         &["--products-from", list.to_str().unwrap()],
         &["--products-from", "/nonexistent/fleet.txt"],
         &["--charge", "0"],
+        &["--confirm-target", "127.0.0.1"],
     ];
     for args in cases {
         // Port 9 on loopback: nothing would answer, and nothing must be tried.
