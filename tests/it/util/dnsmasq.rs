@@ -116,9 +116,18 @@ impl Dnsmasq {
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(format!("exited with {status}: {}", err.trim()));
             }
-            // Bound by dnsmasq once our own bind to the port fails.
+            // Bound once our own bind to the port fails, and bound by this dnsmasq only if the
+            // socket is one of its file descriptors: between our probe and its start another
+            // socket (a resolver's ephemeral port, another test's server) can take the port,
+            // and this dnsmasq then exits with "Address in use" while queries go elsewhere.
             if UdpSocket::bind(addr).is_err() {
-                return Ok(Self { child, addr, dir });
+                if owns_udp_port(child.id(), port) {
+                    return Ok(Self { child, addr, dir });
+                }
+                if let Ok(Some(_)) | Err(_) = child.try_wait() {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(format!("port {port} was taken by another socket"));
+                }
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -168,4 +177,29 @@ fn is_root() -> bool {
                 .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
         })
         .unwrap_or(false)
+}
+
+/// True when process `pid` holds the UDP socket bound to 127.0.0.1:`port` (Linux: the
+/// socket's inode from /proc/net/udp among the process's descriptors).
+fn owns_udp_port(pid: u32, port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    let Ok(table) = std::fs::read_to_string("/proc/net/udp") else {
+        return false;
+    };
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1) == Some(&local.as_str()))
+                .then(|| f.get(9).map(|i| format!("socket:[{i}]")))?
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
 }
