@@ -6,8 +6,9 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use kmsload::catalog::Application;
 use kmsload::client::Outcome;
-use kmsload::record::{AttemptRecord, Latencies, Pool, Recorder};
+use kmsload::record::{AttemptRecord, Latencies, Recorder};
 use kmsload::sim::{Fleet, FleetSpec, ProductWeight, SkewDist};
 use kmsload::wire::base::Version;
 use uuid::Uuid;
@@ -42,7 +43,7 @@ fn records(n: u64) -> Vec<AttemptRecord> {
                 cause: failed.then_some("connect refused"),
                 fault: (a % 50 == 7).then_some("delay"),
                 reported_count: count,
-                pool: Pool::Windows,
+                pool: Application::Windows,
                 required: 25,
                 host: 0,
                 epid: (!failed).then(|| EPID.to_owned()),

@@ -3,6 +3,8 @@
 //!
 //! - [`products`]: every row of `data/products.csv`; [`lookup`] finds one by name, GVLK or SKU
 //!   ID the way admins write them, and resolves family names.
+//! - [`Application`]: the three applications a host counts clients under, with the one
+//!   mapping from application ID and the one set of names.
 //! - [`hresult`]: every row of `data/hresults.csv`, with a parser for codes as users copy them.
 //!
 //! The CSV files are parsed once, on first use. They are part of the build: a malformed row
@@ -13,8 +15,11 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use uuid::Uuid;
 
+mod application;
 pub mod hresult;
 pub mod lookup;
+
+pub use application::Application;
 
 const PRODUCTS_CSV: &str = include_str!("../../data/products.csv");
 

@@ -17,8 +17,9 @@
 //!
 //! Each flag is one rule, in the order of the table in [`FaultArgs::rules`]; as in a
 //! scenario, at most one fault hits an attempt, so the probabilities may add up to at most 1
-//! (`--fault-refuse --fault-blackhole` would leave the blackhole nothing: an error here,
-//! where a scenario file only gets a warning from [`FaultPlan::overcommitted`]).
+//! (`--fault-refuse --fault-blackhole` would leave the blackhole nothing: an error here, as
+//! it is for a scenario file, which [`crate::run::preflight`] refuses through
+//! [`FaultPlan::overcommitted`] before anything starts).
 
 use std::time::Duration;
 

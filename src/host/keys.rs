@@ -67,73 +67,7 @@ use std::fmt;
 
 use uuid::{Uuid, uuid};
 
-use crate::catalog::app_id;
-
-/// The application a request belongs to; the host counts clients per application (spec 10.2).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Application {
-    /// Windows client and server editions (`55c92734-…`).
-    Windows,
-    /// Office 2010 (`59a52881-…`).
-    Office2010,
-    /// Office 2013 and later (`0ff1ce15-…`).
-    Office2013,
-}
-
-impl Application {
-    /// All applications, in table order.
-    pub const ALL: [Self; 3] = [Self::Windows, Self::Office2010, Self::Office2013];
-
-    /// The application with this `ApplicationID`, if it is one of the three.
-    pub fn from_app_id(id: Uuid) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.app_id() == id)
-    }
-
-    /// The `ApplicationID` GUID (spec 14.1).
-    pub fn app_id(self) -> Uuid {
-        match self {
-            Self::Windows => app_id::WINDOWS,
-            Self::Office2010 => app_id::OFFICE_2010,
-            Self::Office2013 => app_id::OFFICE_2013,
-        }
-    }
-
-    /// Short name used in logs, summaries and the state file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Windows => "windows",
-            Self::Office2010 => "office-2010",
-            Self::Office2013 => "office-2013",
-        }
-    }
-
-    /// The N policy of this application's most demanding clients: 25 for Windows (client
-    /// editions), 5 for Office (spec 10.2). Used for a charged start.
-    pub fn largest_policy(self) -> u32 {
-        match self {
-            Self::Windows => 25,
-            Self::Office2010 | Self::Office2013 => 5,
-        }
-    }
-
-    /// Index into per-application arrays.
-    pub(crate) fn index(self) -> usize {
-        match self {
-            Self::Windows => 0,
-            Self::Office2010 => 1,
-            Self::Office2013 => 2,
-        }
-    }
-}
-
-impl fmt::Display for Application {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::catalog::Application;
 
 /// Product line of a KMS counted ID: which kind of host key can cover it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -876,15 +810,6 @@ mod tests {
         let e = HostKey::lookup("").unwrap_err();
         assert!(e.suggestions.is_empty());
         assert!(!e.to_string().contains("did you mean"));
-    }
-
-    #[test]
-    fn application_round_trip() {
-        for a in Application::ALL {
-            assert_eq!(Application::from_app_id(a.app_id()), Some(a));
-            assert_eq!(Application::ALL[a.index()], a);
-        }
-        assert_eq!(Application::from_app_id(Uuid::nil()), None);
     }
 
     #[test]

@@ -192,7 +192,7 @@ impl<W: io::Write> EventWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Latencies, Outcome, Pool};
+    use crate::record::{Application, Latencies, Outcome};
 
     fn rec() -> AttemptRecord {
         AttemptRecord {
@@ -213,7 +213,7 @@ mod tests {
             cause: Some("reset in bind"),
             fault: Some("reset"),
             reported_count: None,
-            pool: Pool::Windows,
+            pool: Application::Windows,
             required: 25,
             host: 1,
             epid: None,

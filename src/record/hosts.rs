@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Pool;
+use super::Application;
 
 /// Distinct ePIDs (and HwIDs) listed per host and pool.
 pub const VALUES_MAX: usize = 64;
@@ -124,7 +124,7 @@ pub struct HostSummary {
     /// Index of the host in the run's target list.
     pub host: u16,
     /// Counting pool.
-    pub pool: Pool,
+    pub pool: Application,
     /// ePIDs, by first appearance.
     pub epids: Vec<SeenSummary>,
     /// HwIDs, by first appearance.
@@ -138,7 +138,7 @@ pub struct HostSummary {
 #[derive(Debug, Clone)]
 struct Entry {
     host: u16,
-    pool: Pool,
+    pool: Application,
     epids: Values<String>,
     hwids: Values<[u8; 8]>,
 }
@@ -159,7 +159,7 @@ impl HostTracker {
     pub(super) fn observe(
         &mut self,
         host: u16,
-        pool: Pool,
+        pool: Application,
         epid: Option<&str>,
         hwid: Option<[u8; 8]>,
         attempt: u64,
@@ -176,7 +176,7 @@ impl HostTracker {
         }
     }
 
-    fn entry(&mut self, host: u16, pool: Pool) -> &mut Entry {
+    fn entry(&mut self, host: u16, pool: Application) -> &mut Entry {
         let i = match self
             .entries
             .iter()
@@ -240,10 +240,16 @@ mod tests {
     fn a_stable_host_is_not_changed() {
         let mut t = HostTracker::default();
         for a in 0..10 {
-            t.observe(0, Pool::Windows, Some(EPID), Some(HWID), a);
+            t.observe(0, Application::Windows, Some(EPID), Some(HWID), a);
         }
-        t.observe(0, Pool::Office2013, Some("other-epid"), Some(HWID), 10);
-        t.observe(0, Pool::Windows, None, None, 11);
+        t.observe(
+            0,
+            Application::Office2013,
+            Some("other-epid"),
+            Some(HWID),
+            10,
+        );
+        t.observe(0, Application::Windows, None, None, 11);
         assert!(!t.changed());
         let s = t.summary();
         assert_eq!(s.len(), 2);
@@ -262,12 +268,12 @@ mod tests {
     #[test]
     fn a_second_epid_or_hwid_is_a_change() {
         let mut t = HostTracker::default();
-        t.observe(1, Pool::Windows, Some(EPID), None, 0);
-        t.observe(1, Pool::Windows, Some("x"), None, 1);
+        t.observe(1, Application::Windows, Some(EPID), None, 0);
+        t.observe(1, Application::Windows, Some("x"), None, 1);
         assert!(t.changed());
         let mut t = HostTracker::default();
-        t.observe(1, Pool::Windows, None, Some(HWID), 0);
-        t.observe(1, Pool::Windows, None, Some([0; 8]), 1);
+        t.observe(1, Application::Windows, None, Some(HWID), 0);
+        t.observe(1, Application::Windows, None, Some([0; 8]), 1);
         assert!(t.changed());
         assert_eq!(t.summary()[0].hwids.len(), 2);
     }
@@ -276,7 +282,7 @@ mod tests {
     fn values_are_bounded_and_merge_keeps_the_earliest() {
         let mut t = HostTracker::default();
         for a in 0..100u64 {
-            t.observe(0, Pool::Windows, Some(&format!("epid-{a}")), None, a);
+            t.observe(0, Application::Windows, Some(&format!("epid-{a}")), None, a);
         }
         let s = t.summary();
         assert_eq!(
@@ -286,7 +292,7 @@ mod tests {
         let (mut a, mut b) = (HostTracker::default(), HostTracker::default());
         for i in 0..100u64 {
             let t = if i % 2 == 0 { &mut a } else { &mut b };
-            t.observe(0, Pool::Windows, Some(&format!("epid-{i}")), None, i);
+            t.observe(0, Application::Windows, Some(&format!("epid-{i}")), None, i);
         }
         a.merge(&b);
         let m = a.summary();
@@ -303,9 +309,9 @@ mod tests {
     #[test]
     fn merge_combines_counts_and_ranges() {
         let (mut a, mut b) = (HostTracker::default(), HostTracker::default());
-        a.observe(2, Pool::Office2010, Some(EPID), None, 5);
-        b.observe(2, Pool::Office2010, Some(EPID), None, 1);
-        b.observe(3, Pool::Office2010, Some(EPID), None, 9);
+        a.observe(2, Application::Office2010, Some(EPID), None, 5);
+        b.observe(2, Application::Office2010, Some(EPID), None, 1);
+        b.observe(3, Application::Office2010, Some(EPID), None, 9);
         a.merge(&b);
         let s = a.summary();
         assert_eq!(s.len(), 2);

@@ -125,7 +125,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::record::{AttemptRecord, Latencies, Outcome, Pool};
+    use crate::record::{Application, AttemptRecord, Latencies, Outcome};
     use crate::wire::base::Version;
 
     fn rec(attempt: u64, total: u64, fault: Option<&'static str>) -> AttemptRecord {
@@ -147,7 +147,7 @@ mod tests {
             cause: None,
             fault,
             reported_count: Some(50),
-            pool: Pool::Windows,
+            pool: Application::Windows,
             required: 25,
             host: 0,
             epid: None,

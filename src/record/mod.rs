@@ -35,7 +35,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
-use crate::catalog::{Product, app_id};
+use crate::catalog::Application;
 use crate::client::Outcome;
 use crate::sim::ClientIdentity;
 use crate::wire::base::Version;
@@ -66,7 +66,7 @@ pub use threshold::{COUNT_VALUES_MAX, CountStep, DISTINCT_MAX, LevelSummary, Thr
 pub use timeline::TimelineRow;
 
 /// A measured step of an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// TCP connect.
@@ -131,62 +131,6 @@ impl Latencies {
             Phase::Bind => self.bind_us,
             Phase::Request => self.request_us,
             Phase::Total => self.total_us,
-        }
-    }
-}
-
-/// The count a KMS host keeps per application (spec 10.2): Windows (client and server
-/// share it), Office 2010, Office 2013 and later.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-pub enum Pool {
-    /// Application ID `55c92734-…`.
-    #[default]
-    #[serde(rename = "windows")]
-    Windows,
-    /// Application ID `59a52881-…`.
-    #[serde(rename = "office-2010")]
-    Office2010,
-    /// Application ID `0ff1ce15-…`.
-    #[serde(rename = "office-2013+")]
-    Office2013,
-}
-
-impl Pool {
-    /// All pools.
-    pub const ALL: [Self; 3] = [Self::Windows, Self::Office2010, Self::Office2013];
-
-    /// The pool of an application ID, if it is one of the three.
-    pub fn from_app_id(app: &Uuid) -> Option<Self> {
-        match *app {
-            app_id::WINDOWS => Some(Self::Windows),
-            app_id::OFFICE_2010 => Some(Self::Office2010),
-            app_id::OFFICE_2013 => Some(Self::Office2013),
-            _ => None,
-        }
-    }
-
-    /// The pool a product is counted in. An unknown application ID counts as Windows, the
-    /// list vlmcsd uses for anything it does not know (spec 10.2).
-    pub fn of(product: &Product) -> Self {
-        Self::from_app_id(&product.app_id).unwrap_or(Self::Windows)
-    }
-
-    /// The name used in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Windows => "windows",
-            Self::Office2010 => "office-2010",
-            Self::Office2013 => "office-2013+",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Self::Windows => 0,
-            Self::Office2010 => 1,
-            Self::Office2013 => 2,
         }
     }
 }
@@ -260,8 +204,8 @@ pub struct AttemptRecord {
     pub fault: Option<&'static str>,
     /// `CurrentCount` from the response, when one was decoded.
     pub reported_count: Option<u32>,
-    /// The count pool of the product (see [`Pool::of`]).
-    pub pool: Pool,
+    /// The count pool of the product (see [`Application::of`]).
+    pub pool: Application,
     /// `RequiredClientCount` (N) sent.
     pub required: u32,
     /// Index of the target host in the run's target list.
@@ -298,7 +242,7 @@ impl AttemptRecord {
             cause: None,
             fault: None,
             reported_count: None,
-            pool: Pool::of(client.product),
+            pool: Application::of(client.product),
             required: client.product.n_policy,
             host,
             epid: None,
@@ -331,7 +275,7 @@ mod tests {
             (r.cmid, usize::from(r.product), r.protocol),
             (c.cmid, office, c.protocol)
         );
-        assert_eq!((r.pool, r.required), (Pool::Office2013, 5));
+        assert_eq!((r.pool, r.required), (Application::Office2013, 5));
         assert_eq!((r.outcome, r.code), (Outcome::NotActivated, 0xC004_F038));
         assert_eq!(r.latency, Latencies::default());
         assert!(r.epid.is_none() && r.reported_count.is_none() && r.fault.is_none());
@@ -354,44 +298,9 @@ mod tests {
     }
 
     #[test]
-    fn pools_follow_application_ids() {
-        assert_eq!(Pool::from_app_id(&app_id::WINDOWS), Some(Pool::Windows));
-        assert_eq!(
-            Pool::from_app_id(&app_id::OFFICE_2010),
-            Some(Pool::Office2010)
-        );
-        assert_eq!(
-            Pool::from_app_id(&app_id::OFFICE_2013),
-            Some(Pool::Office2013)
-        );
-        assert_eq!(Pool::from_app_id(&Uuid::nil()), None);
-        let by_name = |n: &str| products().iter().find(|p| p.name == n).map(Pool::of);
-        assert_eq!(
-            by_name("Windows Server 2019 Datacenter"),
-            Some(Pool::Windows)
-        );
-        assert_eq!(
-            by_name("Office Professional Plus 2010"),
-            Some(Pool::Office2010)
-        );
-        assert_eq!(
-            by_name("Office LTSC Professional Plus 2021"),
-            Some(Pool::Office2013)
-        );
-        let mut odd = products()[0].clone();
-        odd.app_id = Uuid::nil();
-        assert_eq!(Pool::of(&odd), Pool::Windows);
-    }
-
-    #[test]
     fn names() {
         assert_eq!(Outcome::NotActivated.as_str(), "not_activated");
         assert_eq!(Phase::Request.as_str(), "request");
-        assert_eq!(Pool::Office2013.as_str(), "office-2013+");
-        assert_eq!(
-            serde_json::to_string(&Pool::Office2013).ok().as_deref(),
-            Some("\"office-2013+\"")
-        );
         assert_eq!(
             serde_json::to_string(&Outcome::NotActivated)
                 .ok()

@@ -17,7 +17,7 @@ use super::summary::{
 use super::tally::Tally;
 use super::threshold::{PoolTracker, ThresholdSummary};
 use super::timeline::{Timeline, TimelineRow};
-use super::{AttemptRecord, HexCode, Outcome, Phase, Pool};
+use super::{Application, AttemptRecord, HexCode, Outcome, Phase};
 use crate::catalog::products;
 
 /// A broken accounting identity: some attempt was counted twice or not at all.
@@ -335,7 +335,7 @@ impl Recorder {
     }
 
     /// The threshold figures of `pool`, or `None` when no answer came from it.
-    pub fn threshold(&self, pool: Pool) -> Option<ThresholdSummary> {
+    pub fn threshold(&self, pool: Application) -> Option<ThresholdSummary> {
         self.pools[pool.index()].summary()
     }
 
@@ -423,7 +423,7 @@ impl Recorder {
             latency_us_by_outcome: ByOutcome::from_array(self.clean.each_ref().map(latency)),
             latency_us_faulted: combined(&self.dirty),
             faulted_attempts: self.faulted,
-            threshold: Pool::ALL
+            threshold: Application::ALL
                 .into_iter()
                 .filter_map(|p| Some((p, self.pools[p.index()].summary()?)))
                 .collect(),
@@ -452,7 +452,7 @@ impl Recorder {
     }
 
     /// Attempts that fed the threshold tracker of `pool`.
-    pub fn pool_answers(&self, pool: Pool) -> u64 {
+    pub fn pool_answers(&self, pool: Application) -> u64 {
         self.pools[pool.index()].answers()
     }
 }
@@ -488,7 +488,7 @@ mod tests {
             cause: None,
             fault: None,
             reported_count: Some(50),
-            pool: Pool::Windows,
+            pool: Application::Windows,
             required: 25,
             host: 0,
             epid: Some(EPID.to_owned()),
@@ -629,13 +629,13 @@ mod tests {
             }
             r.record(&rec, i / 10);
         }
-        let t = r.threshold(Pool::Windows).expect("windows answered");
+        let t = r.threshold(Application::Windows).expect("windows answered");
         assert_eq!(
             t.sentence(),
             "activation began after 25 distinct clients; count capped at 50"
         );
-        assert_eq!(r.threshold(Pool::Office2013), None);
-        assert_eq!(r.pool_answers(Pool::Windows), 60);
+        assert_eq!(r.threshold(Application::Office2013), None);
+        assert_eq!(r.pool_answers(Application::Windows), 60);
         let json = serde_json::to_value(r.summary()).expect("serializes");
         let w = &json["threshold"]["windows"];
         assert_eq!(
@@ -652,7 +652,7 @@ mod tests {
     fn failed_attempts_do_not_feed_the_threshold() {
         let mut r = Recorder::new();
         r.record(&failed(0), 0);
-        assert_eq!(r.threshold(Pool::Windows), None);
+        assert_eq!(r.threshold(Application::Windows), None);
     }
 
     #[test]
@@ -676,7 +676,7 @@ mod tests {
             .map(|a| {
                 let mut rec = if a % 7 == 0 { failed(a) } else { record(a) };
                 rec.product = (a % 3) as u16 * 40;
-                rec.pool = Pool::ALL[(a % 3) as usize];
+                rec.pool = Application::ALL[(a % 3) as usize];
                 rec.reported_count = rec.reported_count.map(|_| (a / 3 + 1).min(10) as u32);
                 if a % 11 == 0 {
                     rec.fault = Some(if a % 2 == 0 { "stall" } else { "corrupt" });
@@ -866,7 +866,7 @@ mod proptests {
                         cause: (o == 2).then_some("timeout"),
                         fault: FAULTS[fault],
                         reported_count: count,
-                        pool: Pool::ALL[pool],
+                        pool: Application::ALL[pool],
                         required: [5, 25][n as usize],
                         host: product % 2,
                         epid: EPIDS[epid].map(str::to_owned),

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{HexCode, Pool};
+use super::{Application, HexCode};
 
 pub use super::hist::LatencySummary;
 pub use super::hosts::{HostSummary, SeenSummary};
@@ -142,7 +142,7 @@ pub struct Summary {
     /// Attempts an injected fault touched.
     pub faulted_attempts: u64,
     /// Threshold figures per pool that got answers.
-    pub threshold: BTreeMap<Pool, ThresholdSummary>,
+    pub threshold: BTreeMap<Application, ThresholdSummary>,
     /// ePIDs and HwIDs per host and pool.
     pub hosts: Vec<HostSummary>,
     /// True when any host changed its ePID or HwID within a pool.

@@ -33,8 +33,8 @@ use serde::Serialize;
 
 use super::read::{PHASES, SummaryFile};
 use super::svg::fmt_us;
+use crate::catalog::Application;
 use crate::catalog::hresult;
-use crate::record::Pool;
 
 /// How much worse a figure may get before it is a regression.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -244,7 +244,7 @@ pub fn compare(
         }
     }
     // By name, as the report has always listed them.
-    let mut pools: Vec<Pool> = baseline
+    let mut pools: Vec<Application> = baseline
         .recorded
         .threshold
         .keys()
@@ -565,7 +565,7 @@ mod tests {
         s.recorded.latency_us.connect = Some(l(300));
         s.recorded.latency_us.total = Some(l(20_000));
         s.recorded.threshold.insert(
-            Pool::Windows,
+            Application::Windows,
             ThresholdSummary {
                 required: 25,
                 first_activation_after_clients: Some(25),
@@ -661,7 +661,7 @@ mod tests {
         let set = |c: &mut SummaryFile, k| {
             c.recorded
                 .threshold
-                .get_mut(&Pool::Windows)
+                .get_mut(&Application::Windows)
                 .unwrap()
                 .first_activation_after_clients = k;
         };
@@ -679,7 +679,7 @@ mod tests {
         );
         c.recorded
             .threshold
-            .get_mut(&Pool::Windows)
+            .get_mut(&Application::Windows)
             .unwrap()
             .first_activation_after_clients = None;
         assert_eq!(

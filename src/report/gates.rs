@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::Application;
 use crate::catalog::hresult;
-use crate::record::{self, Pool, Recorder};
-use crate::scenario::{Application, Gate, Phase};
+use crate::record::Recorder;
+use crate::scenario::Gate;
 
 /// One gate's verdict.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -39,7 +40,7 @@ fn evaluate_one(gate: &Gate, recorder: &Recorder, achieved_rate: f64) -> GateRes
             percentile,
             below,
         } => {
-            let hist = recorder.combined_histogram(record_phase(*phase), false);
+            let hist = recorder.combined_histogram(*phase, false);
             let limit_us = u64::try_from(below.as_micros()).unwrap_or(u64::MAX);
             let value = hist.map(|h| h.value_at_quantile(percentile / 100.0));
             GateResult {
@@ -71,12 +72,16 @@ fn evaluate_one(gate: &Gate, recorder: &Recorder, achieved_rate: f64) -> GateRes
             application,
             clients,
         } => {
-            let pools: Vec<Pool> = match application {
-                Some(a) => vec![pool_of(*a)],
-                None => vec![Pool::Windows, Pool::Office2010, Pool::Office2013],
+            let pools: Vec<Application> = match application {
+                Some(a) => vec![*a],
+                None => vec![
+                    Application::Windows,
+                    Application::Office2010,
+                    Application::Office2013,
+                ],
             };
             // Every pool that got answers must have started activating within the limit.
-            let firsts: Vec<(Pool, Option<u64>)> = pools
+            let firsts: Vec<(Application, Option<u64>)> = pools
                 .iter()
                 .filter_map(|p| {
                     recorder
@@ -138,24 +143,6 @@ fn evaluate_one(gate: &Gate, recorder: &Recorder, achieved_rate: f64) -> GateRes
     }
 }
 
-fn record_phase(p: Phase) -> record::Phase {
-    match p {
-        Phase::Connect => record::Phase::Connect,
-        Phase::Bind => record::Phase::Bind,
-        Phase::Request => record::Phase::Request,
-        Phase::Total => record::Phase::Total,
-    }
-}
-
-/// The counting pool of an application.
-pub fn pool_of(a: Application) -> Pool {
-    match a {
-        Application::Windows => Pool::Windows,
-        Application::Office2010 => Pool::Office2010,
-        Application::Office2013 => Pool::Office2013,
-    }
-}
-
 /// `812 µs`, `12.3 ms`, `1.20 s`.
 pub fn format_us(us: u64) -> String {
     match us {
@@ -172,6 +159,7 @@ mod tests {
     use super::*;
     use crate::catalog::products;
     use crate::client::Outcome;
+    use crate::record::Phase;
     use crate::record::{AttemptRecord, Latencies};
     use crate::sim::{Fleet, FleetSpec, ProductWeight};
 

@@ -40,8 +40,9 @@ use super::knee::{Knee, LimitSource, MIN_SAMPLES};
 use super::loghist::LogHist;
 use super::read::{ChargeCurve, PHASES, Results};
 use super::svg::{Axis, Band, Chart, Kind, Marker, Rule, Series, Unit, esc, fmt_num, fmt_us};
+use crate::catalog::Application;
 use crate::catalog::hresult;
-use crate::record::{Phase, Pool};
+use crate::record::Phase;
 
 /// Most time-series points per line; longer runs are averaged into wider bins.
 const MAX_TIME_POINTS: u64 = 900;
@@ -669,19 +670,16 @@ fn latency(h: &mut String, r: &Results) {
     h.push_str("</section>");
 }
 
-fn pool_id(pool: Pool) -> &'static str {
-    match pool {
-        Pool::Windows => "windows",
-        Pool::Office2010 => "office-2010",
-        Pool::Office2013 => "office-2013",
-    }
+/// The application's name as an HTML id (no `+`).
+fn pool_id(pool: Application) -> &'static str {
+    pool.as_str().trim_end_matches('+')
 }
 
-fn pool_title(pool: Pool) -> &'static str {
+fn pool_title(pool: Application) -> &'static str {
     match pool {
-        Pool::Windows => "Windows",
-        Pool::Office2010 => "Office 2010",
-        Pool::Office2013 => "Office 2013 and later",
+        Application::Windows => "Windows",
+        Application::Office2010 => "Office 2010",
+        Application::Office2013 => "Office 2013 and later",
     }
 }
 
@@ -692,7 +690,7 @@ fn charge(h: &mut String, r: &Results) {
         h.push_str("<p class=\"muted\">No answer reported a count.</p></section>");
         return;
     }
-    for pool in Pool::ALL {
+    for pool in Application::ALL {
         let Some(t) = s.recorded.threshold.get(&pool) else {
             continue;
         };

@@ -25,8 +25,9 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::Application;
 use crate::catalog::{hresult, products};
-use crate::record::{GeneratorStats, HexCode, LATE_AFTER, Pool, RunResult, Summary, TimelineRow};
+use crate::record::{GeneratorStats, HexCode, LATE_AFTER, RunResult, Summary, TimelineRow};
 use crate::scenario::{LoadModel, Plan, Schedule};
 
 pub mod analysis;
@@ -590,11 +591,11 @@ pub fn markdown(
     s
 }
 
-fn pool_name(p: Pool) -> &'static str {
+fn pool_name(p: Application) -> &'static str {
     match p {
-        Pool::Windows => "Windows",
-        Pool::Office2010 => "Office 2010",
-        Pool::Office2013 => "Office 2013+",
+        Application::Windows => "Windows",
+        Application::Office2010 => "Office 2010",
+        Application::Office2013 => "Office 2013+",
     }
 }
 

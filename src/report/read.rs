@@ -34,8 +34,9 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use super::SCHEMA_VERSION;
 pub use super::SummaryFile;
 use super::loghist::LogHist;
+use crate::catalog::Application;
 use crate::catalog::{hresult, products};
-use crate::record::{Phase, Pool};
+use crate::record::Phase;
 
 /// Rows of the lowest attempt numbers kept per pool for the charge curve.
 pub const CHARGE_ROWS_MAX: usize = 20_000;
@@ -209,7 +210,7 @@ pub struct EventData {
     /// By product name.
     pub products: BTreeMap<String, ProductEvents>,
     /// By counting pool.
-    pub charge: BTreeMap<Pool, ChargeCurve>,
+    pub charge: BTreeMap<Application, ChargeCurve>,
     /// By code.
     pub codes: BTreeMap<u32, CodeSeen>,
 }
@@ -364,12 +365,12 @@ pub fn read_events<R: io::Read>(input: R, path: &Path) -> Result<EventData, Read
     let mut rd = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let header = rd.headers().map_err(|e| fail(e.to_string()))?.clone();
     let cols = Columns::find(&header).map_err(fail)?;
-    let names: HashMap<&str, Pool> = products()
+    let names: HashMap<&str, Application> = products()
         .iter()
-        .map(|p| (p.name.as_str(), Pool::of(p)))
+        .map(|p| (p.name.as_str(), Application::of(p)))
         .collect();
     let mut out = EventData::default();
-    let mut charge: BTreeMap<Pool, ChargeRows> = BTreeMap::new();
+    let mut charge: BTreeMap<Application, ChargeRows> = BTreeMap::new();
     let mut record = csv::StringRecord::new();
     let mut line = 1u64;
     loop {
@@ -404,9 +405,9 @@ pub fn read_events<R: io::Read>(input: R, path: &Path) -> Result<EventData, Read
 fn add_row(
     r: &csv::StringRecord,
     c: &Columns,
-    names: &HashMap<&str, Pool>,
+    names: &HashMap<&str, Application>,
     out: &mut EventData,
-    charge: &mut BTreeMap<Pool, ChargeRows>,
+    charge: &mut BTreeMap<Application, ChargeRows>,
 ) -> Result<(), String> {
     let field = |i: usize| r.get(i).ok_or_else(|| format!("only {} fields", r.len()));
     let number = |i: usize, name: &str| -> Result<Option<u64>, String> {
@@ -471,7 +472,7 @@ fn add_row(
     if count.is_some() || activated {
         // A product this catalog does not know (`#<index>`, or a newer catalog's name) counts
         // as Windows, as the recorder counts unknown application IDs.
-        let pool = names.get(product).copied().unwrap_or(Pool::Windows);
+        let pool = names.get(product).copied().unwrap_or(Application::Windows);
         let rows = charge.entry(pool).or_default();
         let full = rows.rows.len() >= CHARGE_ROWS_MAX;
         let later = rows
@@ -700,7 +701,7 @@ mod tests {
         assert_eq!(e.products["Windows 10/11 Pro"].attempts, 6);
         let c = e.codes[&0xC004_F038];
         assert_eq!((c.count, c.first_us, c.last_us), (3, 1_100_601, 1_300_603));
-        let w = &e.charge[&Pool::Windows];
+        let w = &e.charge[&Application::Windows];
         assert_eq!(w.points, [(1, 1), (2, 2), (3, 3), (4, 4), (4, 4)]);
         assert_eq!(w.first_activation_after, Some(4));
         assert!(!w.truncated);
@@ -723,7 +724,7 @@ mod tests {
             text += &row(k, k, k, "1", "not_activated", "0xC004F038", "");
         }
         let e = read_events(text.as_bytes(), Path::new("events.csv")).unwrap();
-        let w = &e.charge[&Pool::Windows];
+        let w = &e.charge[&Application::Windows];
         assert!(w.truncated);
         assert_eq!(w.points.len(), CHARGE_ROWS_MAX);
         assert_eq!(w.points.last(), Some(&(CHARGE_ROWS_MAX as u64, 1)));

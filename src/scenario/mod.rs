@@ -43,10 +43,10 @@ pub use duration::{
 pub use error::{Error, ScenarioError};
 pub use locate::Position;
 pub use plan::{
-    Application, Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED,
-    Direction, FaultKind, FaultRule, Fleet, Gate, HostKey, HostOptions, Load, LoadModel, NdrMode,
-    Phase, Plan, ProductShare, Region, RemoteTarget, Schedule, SkewDistribution, Stage, StallPhase,
-    Target, Timeouts, Window,
+    Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED, Direction,
+    FaultKind, FaultRule, Fleet, Gate, HostKey, HostOptions, Load, LoadModel, NdrMode, Plan,
+    ProductShare, Region, RemoteTarget, Schedule, SkewDistribution, Stage, StallPhase, Target,
+    Timeouts, Window,
 };
 
 /// Values from the command line that replace keys of the file. They are applied before
@@ -543,7 +543,15 @@ mod tests {
             ),
             4,
             "[gates.threshold] application",
-            "no office-2013 products",
+            "no office-2013+ products",
+        );
+        assert_error(
+            &format!(
+                "{BOUND}[gates]\nthreshold = {{ within = 5, application = \"office-2013+\" }}\n"
+            ),
+            4,
+            "[gates.threshold] application",
+            "no office-2013+ products",
         );
     }
 
@@ -826,7 +834,7 @@ window = ["1s", "2s"]
             p.gates,
             vec![
                 Gate::Latency {
-                    phase: Phase::Bind,
+                    phase: crate::record::Phase::Bind,
                     percentile: 99.9,
                     below: Duration::from_millis(50)
                 },
@@ -954,7 +962,7 @@ window = ["1s", "2s"]
             Target::InProcess(HostOptions { charged: false, .. })
         ));
         assert!(threshold.gates.contains(&Gate::ThresholdWithin {
-            application: Some(Application::Windows),
+            application: Some(crate::catalog::Application::Windows),
             clients: 25
         }));
 

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::duration::{ClockOffset, DisplayDuration};
-use crate::catalog::{Product, app_id};
+use crate::catalog::{Application, Product};
+use crate::record::Phase;
 
 /// Seed used when neither the file nor `--seed` gives one. Fixed, so two runs of the same
 /// file make the same fleet and the same schedule.
@@ -440,67 +441,6 @@ pub struct Timeouts {
     /// After Ctrl-C or the end of the run, how long attempts in flight may finish before
     /// they are recorded as cancelled.
     pub drain: Duration,
-}
-
-/// A phase of an attempt, for latency gates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// TCP connect.
-    Connect,
-    /// Bind round trip.
-    Bind,
-    /// Activation request round trip.
-    Request,
-    /// Intended start to outcome.
-    Total,
-}
-
-impl Phase {
-    /// Name as written in files and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Connect => "connect",
-            Self::Bind => "bind",
-            Self::Request => "request",
-            Self::Total => "total",
-        }
-    }
-}
-
-/// The application whose clients a host counts together (kms-protocol.md 10.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-pub enum Application {
-    /// Windows client and server.
-    #[serde(rename = "windows")]
-    Windows,
-    /// Office 2010.
-    #[serde(rename = "office-2010")]
-    Office2010,
-    /// Office 2013 and later.
-    #[serde(rename = "office-2013")]
-    Office2013,
-}
-
-impl Application {
-    /// The application a product is counted under, from its application ID.
-    pub fn of(product: &Product) -> Option<Self> {
-        match product.app_id {
-            id if id == app_id::WINDOWS => Some(Self::Windows),
-            id if id == app_id::OFFICE_2010 => Some(Self::Office2010),
-            id if id == app_id::OFFICE_2013 => Some(Self::Office2013),
-            _ => None,
-        }
-    }
-
-    /// Name as written in files and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Windows => "windows",
-            Self::Office2010 => "office-2010",
-            Self::Office2013 => "office-2013",
-        }
-    }
 }
 
 /// A pass/fail condition on the results (`[gates]`). Any failed gate: exit 1.

@@ -7,7 +7,9 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use super::plan::{Application, ClientReuse, Direction, NdrMode, Phase, Region, StallPhase};
+use super::plan::{ClientReuse, Direction, NdrMode, Region, StallPhase};
+use crate::catalog::Application;
+use crate::record::Phase;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]

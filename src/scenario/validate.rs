@@ -14,15 +14,16 @@ use super::duration::{ClockOffset, DURATION_HINT, DisplayDuration, parse_duratio
 use super::error::{ScenarioError, closest};
 use super::locate::{KeyMap, KeyPath, Position};
 use super::plan::{
-    Application, Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED,
-    Direction, FaultKind, FaultRule, Fleet, Gate, HostKey, HostOptions, Load, LoadModel, NdrMode,
-    Phase, Plan, ProductShare, RemoteTarget, Schedule, SkewDistribution, Stage, StallPhase, Target,
-    Timeouts, Window,
+    Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED, Direction,
+    FaultKind, FaultRule, Fleet, Gate, HostKey, HostOptions, Load, LoadModel, NdrMode, Plan,
+    ProductShare, RemoteTarget, Schedule, SkewDistribution, Stage, StallPhase, Target, Timeouts,
+    Window,
 };
 use super::raw::{
     Connection, FaultKindName, Model, RawBursts, RawClient, RawCode, RawFault, RawFleet, RawGates,
     RawHost, RawHostKey, RawLoad, RawScenario, RawSkew, RawTimeouts, SkewKind,
 };
+use crate::catalog::Application;
 use crate::catalog::{Product, products};
 
 /// Defaults, documented in scenarios/README.md (a test there checks they agree).
@@ -1338,7 +1339,7 @@ fn gates(cx: &mut Ctx<'_>, raw: RawGates, fleet: Option<&Fleet>, load: Option<&L
         let below = cx.positive_duration(&item.key("below"), &g.below);
         if let (Some(percentile), Some(below)) = (percentile, below) {
             out.push(Gate::Latency {
-                phase: g.phase.unwrap_or(Phase::Total),
+                phase: g.phase.unwrap_or(crate::record::Phase::Total),
                 percentile,
                 below,
             });
@@ -1356,7 +1357,7 @@ fn gates(cx: &mut Ctx<'_>, raw: RawGates, fleet: Option<&Fleet>, load: Option<&L
             .map(|f| {
                 f.products
                     .iter()
-                    .filter_map(|s| Application::of(s.product))
+                    .filter_map(|s| Application::from_app_id(s.product.app_id))
                     .collect()
             })
             .unwrap_or_default();

@@ -22,13 +22,12 @@ use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use kmsload::catalog::Application;
 use kmsload::catalog::hresult::code;
 use kmsload::catalog::lookup;
 use kmsload::client::Outcome;
 use kmsload::load::{fleet_spec, open_start};
-use kmsload::record::{
-    AttemptRecord, EventWriter, GeneratorStats, Latencies, Pool, Recorder, RunResult,
-};
+use kmsload::record::{AttemptRecord, EventWriter, GeneratorStats, Latencies, Recorder, RunResult};
 use kmsload::report::{TargetInfo, evaluate, write_results};
 use kmsload::scenario::{self, LoadModel, Overrides};
 use kmsload::sim::Fleet;
@@ -123,7 +122,7 @@ pub(crate) fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
     let mut events = EventWriter::new(BufWriter::new(fs::File::create(dir.join("events.csv"))?))
         .map_err(io::Error::other)?;
     let mut recorder = Recorder::new();
-    let mut distinct: HashMap<Pool, HashSet<u64>> = HashMap::new();
+    let mut distinct: HashMap<Application, HashSet<u64>> = HashMap::new();
     let mut in_flight: HashMap<u64, f64> = HashMap::new();
     let mut k = 0u64;
     let mut last_end = 0u64;
@@ -132,7 +131,7 @@ pub(crate) fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
         let start_us = start.as_micros() as u64;
         let rate = schedule.rate_at(start);
         let client = fleet.client(k % fleet.clients());
-        let pool = Pool::of(client.product);
+        let pool = Application::of(client.product);
         let faulted = (15.0..20.0).contains(&start.as_secs_f64()) && unit(k, 2) < 0.3;
         let timed_out = !faulted && rate > 150.0 && unit(k, 3) < 1.0 / 150.0;
         let mut rec;
@@ -258,7 +257,7 @@ mod tests {
         );
         assert_eq!(s.config.fault_windows_s, [[15.0, 20.0]]);
         assert!(
-            s.recorded.threshold[&Pool::Windows]
+            s.recorded.threshold[&Application::Windows]
                 .first_activation_after_clients
                 .is_some()
         );
