@@ -1,5 +1,6 @@
 //! The run summary: the shape of `summary.json`. Built by [`super::Recorder::summary`]; plain
-//! data, `Serialize`, compared whole in tests.
+//! data, `Serialize` and `Deserialize` (`report` reads summary.json back into these same types),
+//! compared whole in tests.
 //!
 //! ```text
 //! {
