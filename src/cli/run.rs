@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::values;
 use super::{CliError, Status};
 use crate::catalog::{hresult, lookup};
-use crate::load::Live;
+use crate::load::{self, Live};
 use crate::report;
 use crate::run::{self, Prepared};
 use crate::scenario::{self, Overrides, Plan};
@@ -71,6 +71,32 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub baseline: Option<PathBuf>,
 
+    /// Run shard I of N: the attempts of the whole run whose number is I mod N (same seed,
+    /// same schedule). Also from KMSLOAD_SHARD=I/N, JOB_COMPLETION_INDEX with --shards N,
+    /// or SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT. Combine shards with `kmsload merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+
+    /// The number of shards when the index comes from JOB_COMPLETION_INDEX (a Kubernetes
+    /// Indexed Job).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+
+    /// Start at this UTC time (e.g. 2026-12-06T10:00:00Z) instead of at once, so the
+    /// shards of a run start together; a shard that starts later records by how much.
+    #[arg(long, value_name = "UTC-TIME", value_parser = parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
+
+    /// Name of the run, the same for all its shards (default: from the scenario, the seed
+    /// and --start-at).
+    #[arg(long, value_name = "ID", value_parser = parse_run_id)]
+    pub run_id: Option<String>,
+
+    /// Local addresses for this process's connections, comma-separated; replaces the
+    /// scenario's `source_addresses` (shards on one machine can each have their own).
+    #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',')]
+    pub source_address: Vec<String>,
+
     /// Tolerances of the --baseline comparison (as for `kmsload compare`).
     #[command(flatten)]
     pub tolerances: super::compare::ToleranceArgs,
@@ -89,13 +115,25 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         duration: args.duration,
         seed: args.seed,
         out: args.out.clone(),
+        source_addresses: (!args.source_address.is_empty()).then(|| args.source_address.clone()),
     };
+    let shard = load::Shard::from_sources(args.shard.as_deref(), args.shards, &|name| {
+        std::env::var(name).ok()
+    })
+    .map_err(|e| CliError::Usage(format!("{e}\nnothing was started")))?;
     let resolve = |s: &str| lookup::find(s).map_err(|e| e.to_string());
-    let plan = scenario::load_file(&args.scenario, &overrides, &resolve).map_err(|e| {
+    let mut plan = scenario::load_file(&args.scenario, &overrides, &resolve).map_err(|e| {
         CliError::Usage(format!(
             "{e}\nnothing was started; see scenarios/README.md for every key"
         ))
     })?;
+    plan.load.shard = shard.unwrap_or_default();
+    plan.load.start_at = args.start_at;
+    plan.load.run_id = Some(
+        args.run_id
+            .clone()
+            .unwrap_or_else(|| load::shard::default_run_id(&plan.name, plan.seed, args.start_at)),
+    );
     let options = run::Options {
         junit: args.junit.clone(),
         no_html: args.no_html,
@@ -142,6 +180,19 @@ async fn execute(plan: Plan, options: run::Options, quiet: bool) -> Result<Statu
         ))
     });
     let target = prepared.target();
+    let shard = plan.load.shard;
+    if shard.is_sharded() {
+        eprintln!(
+            "kmsload: shard {shard} of run {}",
+            plan.load.run_id.as_deref().unwrap_or("-")
+        );
+    }
+    if let Some(at) = plan.load.start_at {
+        eprintln!(
+            "kmsload: waiting for the common start at {}",
+            humantime::format_rfc3339_seconds(at)
+        );
+    }
     eprintln!(
         "kmsload: running {} against {}{}; results in {}",
         plan.name,
@@ -278,5 +329,27 @@ async fn show_progress(live: Arc<Live>, plan: Plan, mut done: tokio::sync::watch
                 );
             }
         }
+    }
+}
+
+/// `--start-at`: an RFC 3339 time in UTC, `2026-12-06T10:00:00Z`.
+fn parse_start_at(text: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339(text.trim())
+        .map_err(|e| format!("`{text}` is not a UTC time ({e}): write e.g. 2026-12-06T10:00:00Z"))
+}
+
+/// `--run-id`: letters, digits, `.`, `_`, `-`; at most 128 characters (it names directories).
+fn parse_run_id(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not a run id: use 1 to 128 letters, digits, `.`, `_` or `-`"
+        ))
     }
 }

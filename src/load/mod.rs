@@ -32,8 +32,10 @@ use crate::wire::session::{ClientRpcConfig, NegotiationMode};
 use crate::wire::{FileTime, RequestBase, Version};
 
 pub mod schedule;
+pub mod shard;
 
 pub use schedule::{Pacing, open_start};
+pub use shard::Shard;
 
 /// Mixing tag for request IVs (see [`sim::mix`]); sim reserves tags below 0x100.
 const TAG_IV: u64 = 0x4C_4F_41_44; // "LOAD"
@@ -152,6 +154,8 @@ struct Shared {
     target: SocketAddr,
     options: ClientOptions,
     sources: Vec<IpAddr>,
+    /// Shards in the run (1 unsharded).
+    shard_count: u32,
     requests_per_connection: Option<u32>,
     pool: Mutex<Vec<Pooled>>,
     faults: FaultPlan,
@@ -191,11 +195,17 @@ pub async fn run(
             think: *think_time,
         },
     };
+    let shard = plan.load.shard;
     let (slots, think) = match pacing {
         Pacing::Open(_) => (plan.load.max_in_flight.max(1), Duration::ZERO),
-        Pacing::Closed { clients, think } => (clients.max(1), think),
+        // A shard runs its share of the clients; one with none dispatches nothing.
+        Pacing::Closed { clients, think } => (shard.clients(clients), think),
     };
     let slots = Arc::new(Semaphore::new(slots as usize));
+    let late_start_us = match plan.load.start_at {
+        Some(at) => wait_for_start(at, &mut stop).await,
+        None => None,
+    };
     let started = SystemTime::now();
     let start = Instant::now();
     let shared = Arc::new(Shared {
@@ -204,6 +214,7 @@ pub async fn run(
         target,
         options: client_options(plan),
         sources: plan.load.source_addresses.clone(),
+        shard_count: shard.count,
         requests_per_connection: match plan.load.connection {
             ConnectionPolicy::KeepAlive {
                 requests_per_connection,
@@ -231,8 +242,12 @@ pub async fn run(
     let max_duration = plan.load.bounds.max_duration;
     let mut tasks = tokio::task::JoinSet::new();
     let mut complete = true;
-    let mut k = 0u64;
-    while k < max_attempts {
+    // Shard I of N takes attempts I, I+N, I+2N, ... of the unsharded numbering: each keeps
+    // its intended start, identity and fault decision (see `shard`).
+    // A closed-model shard without clients (fewer clients than shards) makes no attempt.
+    let no_clients = matches!(pacing, Pacing::Closed { .. }) && slots.available_permits() == 0;
+    let mut dispatched = 0u64;
+    for k in shard.attempts(if no_clients { 0 } else { max_attempts }) {
         if *stop.borrow() {
             complete = false;
             break;
@@ -301,9 +316,9 @@ pub async fn run(
         });
         // Reap finished tasks so the set does not grow with the run.
         while tasks.try_join_next().is_some() {}
-        k += 1;
+        dispatched += 1;
     }
-    let dispatched = k.min(live.dispatched.load(Ordering::Relaxed));
+    let dispatched = dispatched.min(live.dispatched.load(Ordering::Relaxed));
 
     // Drain: wait for attempts in flight, up to the drain deadline.
     let drain = plan.timeouts.drain;
@@ -345,6 +360,7 @@ pub async fn run(
     Ok(RunResult {
         recorder,
         started,
+        late_start_us,
         elapsed,
         complete,
         dispatched,
@@ -354,6 +370,82 @@ pub async fn run(
         events_error,
         generator,
     })
+}
+
+/// Waits until the wall clock reaches `at` (or `stop`), and returns how late the wait ended
+/// after `at`, in µs: 0 on time, more when the process itself started after `at`.
+async fn wait_for_start(at: SystemTime, stop: &mut watch::Receiver<bool>) -> Option<u64> {
+    if let Ok(ahead) = at.duration_since(SystemTime::now()) {
+        tokio::select! {
+            () = tokio::time::sleep(ahead) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    Some(SystemTime::now().duration_since(at).map_or(0, micros))
+}
+
+/// What the schedule decides for one attempt before it runs: when (open model), who, and
+/// whether a fault is armed. Used to check that shards split a run attempt for attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedAttempt {
+    /// Attempt number in the unsharded run.
+    pub attempt: u64,
+    /// Intended start from the run start (open model); `None` in the closed model, where
+    /// it is when a client slot frees up.
+    pub intended: Option<Duration>,
+    /// Fleet index of the client.
+    pub client: u64,
+    /// CMID sent.
+    pub cmid: uuid::Uuid,
+    /// Catalog index of the product.
+    pub product: usize,
+    /// Protocol version sent.
+    pub protocol: Version,
+    /// The client's clock skew, seconds.
+    pub skew_secs: i64,
+    /// The fault the attempt would get at its intended start (start of the run in the
+    /// closed model), by label.
+    pub fault: Option<&'static str>,
+}
+
+/// The first `limit` attempts `plan`'s shard would dispatch, in order, as the runner
+/// decides them (same numbering, schedule, fleet and fault plan).
+///
+/// # Errors
+/// [`RunError`] when the plan's fleet cannot be built.
+pub fn planned_attempts(plan: &Plan, limit: u64) -> Result<Vec<PlannedAttempt>, RunError> {
+    let fleet = Fleet::new(plan.seed, fleet_spec(plan))?;
+    let faults = FaultPlan::new(&plan.faults, plan.seed);
+    let max_attempts = plan.load.bounds.max_attempts.unwrap_or(u64::MAX);
+    let max_attempts = match plan.fleet.reuse {
+        scenario::ClientReuse::New => max_attempts.min(plan.fleet.size),
+        scenario::ClientReuse::Renew => max_attempts,
+    };
+    let mut out = Vec::new();
+    for k in plan.load.shard.attempts(max_attempts.min(limit)) {
+        let intended = match &plan.load.model {
+            LoadModel::Open(s) => match open_start(s, k, plan.load.bounds.max_duration) {
+                Some(t) => Some(t),
+                None => break,
+            },
+            LoadModel::Closed { .. } => None,
+        };
+        let identity = fleet.identity_for_attempt(k);
+        let fault = faults
+            .decide(identity.index, k, intended.unwrap_or_default())
+            .map(|f| f.label());
+        out.push(PlannedAttempt {
+            attempt: k,
+            intended,
+            client: identity.index,
+            cmid: identity.cmid,
+            product: identity.product_index,
+            protocol: identity.protocol,
+            skew_secs: identity.skew_secs,
+            fault,
+        });
+    }
+    Ok(out)
 }
 
 /// One attempt, start to record. Never panics on network input; bounded by the client's
@@ -439,8 +531,11 @@ fn checkout(shared: &Shared, k: u64) -> Pooled {
             return p;
         }
     }
+    // In turn over this process's attempts: by the shard's own count, since every attempt
+    // number of shard I of N is I mod N and `k mod len` would keep to a few addresses.
+    let local = k / u64::from(shared.shard_count);
     let source = (!shared.sources.is_empty())
-        .then(|| shared.sources[(k % shared.sources.len() as u64) as usize]);
+        .then(|| shared.sources[(local % shared.sources.len() as u64) as usize]);
     let faults = FaultHandle::new();
     let connector = FaultyConnector::with_handle(TcpConnector { source }, faults.clone());
     Pooled {
@@ -586,5 +681,92 @@ fn record_abandoned(shared: &Shared, recorder: &mut Recorder, elapsed: Duration)
         );
         rec.cause = Some("abandoned");
         recorder.record(&rec, elapsed.as_secs());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A ramp with a skewed mixed fleet and faults in a window, so that every field of a
+    /// planned attempt varies from one attempt to the next.
+    const SCENARIO: &str = r#"
+name = "shards"
+seed = 11
+[fleet]
+size = 400
+skew = { kind = "uniform", min = "-5h", max = "5h" }
+products = [
+  { product = "Windows 10/11 Pro", weight = 3 },
+  { product = "Office LTSC Professional Plus 2021", weight = 1 },
+  { product = "Windows 7 Professional", weight = 1 },
+]
+[load]
+stages = [{ duration = "4s", rate = 300 }]
+attempts = 500
+[[faults]]
+kind = "refuse"
+probability = 0.3
+window = ["1s", "3s"]
+[[faults]]
+kind = "reset"
+probability = 0.2
+"#;
+
+    fn plan(text: &str, shard: Shard) -> Plan {
+        let mut plan = scenario::parse_str(
+            text,
+            Path::new("shards.toml"),
+            &scenario::Overrides::default(),
+            &scenario::resolve_exact,
+        )
+        .unwrap();
+        plan.load.shard = shard;
+        plan
+    }
+
+    #[test]
+    fn shards_together_are_the_unsharded_run_attempt_for_attempt() {
+        let whole = planned_attempts(&plan(SCENARIO, Shard::WHOLE), u64::MAX).unwrap();
+        assert!(whole.len() > 300, "{}", whole.len());
+        // The plan really varies: several products, skews, faults and start times.
+        assert!(whole.iter().any(|a| a.fault.is_some()));
+        assert!(whole.iter().any(|a| a.fault.is_none()));
+        assert!(whole.iter().any(|a| a.skew_secs != whole[0].skew_secs));
+        assert!(whole.iter().any(|a| a.product != whole[0].product));
+        for n in [2u32, 3, 4, 7] {
+            let mut union: Vec<PlannedAttempt> = (0..n)
+                .flat_map(|i| {
+                    let shard = Shard::new(i, n).unwrap();
+                    let part = planned_attempts(&plan(SCENARIO, shard), u64::MAX).unwrap();
+                    assert!(part.iter().all(|a| shard.takes(a.attempt)));
+                    part
+                })
+                .collect();
+            union.sort_by_key(|a| a.attempt);
+            assert_eq!(union, whole, "{n} shards");
+        }
+    }
+
+    #[test]
+    fn closed_model_shards_split_the_clients() {
+        let text = SCENARIO.replace(
+            r#"stages = [{ duration = "4s", rate = 300 }]"#,
+            "model = \"closed\"\nclients = 10",
+        );
+        let whole = planned_attempts(&plan(&text, Shard::WHOLE), u64::MAX).unwrap();
+        assert_eq!(whole.len(), 500, "the attempts bound");
+        let mut union: Vec<PlannedAttempt> = (0..4)
+            .flat_map(|i| {
+                planned_attempts(&plan(&text, Shard::new(i, 4).unwrap()), u64::MAX).unwrap()
+            })
+            .collect();
+        union.sort_by_key(|a| a.attempt);
+        assert_eq!(union, whole);
+        let clients: Vec<u32> = (0..4)
+            .map(|i| Shard::new(i, 4).unwrap().clients(10))
+            .collect();
+        assert_eq!(clients, [3, 3, 2, 2]);
     }
 }

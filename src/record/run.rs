@@ -14,6 +14,9 @@ pub struct RunResult {
     pub recorder: Recorder,
     /// Wall-clock start.
     pub started: SystemTime,
+    /// With a common start time (`--start-at`): how far after it this process started, µs
+    /// (0 when it was on time); `None` without one.
+    pub late_start_us: Option<u64>,
     /// From start to the last attempt's end.
     pub elapsed: Duration,
     /// False when the run was interrupted (Ctrl-C) before its bounds.

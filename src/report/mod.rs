@@ -72,6 +72,8 @@ pub struct SummaryFile {
     pub target: TargetInfo,
     /// Start, UTC.
     pub started_utc: String,
+    /// Which part of which run this is (`shard.count` 1: the whole run).
+    pub shard: ShardInfo,
     /// Seconds from the first attempt to the end of the last.
     pub elapsed_s: f64,
     /// False when interrupted (Ctrl-C) before the scenario's bounds.
@@ -135,6 +137,58 @@ impl SummaryFile {
 /// A `by_code` map as `(code, attempts)`, by code.
 pub fn codes(by_code: &BTreeMap<HexCode, u64>) -> Vec<(u32, u64)> {
     by_code.iter().map(|(c, n)| (c.0, *n)).collect()
+}
+
+/// summary.json's `shard`: the part of a run these results are, for `kmsload merge`.
+/// A file without it (older kmsload) reads as a whole run with an empty run id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShardInfo {
+    /// 0-based shard index.
+    pub index: u32,
+    /// Shards in the run.
+    pub count: u32,
+    /// The run's id, the same in every shard of it.
+    pub run_id: String,
+    /// When this shard started, UTC, to the microsecond.
+    pub started_utc: String,
+    /// The common start it waited for (`--start-at`), if any.
+    pub start_at_utc: Option<String>,
+    /// How far after `start_at_utc` this shard started, µs (0: on time).
+    pub late_start_us: Option<u64>,
+}
+
+impl Default for ShardInfo {
+    fn default() -> Self {
+        Self {
+            index: 0,
+            count: 1,
+            run_id: String::new(),
+            started_utc: String::new(),
+            start_at_utc: None,
+            late_start_us: None,
+        }
+    }
+}
+
+impl ShardInfo {
+    /// The shard block of `plan`'s run that started at `started`.
+    pub fn of(plan: &Plan, run: &RunResult) -> Self {
+        let shard = plan.load.shard;
+        Self {
+            index: shard.index,
+            count: shard.count,
+            run_id: plan.load.run_id.clone().unwrap_or_else(|| {
+                crate::load::shard::default_run_id(&plan.name, plan.seed, plan.load.start_at)
+            }),
+            started_utc: humantime::format_rfc3339_micros(run.started).to_string(),
+            start_at_utc: plan
+                .load
+                .start_at
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            late_start_us: run.late_start_us,
+        }
+    }
 }
 
 /// The plan, as plain data for summary.json.
@@ -355,6 +409,7 @@ pub fn write_results(
         config: ConfigView::of(plan),
         target: target.clone(),
         started_utc: utc(run.started),
+        shard: ShardInfo::of(plan, run),
         elapsed_s: run.elapsed.as_secs_f64(),
         complete: run.complete,
         dispatched: run.dispatched,

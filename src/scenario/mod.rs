@@ -67,6 +67,8 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// `--out DIR`: replaces `out`.
     pub out: Option<PathBuf>,
+    /// `--source-address ADDR,...`: replaces `[load] source_addresses`.
+    pub source_addresses: Option<Vec<String>>,
 }
 
 /// Reads and validates a scenario file.

@@ -247,6 +247,14 @@ pub struct Load {
     /// equals `clients`). An arrival that finds the cap reached is recorded as not started,
     /// with its intended start time, so the overload stays visible.
     pub max_in_flight: u32,
+    /// Which part of the run this process makes (`--shard`; not a scenario key): the
+    /// whole run unless sharded.
+    pub shard: crate::load::Shard,
+    /// Wall-clock time to start at (`--start-at`; not a scenario key), so the shards of a
+    /// run start together; `None`: at once.
+    pub start_at: Option<std::time::SystemTime>,
+    /// Name of the run, shared by its shards (`--run-id`, or derived; not a scenario key).
+    pub run_id: Option<String>,
 }
 
 /// The load model.

@@ -1060,25 +1060,34 @@ fn load(cx: &mut Ctx<'_>, raw: RawLoad, ov: &Overrides) -> Option<Load> {
     };
 
     let mut sources: Vec<IpAddr> = Vec::new();
-    for (i, s) in raw.source_addresses.iter().flatten().enumerate() {
-        let path = k("source_addresses").index(i);
+    // `--source-address` replaces the key (shards of one run may each have their own).
+    let (listed, from_flag) = match &ov.source_addresses {
+        Some(list) => (Some(list), true),
+        None => (raw.source_addresses.as_ref(), false),
+    };
+    for (i, s) in listed.into_iter().flatten().enumerate() {
+        let path: At = if from_flag {
+            At::Flag("--source-address")
+        } else {
+            At::Key(k("source_addresses").index(i))
+        };
         match s.trim().parse::<IpAddr>() {
             Ok(ip) if ip.is_unspecified() => {
                 cx.err(
-                    &path,
+                    path.clone(),
                     format!("{ip} is the unspecified address"),
                     Some("name a local address, e.g. \"127.0.0.2\"".to_owned()),
                 );
                 ok = false;
             }
             Ok(ip) if sources.contains(&ip) => {
-                cx.err(&path, format!("{ip} is listed twice"), None);
+                cx.err(path.clone(), format!("{ip} is listed twice"), None);
                 ok = false;
             }
             Ok(ip) => sources.push(ip),
             Err(_) => {
                 cx.err(
-                    &path,
+                    path.clone(),
                     format!("\"{s}\" is not an IP address"),
                     Some(
                         "source addresses are IP addresses without a port, e.g. \"127.0.0.2\""
@@ -1114,6 +1123,9 @@ fn load(cx: &mut Ctx<'_>, raw: RawLoad, ov: &Overrides) -> Option<Load> {
         connection,
         source_addresses: sources,
         max_in_flight,
+        shard: crate::load::Shard::WHOLE,
+        start_at: None,
+        run_id: None,
     })
 }
 

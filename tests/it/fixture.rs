@@ -220,6 +220,7 @@ pub(crate) fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
     }
     let elapsed = Duration::from_micros(last_end);
     let run = RunResult {
+        late_start_us: None,
         generator: GeneratorStats::default(),
         recorder,
         started: SystemTime::UNIX_EPOCH + Duration::from_secs(STARTED_UNIX),

@@ -1,0 +1,345 @@
+//! Shards of one run, end to end: `kmsload run --shard I/N` (and its environment forms)
+//! against one `kmsload host` on loopback, compared with the unsharded run of the same
+//! scenario attempt for attempt through events.csv.
+//!
+//! The command lines here are the ones deploy/slurm and deploy/kubernetes give: tests/slurm.rs
+//! runs the Slurm scripts as shipped, and `the_kubernetes_job_command_line_runs_a_shard` runs
+//! the Indexed Job's container arguments with its variables filled in.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+const KMSLOAD: &str = env!("CARGO_BIN_EXE_kmsload");
+/// Environment variables that name a shard: cleared for every child, then set per test.
+const SHARD_VARS: [&str; 6] = [
+    "KMSLOAD_SHARD",
+    "JOB_COMPLETION_INDEX",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_COUNT",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_STEP",
+];
+
+/// A mixed, skewed fleet on a ramp, with client-side faults: every field that sharding must
+/// keep varies from attempt to attempt. Bounded: 345 attempts over 4 s.
+const SCENARIO: &str = r#"
+name = "sharded"
+seed = 5
+[fleet]
+size = 300
+skew = { kind = "uniform", min = "-2h", max = "2h" }
+products = [
+  { product = "Windows 10/11 Pro", weight = 3 },
+  { product = "Office LTSC Professional Plus 2021", weight = 1 },
+  { product = "Windows Server 2012 Standard", weight = 1 },
+  { product = "Windows 7 Professional", weight = 1 },
+]
+[load]
+stages = [{ duration = "1s", rate = 60 }, { duration = "3s", rate = 150 }]
+attempts = 360
+[[faults]]
+kind = "refuse"
+probability = 0.15
+"#;
+
+fn temp_dir(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "shards-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `kmsload host` on a free loopback port; killed on drop. Its request log goes to a file.
+pub struct Host {
+    child: Child,
+    /// `127.0.0.1:port`.
+    pub addr: String,
+    /// The host's stderr (one line per request).
+    pub log: PathBuf,
+}
+
+impl Host {
+    pub fn start(dir: &Path) -> Self {
+        let log = dir.join("host.log");
+        let mut child = Command::new(KMSLOAD)
+            .args(["host", "--listen", "127.0.0.1:0", "--charged"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start kmsload host");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("kmsload host listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from kmsload host: {line}"))
+            .to_owned();
+        // Keep reading, into the log file, so the host never blocks on a full pipe.
+        let mut file = fs::File::create(&log).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut file));
+        Self { child, addr, log }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kmsload() -> Command {
+    let mut cmd = Command::new(KMSLOAD);
+    for var in SHARD_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn check(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What sharding must keep of each attempt, by attempt number, from events.csv.
+type Planned = BTreeMap<u64, (String, String, String, String, String, String)>;
+
+fn planned(dir: &Path) -> Planned {
+    let mut reader = csv::Reader::from_path(dir.join("events.csv")).expect("events.csv");
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (attempt, intended, client, cmid, product, protocol, fault) = (
+        col("attempt"),
+        col("intended_start_us"),
+        col("client_index"),
+        col("cmid"),
+        col("product"),
+        col("protocol"),
+        col("fault"),
+    );
+    let mut out = Planned::new();
+    for row in reader.records() {
+        let row = row.unwrap();
+        let k: u64 = row[attempt].parse().unwrap();
+        let fields = (
+            row[intended].to_owned(),
+            row[client].to_owned(),
+            row[cmid].to_owned(),
+            row[product].to_owned(),
+            row[protocol].to_owned(),
+            row[fault].to_owned(),
+        );
+        assert!(
+            out.insert(k, fields).is_none(),
+            "attempt {k} twice in {}",
+            dir.display()
+        );
+    }
+    out
+}
+
+fn summary(dir: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// A UTC time `secs` from now, as `--start-at` takes it.
+fn utc_in(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(secs)).to_string()
+}
+
+#[test]
+fn shards_split_a_run_attempt_for_attempt() {
+    let dir = temp_dir("split");
+    let scenario = dir.join("sharded.toml");
+    fs::write(&scenario, SCENARIO).unwrap();
+    let host = Host::start(&dir);
+    let sc = scenario.to_str().unwrap();
+
+    let whole = dir.join("whole");
+    let out = kmsload()
+        .args(["run", sc, "--quiet", "--target", &host.addr, "--out"])
+        .arg(&whole)
+        .output()
+        .unwrap();
+    check(&out, "the unsharded run");
+
+    // Four shards at once, each told its shard a different way, with a common start.
+    let start_at = utc_in(3);
+    let shard_dir = |i: u32| dir.join(format!("shard-{i}"));
+    let base = |i: u32| {
+        let mut cmd = kmsload();
+        cmd.args(["run", sc, "--quiet", "--target", &host.addr])
+            .args(["--run-id", "split-test", "--start-at", &start_at, "--out"])
+            .arg(shard_dir(i))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let mut s0 = base(0);
+    s0.args(["--shard", "0/4", "--source-address", "127.0.0.2"]);
+    let mut s1 = base(1);
+    s1.env("KMSLOAD_SHARD", "1/4")
+        .args(["--source-address", "127.0.0.3,127.0.0.4"]);
+    let mut s2 = base(2);
+    s2.env("JOB_COMPLETION_INDEX", "2").args(["--shards", "4"]);
+    let mut s3 = base(3);
+    s3.envs([
+        ("SLURM_ARRAY_TASK_ID", "4"),
+        ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ("SLURM_ARRAY_TASK_MIN", "1"),
+    ]);
+    let children: Vec<Child> = [s0, s1, s2, s3]
+        .iter_mut()
+        .map(|c| c.spawn().unwrap())
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        check(&child.wait_with_output().unwrap(), &format!("shard {i}"));
+    }
+
+    // Together the shards are the unsharded run, attempt for attempt.
+    let expected = planned(&whole);
+    // Stages ramp linearly: 0→60/s over 1 s (30) and 60→150/s over 3 s (315).
+    assert_eq!(expected.len(), 345);
+    let mut union = Planned::new();
+    for i in 0..4u32 {
+        let part = planned(&shard_dir(i));
+        assert!(
+            part.keys().all(|k| k % 4 == u64::from(i)),
+            "shard {i} took another's attempt"
+        );
+        for (k, v) in part {
+            assert!(union.insert(k, v).is_none(), "attempt {k} in two shards");
+        }
+    }
+    assert_eq!(
+        union.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (k, want) in &expected {
+        let got = &union[k];
+        // events.csv's intended start is the schedule's, moved up to the timer's 2 ms slack
+        // when the timer fired late (load::TIMER_SLACK): compare within that.
+        let (a, b): (i64, i64) = (got.0.parse().unwrap(), want.0.parse().unwrap());
+        assert!(
+            (a - b).abs() <= 2_000,
+            "attempt {k}: intended {a} µs sharded, {b} unsharded"
+        );
+        assert_eq!(
+            (&got.1, &got.2, &got.3, &got.4, &got.5),
+            (&want.1, &want.2, &want.3, &want.4, &want.5),
+            "attempt {k}: client, cmid, product, protocol, fault"
+        );
+    }
+    let faulted = expected.values().filter(|v| !v.5.is_empty()).count();
+    assert!(faulted > 10 && faulted < 200, "faults vary: {faulted}");
+
+    // Every shard names itself and the run; they waited for the same start.
+    let mut attempts = 0;
+    for i in 0..4u32 {
+        let s = summary(&shard_dir(i));
+        let shard = &s["shard"];
+        assert_eq!(shard["index"], i);
+        assert_eq!(shard["count"], 4);
+        assert_eq!(shard["run_id"], "split-test");
+        assert_eq!(shard["start_at_utc"], start_at.as_str());
+        assert!(shard["late_start_us"].is_u64(), "{shard}");
+        let started = humantime::parse_rfc3339(shard["started_utc"].as_str().unwrap()).unwrap();
+        assert!(started >= humantime::parse_rfc3339(&start_at).unwrap());
+        attempts += s["attempts"].as_u64().unwrap();
+    }
+    assert_eq!(attempts, 345);
+    let w = summary(&whole);
+    assert_eq!(w["shard"]["count"], 1);
+    assert_eq!(w["shard"]["run_id"], "sharded-s5");
+
+    // Shards 0 and 1 connected from their own source addresses.
+    assert_eq!(
+        summary(&shard_dir(0))["config"]["source_addresses"],
+        serde_json::json!(["127.0.0.2"])
+    );
+    let log = fs::read_to_string(&host.log).unwrap();
+    for source in ["127.0.0.2:", "127.0.0.3:", "127.0.0.4:"] {
+        assert!(
+            log.contains(source),
+            "no connection from {source} in the host log"
+        );
+    }
+}
+
+#[test]
+fn a_closed_model_shard_runs_its_share_of_the_clients() {
+    let dir = temp_dir("closed");
+    let scenario = dir.join("closed.toml");
+    fs::write(
+        &scenario,
+        "name = \"closed\"\n[host]\ncharged = true\n[load]\nmodel = \"closed\"\nclients = 5\n\
+         attempts = 40\nduration = \"10s\"\n",
+    )
+    .unwrap();
+    let mut total = 0;
+    for i in 0..3 {
+        let out_dir = dir.join(format!("shard-{i}"));
+        let out = kmsload()
+            .arg("run")
+            .arg(&scenario)
+            .args(["--quiet", "--shard", &format!("{i}/3"), "--out"])
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        check(&out, "a closed-model shard");
+        let s = summary(&out_dir);
+        total += s["attempts"].as_u64().unwrap();
+        assert!(planned(&out_dir).keys().all(|k| k % 3 == i));
+    }
+    assert_eq!(total, 40);
+}
+
+#[test]
+fn bad_shard_input_exits_2_and_starts_nothing() {
+    let dir = temp_dir("bad");
+    let scenario = dir.join("s.toml");
+    fs::write(&scenario, "name = \"s\"\n[load]\nrate = 10\nattempts = 5\n").unwrap();
+    let cases: [(&[&str], &[(&str, &str)], &str); 6] = [
+        (&["--shard", "4/4"], &[], "0 to 3"),
+        (&["--shard", "two"], &[], "I/N"),
+        (&["--shards", "4"], &[], "JOB_COMPLETION_INDEX"),
+        (&[], &[("KMSLOAD_SHARD", "1/0")], "KMSLOAD_SHARD"),
+        (&["--start-at", "tomorrow"], &[], "UTC time"),
+        (&["--run-id", "a/b"], &[], "run id"),
+    ];
+    for (args, envs, expect) in cases {
+        let out_dir = dir.join("out");
+        let out = kmsload()
+            .arg("run")
+            .arg(&scenario)
+            .args(args)
+            .envs(envs.iter().copied())
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {envs:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(!out_dir.exists(), "{args:?} started a run");
+    }
+}
