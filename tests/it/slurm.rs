@@ -25,356 +25,13 @@
 //! under `CI=true` it fails instead (`.ci/run` installs the packages). A cluster that is
 //! installed but does not come up is always a failure, with the daemons' logs in the message.
 
+#[path = "support/scaleout.rs"]
+mod support;
+
 use std::fs;
-use std::io::Write;
-use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How long the cluster may take to report its node idle.
-const START_LIMIT: Duration = Duration::from_secs(60);
-/// How long a daemon may take to exit after SIGTERM before it is killed.
-const STOP_LIMIT: Duration = Duration::from_secs(10);
-/// CPUs the node advertises (see the module docs).
-const NODE_CPUS: u32 = 4;
-
-/// One cluster at a time: the tests of this file take turns.
-static ONE_CLUSTER: Mutex<()> = Mutex::new(());
-
-/// The programs a cluster needs, with the package each comes from.
-const PROGRAMS: [(&str, &str); 7] = [
-    ("munged", "munge"),
-    ("munge", "munge"),
-    ("slurmctld", "slurm-wlm"),
-    ("slurmd", "slurm-wlm"),
-    ("sbatch", "slurm-wlm"),
-    ("sinfo", "slurm-wlm"),
-    ("scancel", "slurm-wlm"),
-];
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Where `name` is installed: on PATH, or in the sbin directories a non-login root shell may
-/// leave out of it.
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-fn is_root() -> bool {
-    // The effective uid, as /proc reports it (no libc call in a forbid(unsafe) crate).
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Why a cluster cannot be brought up on this machine, if it cannot: a missing package or
-/// no root. The message says how to fix it.
-fn missing() -> Option<String> {
-    let mut packages: Vec<&str> = PROGRAMS
-        .iter()
-        .filter(|(prog, _)| find_program(prog).is_none())
-        .map(|(_, pkg)| *pkg)
-        .collect();
-    packages.dedup();
-    if !packages.is_empty() {
-        return Some(format!(
-            "Slurm is not installed (no {}); install it with `apt-get install slurm-wlm munge`",
-            packages.join(", ")
-        ));
-    }
-    if !is_root() {
-        return Some("a Slurm cluster needs root (slurmd starts jobs as their owner)".into());
-    }
-    None
-}
-
-/// A running one-node cluster. Dropping it stops the daemons and removes its directory.
-pub(crate) struct SlurmCluster {
-    dir: PathBuf,
-    conf: PathBuf,
-    daemons: Vec<(&'static str, Child)>,
-    _turn: MutexGuard<'static, ()>,
-}
-
-/// A free TCP port on 127.0.0.1 (free when asked; the daemons bind it right after), taken
-/// below Linux's ephemeral range (32768 and up): the other tests of this binary bind
-/// 127.0.0.1:0 and connect all the time, and an ephemeral port handed to one of them between
-/// this check and the daemon's bind made slurmd fail with "Address already in use".
-fn free_port() -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let spread = 10_000;
-    let start = (std::process::id() * 7 + NEXT.fetch_add(101, Ordering::Relaxed)) % spread;
-    (0..spread)
-        .map(|k| 20_000 + ((start + k) % spread) as u16)
-        .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
-        .expect("a free port in 20000..30000 on 127.0.0.1")
-}
-
-fn write_file(path: &Path, text: &str) {
-    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-}
-
-impl SlurmCluster {
-    /// Starts a cluster, or returns `None` after printing one `skipped:` line when Slurm cannot
-    /// run here (and panics instead under `CI=true`). `test` names the caller in that line.
-    pub(crate) fn start(test: &str) -> Option<Self> {
-        if let Some(why) = missing() {
-            assert!(!in_ci(), "{test}: {why} (CI=true: Slurm is required)");
-            println!("skipped: {test}: {why}");
-            return None;
-        }
-        let turn = ONE_CLUSTER.lock().unwrap_or_else(PoisonError::into_inner);
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kmsload-slurm-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        for sub in ["munge", "state", "spool", "log"] {
-            fs::create_dir_all(dir.join(sub)).expect("create the cluster's directories");
-        }
-        fs::set_permissions(dir.join("munge"), fs::Permissions::from_mode(0o711))
-            .expect("chmod munge dir");
-        let key = dir.join("munge/munge.key");
-        {
-            let mut bytes = vec![0u8; 1024];
-            fs::File::open("/dev/urandom")
-                .and_then(|mut r| std::io::Read::read_exact(&mut r, &mut bytes))
-                .expect("read /dev/urandom");
-            let mut f = fs::File::create(&key).expect("create munge.key");
-            f.write_all(&bytes).expect("write munge.key");
-        }
-        fs::set_permissions(&key, fs::Permissions::from_mode(0o400)).expect("chmod munge.key");
-        let socket = dir.join("munge/sock");
-        let conf = dir.join("slurm.conf");
-        write_file(&conf, &slurm_conf(&dir, &socket, free_port(), free_port()));
-
-        let mut cluster = Self {
-            dir: dir.clone(),
-            conf: conf.clone(),
-            daemons: Vec::new(),
-            _turn: turn,
-        };
-        let d = |p: &str| dir.join(p).display().to_string();
-        cluster.spawn(
-            "munged",
-            &[
-                "-F",
-                "--force",
-                &format!("--key-file={}", key.display()),
-                &format!("--socket={}", socket.display()),
-                &format!("--pid-file={}", d("munge/pid")),
-                &format!("--log-file={}", d("log/munged.log")),
-                &format!("--seed-file={}", d("munge/seed")),
-            ],
-        );
-        cluster.wait_for("munged's socket", |_| socket.exists());
-        let conf_arg = conf.display().to_string();
-        cluster.spawn("slurmctld", &["-D", "-f", &conf_arg]);
-        cluster.spawn("slurmd", &["-D", "-f", &conf_arg, "-N", "localhost"]);
-        cluster.wait_for("the node to be idle", |c| {
-            c.command("sinfo")
-                .args(["-h", "-o", "%T"])
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "idle")
-        });
-        Some(cluster)
-    }
-
-    fn spawn(&mut self, name: &'static str, args: &[&str]) {
-        let log = fs::File::create(self.dir.join(format!("log/{name}.out")))
-            .expect("create a daemon's output file");
-        let child = Command::new(find_program(name).expect("checked by missing()"))
-            .args(args)
-            .env("SLURM_CONF", &self.conf)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        self.daemons.push((name, child));
-    }
-
-    /// Polls `ready` until it holds; panics with the daemons' logs after [`START_LIMIT`], or
-    /// as soon as a daemon has exited.
-    fn wait_for(&mut self, what: &str, ready: impl Fn(&Self) -> bool) {
-        let deadline = Instant::now() + START_LIMIT;
-        loop {
-            if ready(self) {
-                return;
-            }
-            let exited = self.daemons.iter_mut().find_map(|(name, child)| {
-                child
-                    .try_wait()
-                    .ok()
-                    .flatten()
-                    .map(|status| (*name, status))
-            });
-            if let Some((name, status)) = exited {
-                panic!(
-                    "{name} exited ({status}) while waiting for {what}\n{}",
-                    self.logs()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} after {START_LIMIT:?}\n{}",
-                self.logs()
-            );
-            thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// A Slurm client command (`sbatch`, `squeue`, ...) talking to this cluster.
-    pub(crate) fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new(find_program(program).unwrap_or_else(|| program.into()));
-        cmd.env("SLURM_CONF", &self.conf);
-        cmd
-    }
-
-    /// The cluster's own directory (jobs may write under it).
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The daemons' log files and output, for failure messages.
-    pub(crate) fn logs(&self) -> String {
-        let mut out = String::new();
-        let mut entries: Vec<_> = fs::read_dir(self.dir.join("log"))
-            .map(|r| r.filter_map(Result::ok).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        entries.sort();
-        for path in entries {
-            let text = fs::read_to_string(&path).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(30)..];
-            out.push_str(&format!("--- {}\n{}\n", path.display(), tail.join("\n")));
-        }
-        out
-    }
-
-    /// `sbatch --wait` with `args`, bounded by `limit`: the job's exit status is sbatch's.
-    pub(crate) fn sbatch_wait(
-        &self,
-        args: &[&str],
-        envs: &[(&str, &str)],
-        limit: Duration,
-    ) -> Output {
-        let mut cmd = self.command("sbatch");
-        cmd.arg("--wait").args(args).envs(envs.iter().copied());
-        run_bounded(cmd, limit).unwrap_or_else(|| {
-            panic!(
-                "sbatch --wait {args:?} did not finish within {limit:?}\n{}",
-                self.logs()
-            )
-        })
-    }
-}
-
-/// Runs `cmd` to completion, or kills it and returns `None` after `limit`.
-pub(crate) fn run_bounded(mut cmd: Command, limit: Duration) -> Option<Output> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn a command");
-    let deadline = Instant::now() + limit;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    Some(child.wait_with_output().expect("collect output"))
-}
-
-impl Drop for SlurmCluster {
-    fn drop(&mut self) {
-        // Jobs first, so no slurmstepd outlives its slurmd.
-        let mut scancel = self.command("scancel");
-        scancel.args(["--user", "root", "--full"]);
-        let _ = run_bounded(scancel, STOP_LIMIT);
-        // Then the daemons, in the reverse of their start order.
-        while let Some((_, mut child)) = self.daemons.pop() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + STOP_LIMIT;
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if !thread::panicking() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-/// The cluster's configuration: one node, one partition, no cgroups, no accounting.
-fn slurm_conf(dir: &Path, munge_socket: &Path, ctld_port: u16, slurmd_port: u16) -> String {
-    let d = |p: &str| dir.join(p).display().to_string();
-    format!(
-        "\
-ClusterName=kmsload
-SlurmctldHost=localhost
-SlurmctldPort={ctld_port}
-SlurmdPort={slurmd_port}
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-AuthInfo=socket={socket}
-CredType=cred/munge
-StateSaveLocation={state}
-SlurmdSpoolDir={spool}
-SlurmctldPidFile={ctld_pid}
-SlurmdPidFile={slurmd_pid}
-SlurmctldLogFile={ctld_log}
-SlurmdLogFile={slurmd_log}
-ProctrackType=proctrack/pgid
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-MpiDefault=none
-MailProg=/bin/true
-SchedulerType=sched/backfill
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-SlurmdParameters=config_overrides
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={NODE_CPUS} RealMemory=1024 State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-",
-        socket = munge_socket.display(),
-        state = d("state"),
-        spool = d("spool"),
-        ctld_pid = d("slurmctld.pid"),
-        slurmd_pid = d("slurmd.pid"),
-        ctld_log = d("log/slurmctld.log"),
-        slurmd_log = d("log/slurmd.log"),
-    )
-}
+use support::*;
 
 /// The cluster comes up, runs a four-task array with every task at once, reports each task's
 /// index and the array's size to it, and `sbatch --wait` returns the job's exit status: 0
@@ -434,4 +91,93 @@ fn a_one_node_cluster_runs_an_array_job() {
         !failed.status.success(),
         "a failing task must fail sbatch --wait"
     );
+}
+
+/// deploy/slurm/kmsload-shards.sbatch as shipped, as a four-task array on the cluster against
+/// one `kmsload host` on loopback: the tasks run their shards of one run (one run id, one
+/// common start), and together they are the unsharded run of the same scenario, attempt for
+/// attempt.
+#[test]
+fn the_slurm_array_script_runs_the_shards_of_one_run() {
+    let test = "the_slurm_array_script_runs_the_shards_of_one_run";
+    let Some(cluster) = SlurmCluster::start(test) else {
+        return;
+    };
+    let dir = temp_dir("slurm-array");
+    let scenario = dir.join("sharded.toml");
+    fs::write(&scenario, SCENARIO).unwrap();
+    let host = Host::start(&dir);
+
+    let whole = dir.join("whole");
+    let out = kmsload()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--target", &host.addr, "--out"])
+        .arg(&whole)
+        .output()
+        .unwrap();
+    check(&out, "the unsharded run");
+
+    let results = dir.join("results");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/slurm/kmsload-shards.sbatch");
+    let logs = format!("{}/task-%a.out", dir.display());
+    let start_at = utc_in(8);
+    let submitted = cluster.sbatch_wait(
+        &[
+            "--array=0-3",
+            "--parsable",
+            "-o",
+            &logs,
+            script.to_str().unwrap(),
+            scenario.to_str().unwrap(),
+            results.to_str().unwrap(),
+        ],
+        &[
+            ("KMSLOAD", KMSLOAD),
+            ("KMSLOAD_TARGET", &host.addr),
+            ("KMSLOAD_START_AT", &start_at),
+        ],
+        Duration::from_secs(180),
+    );
+    let task_logs: String = (0..4)
+        .map(|i| fs::read_to_string(dir.join(format!("task-{i}.out"))).unwrap_or_default())
+        .collect();
+    assert!(
+        submitted.status.success(),
+        "the array failed: {}\n{task_logs}\n{}",
+        String::from_utf8_lossy(&submitted.stderr),
+        cluster.logs()
+    );
+    let job = String::from_utf8_lossy(&submitted.stdout).trim().to_owned();
+
+    let expected = planned(&whole);
+    let mut union = Planned::new();
+    let mut attempts = 0;
+    for i in 0..4u32 {
+        let shard_dir = results.join(format!("shard-{i}"));
+        let s = summary(&shard_dir);
+        assert_eq!(s["shard"]["index"], i, "{task_logs}");
+        assert_eq!(s["shard"]["count"], 4);
+        assert_eq!(s["shard"]["run_id"], format!("slurm-{job}"));
+        assert_eq!(s["shard"]["start_at_utc"], start_at.as_str());
+        attempts += s["attempts"].as_u64().unwrap();
+        for (k, v) in planned(&shard_dir) {
+            assert_eq!(k % 4, u64::from(i));
+            assert!(union.insert(k, v).is_none(), "attempt {k} in two shards");
+        }
+    }
+    assert_eq!(attempts, expected.len() as u64);
+    assert_eq!(
+        union.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (k, want) in &expected {
+        let got = &union[k];
+        assert_eq!(
+            (&got.1, &got.2, &got.3, &got.4, &got.5),
+            (&want.1, &want.2, &want.3, &want.4, &want.5),
+            "attempt {k}"
+        );
+    }
 }
