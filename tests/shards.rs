@@ -9,8 +9,12 @@
 #[path = "support/scaleout.rs"]
 mod support;
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+
+use serde_json::Value;
 
 use support::*;
 
@@ -119,6 +123,8 @@ fn shards_split_a_run_attempt_for_attempt() {
     assert_eq!(w["shard"]["count"], 1);
     assert_eq!(w["shard"]["run_id"], "sharded-s5");
 
+    merge_checks(&dir, &whole, &host);
+
     // Shards 0 and 1 connected from their own source addresses.
     assert_eq!(
         summary(&shard_dir(0))["config"]["source_addresses"],
@@ -190,4 +196,121 @@ fn bad_shard_input_exits_2_and_starts_nothing() {
         assert!(err.contains(expect), "{args:?}: {err}");
         assert!(!out_dir.exists(), "{args:?} started a run");
     }
+}
+
+fn merge(args: &[&Path], extra: &[&str], out: &Path) -> std::process::Output {
+    kmsload()
+        .arg("merge")
+        .args(args)
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// `kmsload merge` of the four shards written by `shards_split_a_run_attempt_for_attempt`.
+fn merge_checks(dir: &Path, whole: &Path, host: &Host) {
+    let _ = host;
+    let shards: Vec<PathBuf> = (0..4).map(|i| dir.join(format!("shard-{i}"))).collect();
+    let refs: Vec<&Path> = shards.iter().map(PathBuf::as_path).collect();
+    let merged = dir.join("merged");
+    let junit = dir.join("merged-gates.xml");
+    let out = merge(&refs, &["--junit", junit.to_str().unwrap()], &merged);
+    check(&out, "kmsload merge");
+    let m = summary(&merged);
+    let w = summary(whole);
+    let parts: Vec<Value> = shards.iter().map(|d| summary(d)).collect();
+    // Exact sums: attempts, outcomes, codes, causes, faults.
+    assert_eq!(m["attempts"], w["attempts"]);
+    assert_eq!(m["complete"], true);
+    for key in ["by_outcome", "by_code", "by_cause"] {
+        let mut sum: BTreeMap<String, u64> = BTreeMap::new();
+        for p in &parts {
+            for (k, v) in p[key].as_object().unwrap() {
+                *sum.entry(k.clone()).or_default() += v.as_u64().unwrap();
+            }
+        }
+        let merged_map: BTreeMap<String, u64> = m[key]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+            .collect();
+        assert_eq!(merged_map, sum, "{key}");
+    }
+    // The merged latency histogram is exactly the histogram of every shard's attempts.
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+    for d in &shards {
+        let mut reader = csv::Reader::from_path(d.join("events.csv")).unwrap();
+        let headers = reader.headers().unwrap().clone();
+        let col = |n: &str| headers.iter().position(|h| h == n).unwrap();
+        let (total, fault) = (col("total_us"), col("fault"));
+        for row in reader.records() {
+            let row = row.unwrap();
+            if row[fault].is_empty() && !row[total].is_empty() {
+                h.record(row[total].parse::<u64>().unwrap().max(1)).unwrap();
+            }
+        }
+    }
+    let total = &m["latency_us"]["total"];
+    assert_eq!(total["count"].as_u64(), Some(h.len()));
+    for (key, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
+        assert_eq!(total[key].as_u64(), Some(h.value_at_quantile(q)), "{key}");
+    }
+    assert_eq!(total["max"].as_u64(), Some(h.max()));
+    // The unsharded run had as many fault-free attempts (the same ones).
+    assert_eq!(total["count"], w["latency_us"]["total"]["count"]);
+    assert_eq!(m["shard"]["run_id"], "split-test");
+    let md = fs::read_to_string(merged.join("report.md")).unwrap();
+    assert!(
+        md.contains("## Shards") && md.contains("4 of 4 shards merged"),
+        "{md}"
+    );
+    assert!(merged.join("report.html").exists());
+    let merged_events = planned(&merged);
+    assert_eq!(
+        merged_events.keys().collect::<Vec<_>>(),
+        planned(whole).keys().collect::<Vec<_>>()
+    );
+    assert!(!md.contains("events.csv: No such file"), "{md}");
+    assert!(fs::read_to_string(&junit).unwrap().contains("<testsuites>"));
+
+    // Refusals: nothing is written, exit 2, the reason.
+    let refused = |args: &[&Path], extra: &[&str], expect: &str| {
+        let out_dir = dir.join("refused");
+        let out = merge(args, extra, &out_dir);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(expect), "{expect}: {err}");
+        assert!(!out_dir.exists());
+    };
+    refused(
+        &[refs[0], refs[1], refs[1], refs[2], refs[3]],
+        &[],
+        "appears twice",
+    );
+    refused(&[refs[0], refs[1], refs[3]], &[], "shard(s) 2 of 4 missing");
+    refused(&[refs[0], whole], &[], "not shards of one run");
+    // --allow-missing: merged, marked incomplete, not a pass.
+    let partial = dir.join("partial");
+    let out = merge(&[refs[0], refs[1], refs[3]], &["--allow-missing"], &partial);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = summary(&partial);
+    assert_eq!(p["complete"], false);
+    let expected: u64 = [0usize, 1, 3]
+        .iter()
+        .map(|&i| parts[i]["attempts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(p["attempts"], expected);
+    assert!(
+        fs::read_to_string(partial.join("report.md"))
+            .unwrap()
+            .contains("INCOMPLETE: shard(s) 2 missing")
+    );
 }

@@ -12,6 +12,7 @@ pub mod compare;
 pub mod explain;
 pub mod fault_args;
 pub mod host;
+pub mod merge;
 pub mod products;
 pub mod report;
 pub mod run;
@@ -45,6 +46,8 @@ pub enum Command {
     Report(report::Args),
     /// Compare a run with a baseline run; exit 1 on a regression.
     Compare(compare::Args),
+    /// Merge the shards of a run (kmsload run --shard I/N) into one result and verdict.
+    Merge(merge::Args),
     /// Check a KMS host before a rollout: one PASS/WARN/FAIL/SKIP line per check.
     Validate(Box<validate::Args>),
     /// Simulate a fleet's life in virtual time on the host model (renewals, outages, peaks).
@@ -117,6 +120,7 @@ pub fn dispatch(command: Command) -> Result<Status, CliError> {
         Command::Products(args) => products::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Report(args) => report::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Validate(args) => validate::run(*args),
         Command::Simulate(args) => simulate::run(args),

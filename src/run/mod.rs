@@ -132,6 +132,15 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
         .unwrap_or_else(|| report::default_dir(&plan.name, SystemTime::now()));
     fs::create_dir_all(&dir)
         .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+    // The scenario as it ran, for `kmsload merge` (it reads the gates back from it).
+    if let Some(source) = &plan.source {
+        fs::copy(source, dir.join("scenario.toml")).map_err(|e| {
+            Error::Runtime(format!(
+                "cannot copy the scenario to {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
     let events = fs::File::create(dir.join("events.csv"))
         .map_err(|e| Error::Runtime(format!("cannot create {}/events.csv: {e}", dir.display())))?;
     Ok(Prepared {
@@ -237,33 +246,54 @@ impl Prepared {
             host.shutdown().await;
         }
         let result = result.map_err(|e| Error::Usage(e.to_string()))?;
-
-        let gates = report::evaluate(&plan.gates, &result.recorder, result.achieved_rate);
-        report::write_results(&dir, plan, &target, &result, &gates).map_err(|e| {
-            Error::Runtime(format!("cannot write results to {}: {e}", dir.display()))
-        })?;
-        if let Some(path) = &options.junit {
-            report::write_junit(path, &plan.name, &gates, result.elapsed.as_secs_f64())
-                .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
-        }
-        let summary = result.recorder.summary();
-        let mut finished = Finished {
-            markdown: report::markdown(plan, &target, &result, &summary, &gates),
-            dir,
-            gates,
-            complete: result.complete,
-            events_error: result.events_error.clone(),
-            knee: None,
-            page: None,
-            comparison: None,
-            report_error: None,
-            accounting_error: accounting(&result).err(),
-        };
-        if let Err(e) = after_results(&mut finished, options) {
-            finished.report_error = Some(e);
-        }
+        let mut finished = finish(&dir, plan, &target, &result, options)?;
+        finished.accounting_error = accounting(&result).err();
         Ok(finished)
     }
+}
+
+/// Writes the results of `result` to `dir` as a run does: summary.json, the logs,
+/// report.md, JUnit if asked, then report.md's twin, report.html and the baseline
+/// comparison. Used by [`Prepared::execute`] and by `kmsload merge` for the merged result.
+///
+/// # Errors
+/// [`Error::Runtime`] when summary.json or the JUnit file cannot be written; a later
+/// failure is in [`Finished::report_error`].
+pub fn finish(
+    dir: &Path,
+    plan: &Plan,
+    target: &TargetInfo,
+    result: &RunResult,
+    options: &Options,
+) -> Result<Finished, Error> {
+    let gates = report::evaluate(&plan.gates, &result.recorder, result.achieved_rate);
+    report::write_results(dir, plan, target, result, &gates)
+        .map_err(|e| Error::Runtime(format!("cannot write results to {}: {e}", dir.display())))?;
+    if let Some(path) = &options.junit {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent)
+                .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        report::write_junit(path, &plan.name, &gates, result.elapsed.as_secs_f64())
+            .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let summary = result.recorder.summary();
+    let mut finished = Finished {
+        markdown: report::markdown(plan, target, result, &summary, &gates),
+        dir: dir.to_owned(),
+        gates,
+        complete: result.complete,
+        events_error: result.events_error.clone(),
+        knee: None,
+        page: None,
+        comparison: None,
+        report_error: None,
+        accounting_error: None,
+    };
+    if let Err(e) = after_results(&mut finished, options) {
+        finished.report_error = Some(e);
+    }
+    Ok(finished)
 }
 
 /// Every attempt appears exactly once.

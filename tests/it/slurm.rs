@@ -180,4 +180,37 @@ fn the_slurm_array_script_runs_the_shards_of_one_run() {
             "attempt {k}"
         );
     }
+
+    // Then the merge script, as a job of its own: one result, the scenario's attempts, and
+    // the fault-free latency histogram of exactly as many attempts as the unsharded run's.
+    let merge_script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/slurm/kmsload-merge.sbatch");
+    let merge_log = format!("{}/merge.out", dir.display());
+    let merged = cluster.sbatch_wait(
+        &[
+            "-o",
+            &merge_log,
+            merge_script.to_str().unwrap(),
+            results.to_str().unwrap(),
+        ],
+        &[("KMSLOAD", KMSLOAD)],
+        Duration::from_secs(120),
+    );
+    assert!(
+        merged.status.success(),
+        "the merge job failed:\n{}\n{}",
+        fs::read_to_string(&merge_log).unwrap_or_default(),
+        cluster.logs()
+    );
+    let m = summary(&results.join("merged"));
+    let w = summary(&whole);
+    assert_eq!(m["attempts"], w["attempts"]);
+    assert_eq!(m["attempts"].as_u64(), Some(expected.len() as u64));
+    assert_eq!(m["complete"], true);
+    assert_eq!(m["shard"]["run_id"], format!("slurm-{job}"));
+    assert_eq!(
+        m["latency_us"]["total"]["count"],
+        w["latency_us"]["total"]["count"]
+    );
+    assert!(results.join("merged/gates.xml").exists());
 }
