@@ -314,3 +314,95 @@ fn merge_checks(dir: &Path, whole: &Path, host: &Host) {
             .contains("INCOMPLETE: shard(s) 2 missing")
     );
 }
+
+/// The container arguments of deploy/kubernetes/shards-job.yaml and merge-job.yaml, run as
+/// the pods would run them: `$(VAR)` filled from the pod's environment (the index from the
+/// Job, the rest from the kmsload-run ConfigMap), the mount paths moved to a temp dir, and
+/// the scenario replaced by this file's short one (the ConfigMap's example runs for a
+/// minute; it is checked to validate instead).
+#[test]
+fn the_kubernetes_job_command_lines_run_the_shards_and_the_merge() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    let yaml = |name: &str| -> Value {
+        serde_yaml_ng::from_str(&fs::read_to_string(root.join(name)).unwrap()).unwrap()
+    };
+    let job = yaml("shards-job.yaml");
+    let merge_job = yaml("merge-job.yaml");
+    let scenario_map = yaml("scenario-configmap.yaml");
+    let example = scenario_map["data"]["scenario.toml"].as_str().unwrap();
+    kmsload::scenario::parse_str(
+        example,
+        Path::new("scenario.toml"),
+        &kmsload::scenario::Overrides::default(),
+        &kmsload::scenario::resolve_exact,
+    )
+    .unwrap_or_else(|e| panic!("the ConfigMap's scenario does not validate: {e}"));
+
+    let dir = temp_dir("kubernetes");
+    let etc = dir.join("etc-kmsload");
+    let results = dir.join("results");
+    fs::create_dir_all(&etc).unwrap();
+    fs::create_dir_all(&results).unwrap();
+    fs::write(etc.join("scenario.toml"), SCENARIO).unwrap();
+    let host = Host::start(&dir);
+    let start_at = utc_in(3);
+    let fill = |arg: &str, index: Option<u64>| -> String {
+        let mut a = arg
+            .replace("$(RUN_ID)", "k8s-test")
+            .replace("$(START_AT)", &start_at)
+            .replace("$(KMS_TARGET)", &host.addr)
+            .replace("$(KMS_CONFIRM_TARGET)", "127.0.0.1");
+        if let Some(i) = index {
+            a = a.replace("$(JOB_COMPLETION_INDEX)", &i.to_string());
+        }
+        assert!(!a.contains("$("), "an unfilled variable in {arg}");
+        a.replace("/etc/kmsload", etc.to_str().unwrap())
+            .replace("/results", results.to_str().unwrap())
+    };
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["command"][0], "kmsload");
+    let n = job["spec"]["completions"].as_u64().unwrap();
+    let pods: Vec<Child> = (0..n)
+        .map(|i| {
+            let args: Vec<String> = container["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| fill(a.as_str().unwrap(), Some(i)))
+                .collect();
+            kmsload()
+                .args(&args)
+                .env("JOB_COMPLETION_INDEX", i.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, pod) in pods.into_iter().enumerate() {
+        check(&pod.wait_with_output().unwrap(), &format!("pod {i}"));
+    }
+    let merge_container = &merge_job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(merge_container["command"][0], "kmsload");
+    let args: Vec<String> = merge_container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| fill(a.as_str().unwrap(), None))
+        .collect();
+    check(&kmsload().args(&args).output().unwrap(), "the merge pod");
+    let merged = results.join("k8s-test/merged");
+    let m = summary(&merged);
+    assert_eq!(m["shard"]["run_id"], "k8s-test");
+    assert_eq!(m["complete"], true);
+    let per_shard: u64 = (0..n)
+        .map(|i| {
+            summary(&results.join(format!("k8s-test/shard-{i}")))["attempts"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(m["attempts"].as_u64(), Some(per_shard));
+    assert_eq!(per_shard, 345, "the scenario's attempts");
+    assert!(merged.join("gates.xml").exists());
+}
