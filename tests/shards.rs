@@ -172,7 +172,9 @@ fn bad_shard_input_exits_2_and_starts_nothing() {
     let dir = temp_dir("bad");
     let scenario = dir.join("s.toml");
     fs::write(&scenario, "name = \"s\"\n[load]\nrate = 10\nattempts = 5\n").unwrap();
-    let cases: [(&[&str], &[(&str, &str)], &str); 6] = [
+    /// Flags, environment, and what the message must say.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case<'_>; 6] = [
         (&["--shard", "4/4"], &[], "0 to 3"),
         (&["--shard", "two"], &[], "I/N"),
         (&["--shards", "4"], &[], "JOB_COMPLETION_INDEX"),

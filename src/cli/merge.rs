@@ -243,10 +243,11 @@ struct Labels(HashMap<String, &'static str>);
 
 impl Labels {
     fn get(&mut self, text: String) -> &'static str {
-        *self
+        let label: &mut &'static str = self
             .0
             .entry(text)
-            .or_insert_with_key(|k| Box::leak(k.clone().into_boxed_str()))
+            .or_insert_with_key(|k| Box::leak(k.clone().into_boxed_str()));
+        label
     }
 }
 
