@@ -118,16 +118,36 @@ pub(crate) struct SlurmCluster {
     dir: PathBuf,
     conf: PathBuf,
     daemons: Vec<(&'static str, Child)>,
-    _turn: MutexGuard<'static, ()>,
+    /// This process's turn (taken once the cluster is up).
+    _turn: Option<MutexGuard<'static, ()>>,
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; the daemons bind it right after).
+/// A TCP port on 127.0.0.1 that is free when asked, from below the kernel's ephemeral range
+/// (so no outgoing connection of another process takes it before the daemon binds it), at a
+/// random place in it (so clusters that other test processes start at the same time pick
+/// other ports). A start that loses the race anyway is retried (see [`START_TRIES`]).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .clamp(12_000, 65_000);
+    let mut seed = [0u8; 8];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut r| std::io::Read::read_exact(&mut r, &mut seed))
+        .expect("read /dev/urandom");
+    let mut x = u64::from_le_bytes(seed);
+    loop {
+        let port = 10_000 + (x % u64::from(low - 10_000)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+        x = x.rotate_left(17) ^ 0x9E37_79B9_7F4A_7C15;
+    }
 }
+
+/// How many times a cluster start is tried when a daemon finds its port taken.
+const START_TRIES: u32 = 3;
 
 fn write_file(path: &Path, text: &str) {
     fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
@@ -143,6 +163,30 @@ impl SlurmCluster {
             return None;
         }
         let turn = ONE_CLUSTER.lock().unwrap_or_else(PoisonError::into_inner);
+        for attempt in 1..=START_TRIES {
+            match Self::try_start() {
+                Ok(mut cluster) => {
+                    cluster._turn = Some(turn);
+                    return Some(cluster);
+                }
+                Err((cluster, why)) => {
+                    let logs = cluster.logs();
+                    drop(cluster);
+                    if attempt < START_TRIES && logs.contains("Address already in use") {
+                        eprintln!("slurm: a port was taken; starting the cluster again");
+                        continue;
+                    }
+                    panic!("{why}\n{logs}");
+                }
+            }
+        }
+        unreachable!("the last try returns or panics")
+    }
+
+    /// One try at starting a cluster; on failure, the half-started cluster (dropping it stops
+    /// what runs) and why.
+    #[allow(clippy::result_large_err)]
+    fn try_start() -> Result<Self, (Self, String)> {
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "kmsload-slurm-{}-{}",
@@ -173,7 +217,7 @@ impl SlurmCluster {
             dir: dir.clone(),
             conf: conf.clone(),
             daemons: Vec::new(),
-            _turn: turn,
+            _turn: None,
         };
         let d = |p: &str| dir.join(p).display().to_string();
         cluster.spawn(
@@ -188,17 +232,22 @@ impl SlurmCluster {
                 &format!("--seed-file={}", d("munge/seed")),
             ],
         );
-        cluster.wait_for("munged's socket", |_| socket.exists());
+        if let Err(why) = cluster.wait_for("munged's socket", |_| socket.exists()) {
+            return Err((cluster, why));
+        }
         let conf_arg = conf.display().to_string();
         cluster.spawn("slurmctld", &["-D", "-f", &conf_arg]);
         cluster.spawn("slurmd", &["-D", "-f", &conf_arg, "-N", "localhost"]);
-        cluster.wait_for("the node to be idle", |c| {
+        let idle = cluster.wait_for("the node to be idle", |c| {
             c.command("sinfo")
                 .args(["-h", "-o", "%T"])
                 .output()
                 .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "idle")
         });
-        Some(cluster)
+        match idle {
+            Ok(()) => Ok(cluster),
+            Err(why) => Err((cluster, why)),
+        }
     }
 
     fn spawn(&mut self, name: &'static str, args: &[&str]) {
@@ -215,13 +264,13 @@ impl SlurmCluster {
         self.daemons.push((name, child));
     }
 
-    /// Polls `ready` until it holds; panics with the daemons' logs after [`START_LIMIT`], or
-    /// as soon as a daemon has exited.
-    fn wait_for(&mut self, what: &str, ready: impl Fn(&Self) -> bool) {
+    /// Polls `ready` until it holds; an error after [`START_LIMIT`], or as soon as a daemon
+    /// has exited.
+    fn wait_for(&mut self, what: &str, ready: impl Fn(&Self) -> bool) -> Result<(), String> {
         let deadline = Instant::now() + START_LIMIT;
         loop {
             if ready(self) {
-                return;
+                return Ok(());
             }
             let exited = self.daemons.iter_mut().find_map(|(name, child)| {
                 child
@@ -231,16 +280,11 @@ impl SlurmCluster {
                     .map(|status| (*name, status))
             });
             if let Some((name, status)) = exited {
-                panic!(
-                    "{name} exited ({status}) while waiting for {what}\n{}",
-                    self.logs()
-                );
+                return Err(format!("{name} exited ({status}) while waiting for {what}"));
             }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} after {START_LIMIT:?}\n{}",
-                self.logs()
-            );
+            if Instant::now() >= deadline {
+                return Err(format!("no {what} after {START_LIMIT:?}"));
+            }
             thread::sleep(Duration::from_millis(200));
         }
     }
