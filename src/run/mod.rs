@@ -132,8 +132,9 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
         .unwrap_or_else(|| report::default_dir(&plan.name, SystemTime::now()));
     fs::create_dir_all(&dir)
         .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", dir.display())))?;
-    // The scenario as it ran, for `kmsload merge` (it reads the gates back from it).
-    if let Some(source) = &plan.source {
+    // The scenario as it ran, for `kmsload merge` (it reads the gates back from it). A plan
+    // parsed from text without a file has none to copy.
+    if let Some(source) = plan.source.as_ref().filter(|p| p.is_file()) {
         fs::copy(source, dir.join("scenario.toml")).map_err(|e| {
             Error::Runtime(format!(
                 "cannot copy the scenario to {}: {e}",
