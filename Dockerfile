@@ -10,7 +10,7 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 # Everything `cargo build` reads: the manifest, the lock file, the sources, the embedded
 # catalog (data/, include_str!) and the bench targets the manifest declares
-# (checked by tests/deploy.rs::the_dockerfile_copies_what_the_build_reads).
+# (checked by tests/it/deploy.rs::the_dockerfile_copies_what_the_build_reads).
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY data ./data

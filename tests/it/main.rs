@@ -9,11 +9,17 @@
 //! - `netns`: `kmsload run` across a kernel-shaped veth link between network namespaces.
 //! - `report_html`: report.html in headless Chromium, the text twin, `kmsload compare`.
 //! - `run_e2e`: `kmsload run` end to end: result files, accounting, gates, exit codes.
-//! - `slurm`: a one-node Slurm cluster on loopback, brought up by the test.
+//! - `slurm`: a one-node Slurm cluster on loopback, brought up by the test, running the
+//!   shipped job-array and merge scripts.
+//! - `shards`: `kmsload run --shard` and `kmsload merge` against one host, and the Kubernetes
+//!   Jobs' command lines.
+//! - `deploy`: the Dockerfile and the Kubernetes manifests (schema-validated).
+//! - `scaleout`: what `slurm` and `shards` share (the cluster fixture, a host child, readers).
 //! - `validate`: `kmsload validate` against `kmsload host` in each configuration.
 //! - `fixture`: a synthetic results directory that the report tests read.
 
 mod cli_catalog;
+mod deploy;
 mod discover;
 mod faults;
 mod fixture;
@@ -22,6 +28,8 @@ mod host_e2e;
 mod netns;
 mod report_html;
 mod run_e2e;
+mod scaleout;
+mod shards;
 mod slurm;
 mod util;
 mod validate;

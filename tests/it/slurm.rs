@@ -25,13 +25,10 @@
 //! under `CI=true` it fails instead (`.ci/run` installs the packages). A cluster that is
 //! installed but does not come up is always a failure, with the daemons' logs in the message.
 
-#[path = "support/scaleout.rs"]
-mod support;
-
 use std::fs;
 use std::time::Duration;
 
-use support::*;
+use crate::scaleout::*;
 
 /// The cluster comes up, runs a four-task array with every task at once, reports each task's
 /// index and the array's size to it, and `sbatch --wait` returns the job's exit status: 0

@@ -1,4 +1,4 @@
-//! What tests/slurm.rs and tests/shards.rs share: a one-node Slurm cluster on loopback, a
+//! What tests/it/slurm.rs and tests/it/shards.rs share: a one-node Slurm cluster on loopback, a
 //! `kmsload host` child, the sharded scenario and readers of results directories.
 //!
 //! # The Slurm cluster

@@ -2,12 +2,9 @@
 //! against one `kmsload host` on loopback, compared with the unsharded run of the same
 //! scenario attempt for attempt through events.csv.
 //!
-//! The command lines here are the ones deploy/slurm and deploy/kubernetes give: tests/slurm.rs
+//! The command lines here are the ones deploy/slurm and deploy/kubernetes give: tests/it/slurm.rs
 //! runs the Slurm scripts as shipped, and `the_kubernetes_job_command_line_runs_a_shard` runs
 //! the Indexed Job's container arguments with its variables filled in.
-
-#[path = "support/scaleout.rs"]
-mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,7 +13,7 @@ use std::process::{Child, Stdio};
 
 use serde_json::Value;
 
-use support::*;
+use crate::scaleout::*;
 
 #[test]
 fn shards_split_a_run_attempt_for_attempt() {
