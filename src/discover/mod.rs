@@ -51,6 +51,7 @@
 mod clients;
 pub mod order;
 mod resolve;
+mod split;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -63,6 +64,7 @@ use serde::{Deserialize, Serialize};
 pub use clients::HostClients;
 pub use order::{first_choice_shares, try_order};
 pub use resolve::Resolver;
+pub use split::{HostSplit, NO_HOST, SplitLatency, SplitRecorder};
 
 use crate::catalog::hresult::code;
 use crate::client::outcome::{Cause, Outcome, Verdict, classify};

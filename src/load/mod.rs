@@ -12,13 +12,18 @@
 //! running then are recorded as timed out in the phase they had reached. The runner prints
 //! nothing: it exposes [`Live`] counters for whoever shows progress.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::discover::{ClientDiscovery, Discovery, HostClients, SplitRecorder};
 
 use crate::client::{Attempt, Client, ClientOptions, Outcome, Reply, TcpConnector};
 use crate::faults::{FaultHandle, FaultPlan, FaultyConnector};
@@ -39,6 +44,9 @@ pub use shard::Shard;
 
 /// Mixing tag for request IVs (see [`sim::mix`]); sim reserves tags below 0x100.
 const TAG_IV: u64 = 0x4C_4F_41_44; // "LOAD"
+
+/// Mixing tag for each attempt's SRV draw.
+const TAG_DNS: u64 = 0x44_4E_53_44; // "DNSD"
 
 /// Lateness of a timer wake-up that is put down to the timer (tokio's has millisecond
 /// granularity), not to the host.
@@ -147,11 +155,29 @@ pub fn client_options(plan: &Plan) -> ClientOptions {
     }
 }
 
+/// Where the attempts go.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// One address (the in-process host, or `target`).
+    Fixed(SocketAddr),
+    /// Each client discovers its host (`discover = "DOMAIN"`).
+    Discover(Arc<Discovery>),
+}
+
+/// Per-client discovery state and the run's split across hosts.
+#[derive(Default)]
+struct DiscoveryRun {
+    clients: Mutex<HashMap<u64, ClientDiscovery>>,
+    split: Mutex<SplitRecorder>,
+    hosts: Mutex<Vec<String>>,
+}
+
 /// Everything an attempt task needs, shared.
 struct Shared {
     fleet: Fleet,
     seed: u64,
     target: SocketAddr,
+    discovery: Option<(Arc<Discovery>, DiscoveryRun)>,
     options: ClientOptions,
     sources: Vec<IpAddr>,
     /// Shards in the run (1 unsharded).
@@ -179,7 +205,7 @@ struct Pooled {
 /// [`RunError`] when the plan's fleet cannot be built (nothing is started then).
 pub async fn run(
     plan: &Plan,
-    target: SocketAddr,
+    endpoint: Endpoint,
     events: Option<Box<dyn io::Write + Send>>,
     live: Arc<Live>,
     mut stop: watch::Receiver<bool>,
@@ -208,10 +234,18 @@ pub async fn run(
     };
     let started = SystemTime::now();
     let start = Instant::now();
+    let (target, discovery) = match endpoint {
+        Endpoint::Fixed(addr) => (addr, None),
+        Endpoint::Discover(d) => (
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Some((d, DiscoveryRun::default())),
+        ),
+    };
     let shared = Arc::new(Shared {
         fleet,
         seed: plan.seed,
         target,
+        discovery,
         options: client_options(plan),
         sources: plan.load.source_addresses.clone(),
         shard_count: shard.count,
@@ -357,7 +391,15 @@ pub async fn run(
         generator.process_cpu_s = Some(cpu);
         generator.process_cpu_busy = Some(cpu / (elapsed.as_secs_f64().max(1e-9) * cores as f64));
     }
+    let by_host = shared
+        .discovery
+        .as_ref()
+        .map(|(_, run)| {
+            std::mem::take(&mut *run.split.lock().unwrap_or_else(|e| e.into_inner())).finish()
+        })
+        .unwrap_or_default();
     Ok(RunResult {
+        by_host,
         recorder,
         started,
         late_start_us,
@@ -474,6 +516,9 @@ async fn attempt(shared: &Shared, k: u64, intended: Instant) -> AttemptRecord {
     let mut iv = [0u8; 16];
     iv[..8].copy_from_slice(&iv_stream.at(2 * k).to_le_bytes());
     iv[8..].copy_from_slice(&iv_stream.at(2 * k + 1).to_le_bytes());
+    if let Some((discovery, run)) = &shared.discovery {
+        return discovered_attempt(shared, discovery, run, k, intended, &identity, base, iv).await;
+    }
 
     let mut pooled = checkout(shared, k);
     // Faults are decided per (client, attempt, time in the run), so a failing attempt replays.
@@ -517,6 +562,108 @@ async fn attempt(shared: &Shared, k: u64, intended: Instant) -> AttemptRecord {
     // the attempts no fault touched stays clean.
     rec.fault = fault.map(|f| f.label());
     if let Ok(Reply::Response(r)) = result.result {
+        rec.reported_count = Some(r.base.current_count);
+        rec.hwid = r.hwid.map(|h| h.0);
+        rec.epid = Some(r.base.epid);
+    }
+    rec
+}
+
+/// One attempt through discovery: the client's own state (cached host, SRV answer) and its
+/// own seeded draw; a new connection per host tried (no pooling across attempts).
+#[allow(clippy::too_many_arguments)]
+async fn discovered_attempt(
+    shared: &Shared,
+    discovery: &Discovery,
+    run: &DiscoveryRun,
+    k: u64,
+    intended: Instant,
+    identity: &sim::ClientIdentity,
+    base: RequestBase,
+    iv: [u8; 16],
+) -> AttemptRecord {
+    let mut state = run
+        .clients
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&identity.index)
+        .unwrap_or_default();
+    let fault = shared.faults.decide(
+        identity.index,
+        k,
+        intended.saturating_duration_since(shared.start),
+    );
+    let handle = FaultHandle::new();
+    handle.arm(fault);
+    let source = (!shared.sources.is_empty())
+        .then(|| shared.sources[(k % shared.sources.len() as u64) as usize]);
+    let options = ClientOptions {
+        keep_alive: false,
+        ..shared.options.clone()
+    };
+    let make = {
+        let handle = handle.clone();
+        move |addr| {
+            let connector = FaultyConnector::with_handle(TcpConnector { source }, handle.clone());
+            Client::with_connector(connector, addr, options.clone())
+        }
+    };
+    let mut hosts = HostClients::new(make, base, iv);
+    let mut rng = StdRng::seed_from_u64(sim::Stream::new(shared.seed, TAG_DNS).at(k));
+    let found = discovery.attempt(&mut state, &mut hosts, &mut rng).await;
+    let end = Instant::now();
+    run.clients
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(identity.index, state);
+
+    let verdict = found.verdict();
+    let total_us = micros(end.saturating_duration_since(intended));
+    run.split.lock().unwrap_or_else(|e| e.into_inner()).record(
+        &found,
+        verdict.outcome,
+        verdict.hresult,
+        total_us,
+    );
+    let host_name = found
+        .host
+        .as_ref()
+        .map_or_else(|| crate::discover::NO_HOST.to_owned(), |h| h.host());
+    let host_index = {
+        let mut names = run.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        match names.iter().position(|n| *n == host_name) {
+            Some(i) => i,
+            None => {
+                names.push(host_name);
+                names.len() - 1
+            }
+        }
+    };
+    let intended_us = micros(intended.saturating_duration_since(shared.start));
+    let mut rec = AttemptRecord::new(
+        k,
+        intended_us,
+        u16::try_from(host_index).unwrap_or(u16::MAX),
+        identity,
+        verdict.outcome,
+        verdict.hresult,
+    );
+    let times = found.attempt.as_ref().map(|a| a.times).unwrap_or_default();
+    rec.latency = Latencies {
+        connect_us: times.connect.map(micros),
+        bind_us: times.bind.map(micros),
+        request_us: times.request.map(micros),
+        total_us: Some(total_us),
+    };
+    if verdict.outcome != Outcome::Activated {
+        rec.cause = Some(verdict.cause.label());
+    }
+    rec.fault = fault.map(|f| f.label());
+    if let Some(Attempt {
+        result: Ok(Reply::Response(r)),
+        ..
+    }) = found.attempt
+    {
         rec.reported_count = Some(r.base.current_count);
         rec.hwid = r.hwid.map(|h| h.0);
         rec.epid = Some(r.base.epid);

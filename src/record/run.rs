@@ -33,6 +33,8 @@ pub struct RunResult {
     pub events_error: Option<String>,
     /// How well kmsload itself kept up.
     pub generator: GeneratorStats,
+    /// With discovery: the split across the hosts found (empty otherwise).
+    pub by_host: Vec<crate::discover::HostSplit>,
 }
 
 /// How far an attempt may start after its intended time before it counts as late: well

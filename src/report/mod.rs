@@ -97,6 +97,9 @@ pub struct SummaryFile {
     pub gates_passed: bool,
     /// One row per second.
     pub timeline: Vec<TimelineRow>,
+    /// With `discover`: attempts, outcomes, codes, latency and failovers per host found.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_host: Vec<crate::discover::HostSplit>,
 }
 
 impl SummaryFile {
@@ -421,6 +424,7 @@ pub fn write_results(
         gates: gates.to_vec(),
         gates_passed: gates.iter().all(|g| g.pass),
         timeline: run.recorder.timeline(),
+        by_host: run.by_host.clone(),
     };
     let mut w = BufWriter::new(fs::File::create(dir.join("summary.json"))?);
     serde_json::to_writer_pretty(&mut w, &file).map_err(io::Error::other)?;
@@ -579,6 +583,9 @@ pub fn markdown(
             );
         }
     }
+    if !run.by_host.is_empty() {
+        by_host_markdown(&mut s, &run.by_host);
+    }
     if !summary.hosts.is_empty() {
         let _ = writeln!(s, "\n## Host identity\n");
         for h in &summary.hosts {
@@ -698,6 +705,47 @@ fn xml(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// report.md's "Hosts found by discovery" table: the split, the failovers and their cost.
+fn by_host_markdown(s: &mut String, split: &[crate::discover::HostSplit]) {
+    let total: u64 = split.iter().map(|h| h.attempts).sum();
+    let _ = writeln!(s, "\n## Hosts found by discovery\n");
+    let _ = writeln!(
+        s,
+        "| host | attempts | share | activated | not activated | failed | p50 ms | p99 ms | failed tries | failovers to it | their extra time ms |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let ms =
+        |us: Option<u64>| us.map_or_else(|| "-".to_owned(), |u| format!("{:.2}", u as f64 / 1e3));
+    for h in split {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1} % | {} | {} | {} | {} | {} | {} | {} | {} |",
+            h.host,
+            h.attempts,
+            if total == 0 {
+                0.0
+            } else {
+                100.0 * h.attempts as f64 / total as f64
+            },
+            h.activated,
+            h.not_activated,
+            h.failed,
+            ms(h.latency_us.map(|l| l.p50)),
+            ms(h.latency_us.map(|l| l.p99)),
+            h.failed_tries,
+            h.failovers_in,
+            ms(h.failover_cost_us_mean),
+        );
+    }
+    let failovers: u64 = split.iter().map(|h| h.failovers_in).sum();
+    if failovers > 0 {
+        let _ = writeln!(
+            s,
+            "\n{failovers} attempts failed over: a host they tried first did not connect and bind, and the next one answered; the last column is the mean time they lost before it did."
+        );
+    }
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ pub fn read_baseline(path: &Path, what: &str) -> Result<SummaryFile, Error> {
 
 /// A run ready to start: the target is up (or resolved) and the results directory exists.
 pub struct Prepared {
-    addr: SocketAddr,
+    addr: load::Endpoint,
     target: TargetInfo,
     host: Option<host::HostHandle>,
     dir: PathBuf,
@@ -115,7 +115,7 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
                 address: addr.to_string(),
                 in_process: true,
             };
-            (addr, target, Some(host))
+            (load::Endpoint::Fixed(addr), target, Some(host))
         }
         Target::Remote(remote) => {
             let addr = resolve(&remote.host, remote.port, plan.timeouts.connect).await?;
@@ -123,7 +123,16 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
                 address: remote.addr(),
                 in_process: false,
             };
-            (addr, target, None)
+            (load::Endpoint::Fixed(addr), target, None)
+        }
+        Target::Discover(d) => {
+            let discovery = crate::discover::Discovery::new(d.config.clone(), d.gate.clone())
+                .map_err(Error::Runtime)?;
+            let target = TargetInfo {
+                address: format!("discover:{}", d.config.domain),
+                in_process: false,
+            };
+            (load::Endpoint::Discover(Arc::new(discovery)), target, None)
         }
     };
     let dir = plan

@@ -44,9 +44,9 @@ pub use error::{Error, ScenarioError};
 pub use locate::Position;
 pub use plan::{
     Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED, Direction,
-    FaultKind, FaultRule, Fleet, Gate, HostKey, HostOptions, Load, LoadModel, NdrMode, Plan,
-    ProductShare, Region, RemoteTarget, Schedule, SkewDistribution, Stage, StallPhase, Target,
-    Timeouts, Window,
+    DiscoverTarget, FaultKind, FaultRule, Fleet, Gate, HostKey, HostOptions, Load, LoadModel,
+    NdrMode, Plan, ProductShare, Region, RemoteTarget, Schedule, SkewDistribution, Stage,
+    StallPhase, Target, Timeouts, Window,
 };
 
 /// Values from the command line that replace keys of the file. They are applied before

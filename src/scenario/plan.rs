@@ -54,6 +54,21 @@ pub enum Target {
     InProcess(HostOptions),
     /// A host given by `target` / `--target`.
     Remote(RemoteTarget),
+    /// Hosts found by each client through DNS SRV records (`discover = "DOMAIN"`).
+    Discover(DiscoverTarget),
+}
+
+/// `discover = "DOMAIN"` and its keys: how every synthetic client finds its host.
+///
+/// Non-loopback hosts the discovery finds receive traffic only when confirmed: named in
+/// `confirm_target` / `--confirm-target` (several, comma-separated), or all of them with
+/// `confirm_discovered = "DOMAIN"` naming the same domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoverTarget {
+    /// Domain, DNS server, order, host cache, deadlines.
+    pub config: crate::discover::DiscoveryConfig,
+    /// Which discovered hosts may be contacted.
+    pub gate: crate::discover::HostGate,
 }
 
 /// A host given as `host:port`.

@@ -233,7 +233,41 @@ pub(crate) fn validate(
     let seed = ov.seed.or(raw.seed).unwrap_or(DEFAULT_SEED);
     let fleet = fleet(cx, raw.fleet.unwrap_or_default(), resolve);
     let load = load(cx, raw.load.unwrap_or_default(), ov);
-    let target = target(cx, raw.target, raw.confirm_target, raw.host, ov, resolve);
+    let discover_keys = DiscoverKeys {
+        discover: raw.discover,
+        dns_server: raw.dns_server,
+        srv_order: raw.srv_order,
+        host_cache: raw.host_cache,
+        dns_ttl: raw.dns_ttl,
+        dns_timeout: raw.dns_timeout,
+        confirm_discovered: raw.confirm_discovered,
+    };
+    let target = match discover_keys.discover.clone() {
+        Some(domain) if ov.target.is_none() => {
+            if raw.target.is_some() {
+                cx.err(
+                    &root("discover"),
+                    "`discover` and `target` both say where clients connect",
+                    Some(
+                        "keep one: `target` for one host, `discover` to find hosts through DNS"
+                            .to_owned(),
+                    ),
+                );
+            }
+            if raw.host.is_some() {
+                cx.err(
+                    &root("host"),
+                    "[host] configures the in-process host, which is not started when `discover` is set",
+                    Some("remove [host], or remove `discover`".to_owned()),
+                );
+            }
+            discover_target(cx, &domain, discover_keys, raw.confirm_target, ov)
+        }
+        _ => {
+            discover_keys.refuse_without_discover(cx);
+            target(cx, raw.target, raw.confirm_target, raw.host, ov, resolve)
+        }
+    };
     let client = client(raw.client.unwrap_or_default());
     let timeouts = timeouts(cx, raw.timeouts.unwrap_or_default());
     let out = match (&ov.out, raw.out) {
@@ -1268,6 +1302,117 @@ fn bursts(cx: &mut Ctx<'_>, path: &KeyPath, raw: &RawBursts) -> Option<Schedule>
     })
 }
 
+/// The discovery keys of the top level.
+struct DiscoverKeys {
+    discover: Option<String>,
+    dns_server: Option<String>,
+    srv_order: Option<String>,
+    host_cache: Option<bool>,
+    dns_ttl: Option<String>,
+    dns_timeout: Option<String>,
+    confirm_discovered: Option<String>,
+}
+
+impl DiscoverKeys {
+    /// The discovery keys mean nothing without `discover` (or with `--target`).
+    fn refuse_without_discover(&self, cx: &mut Ctx<'_>) {
+        let set = [
+            ("dns_server", self.dns_server.is_some()),
+            ("srv_order", self.srv_order.is_some()),
+            ("host_cache", self.host_cache.is_some()),
+            ("dns_ttl", self.dns_ttl.is_some()),
+            ("dns_timeout", self.dns_timeout.is_some()),
+            ("confirm_discovered", self.confirm_discovered.is_some()),
+        ];
+        for (key, present) in set {
+            if present && self.discover.is_none() {
+                cx.err(
+                    &root(key),
+                    format!("`{key}` applies to discovery, but `discover` is not set"),
+                    Some("add discover = \"DOMAIN\", or remove the key".to_owned()),
+                );
+            }
+        }
+    }
+}
+
+/// `discover = "DOMAIN"` with its keys into a [`Target::Discover`].
+fn discover_target(
+    cx: &mut Ctx<'_>,
+    domain: &str,
+    keys: DiscoverKeys,
+    confirm: Option<String>,
+    ov: &Overrides,
+) -> Option<Target> {
+    use crate::discover::{self, DiscoveryConfig, HostGate, SrvOrder};
+    let domain = match discover::parse_domain(domain) {
+        Ok(d) => d,
+        Err(e) => {
+            cx.err(&root("discover"), e, None);
+            return None;
+        }
+    };
+    let mut config = DiscoveryConfig::new(&domain);
+    let mut ok = true;
+    if let Some(s) = &keys.dns_server {
+        match discover::parse_dns_server(s) {
+            Ok(a) => config.dns_server = Some(a),
+            Err(e) => {
+                cx.err(&root("dns_server"), e, None);
+                ok = false;
+            }
+        }
+    }
+    if let Some(s) = &keys.srv_order {
+        match s.parse::<SrvOrder>() {
+            Ok(o) => config.order = o,
+            Err(e) => {
+                cx.err(&root("srv_order"), e, None);
+                ok = false;
+            }
+        }
+    }
+    config.host_cache = keys.host_cache.unwrap_or(true);
+    if let Some(s) = &keys.dns_ttl {
+        match cx.duration(&root("dns_ttl"), s) {
+            Some(d) => config.dns_ttl = Some(d),
+            None => ok = false,
+        }
+    }
+    if let Some(s) = &keys.dns_timeout {
+        match cx.positive_duration(&root("dns_timeout"), s) {
+            Some(d) => config.dns_timeout = d,
+            None => ok = false,
+        }
+    }
+    let mut gate = HostGate::default();
+    if let Some(c) = ov.confirm_target.clone().or(confirm) {
+        gate.confirmed = c
+            .split(',')
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .collect();
+    }
+    if let Some(c) = &keys.confirm_discovered {
+        if discover::parse_domain(c).is_ok_and(|c| c == domain) {
+            gate.all = true;
+        } else {
+            cx.err(
+                &root("confirm_discovered"),
+                format!("confirms `{c}`, but the scenario discovers `{domain}`"),
+                Some(format!(
+                    "{CMID_WARNING}; to send traffic to every host found under it, name the domain: confirm_discovered = \"{domain}\""
+                )),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(Target::Discover(crate::scenario::DiscoverTarget {
+        config,
+        gate,
+    }))
+}
+
 // ---------------------------------------------------------------------------------------
 // cross-section checks
 
@@ -1302,7 +1447,7 @@ fn check_sources(cx: &mut Ctx<'_>, target: &Target, sources: &[IpAddr]) {
                 )),
                 _ => None,
             },
-            Target::InProcess(_) => None,
+            Target::InProcess(_) | Target::Discover(_) => None,
         };
         if let Some((message, hint)) = problem {
             cx.err(&path, message, Some(hint));

@@ -532,3 +532,122 @@ fn activate_discover_input_errors_exit_2() {
         assert!(!err.trim().is_empty());
     }
 }
+
+// -------------------------------------------------------------------------------------------
+// kmsload run with discover = "DOMAIN"
+// -------------------------------------------------------------------------------------------
+
+/// 400 attempts of 40 renewing clients over three records: a dead priority-0 host and two
+/// live priority-1 hosts weighted 75/25. Every client's first attempt fails over from the
+/// dead host; with the host cache, later attempts go straight to the cached host; the split
+/// of clients follows the weights.
+#[test]
+fn run_discovers_per_client_and_splits_by_host() {
+    let charged = || ServerOptions {
+        host: host::HostConfig {
+            charged: true,
+            ..host::HostConfig::default()
+        },
+        ..ServerOptions::default()
+    };
+    let heavy = host::start_background(charged(), 1).unwrap();
+    let light = host::start_background(charged(), 1).unwrap();
+    let dead = dead_port();
+    let lines = [
+        "host-record=dead.kms.test,127.0.0.1".to_owned(),
+        "host-record=heavy.kms.test,127.0.0.1".to_owned(),
+        "host-record=light.kms.test,127.0.0.1".to_owned(),
+        srv("dead.kms.test", dead, 0, 0),
+        srv("heavy.kms.test", heavy.addr().port(), 1, 75),
+        srv("light.kms.test", light.addr().port(), 1, 25),
+    ];
+    let Some(dns) = dns(&lines) else { return };
+    let dir = crate::util::temp_dir("discover-run");
+    let (o, results) = crate::util::run_text(
+        &dir,
+        &format!(
+            r#"
+name = "discover-run"
+discover = "{DOMAIN}"
+dns_server = "{}"
+[fleet]
+size = 40
+products = [{{ product = "Windows 10/11 Enterprise" }}]
+[load]
+model = "closed"
+clients = 4
+attempts = 400
+"#,
+            dns.arg()
+        ),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", crate::util::show(&o));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["attempts"], 400);
+    assert_eq!(s["target"]["address"], format!("discover:{DOMAIN}"));
+    let by_host = s["by_host"].as_array().expect("by_host");
+    let find = |name: &str| {
+        by_host
+            .iter()
+            .find(|h| h["host"].as_str().unwrap().starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {by_host:?}"))
+    };
+    let (h, l, d) = (find("heavy"), find("light"), find("dead"));
+    assert_eq!(d["attempts"], 0, "the dead host answered nothing");
+    // Each client fails over once (its first attempt), then uses its cached host.
+    assert_eq!(d["failed_tries"], 40, "{d}");
+    let failovers = h["failovers_in"].as_u64().unwrap() + l["failovers_in"].as_u64().unwrap();
+    assert_eq!(failovers, 40);
+    assert!(h["failover_cost_us_mean"].as_u64().is_some());
+    let (ha, la) = (
+        h["attempts"].as_u64().unwrap(),
+        l["attempts"].as_u64().unwrap(),
+    );
+    assert_eq!(ha + la, 400);
+    assert_eq!(
+        h["activated"].as_u64().unwrap() + l["activated"].as_u64().unwrap(),
+        400
+    );
+    // 40 clients choose once each: share 76/101 (RFC 2782's inclusive draw), binomial
+    // sd ~2.7 clients, 10 attempts per client: heavy gets 301 ± 5 sd ≈ ±137 attempts.
+    assert!(ha > 164 && ha < 400, "heavy {ha}, light {la}");
+    let md = std::fs::read_to_string(results.join("report.md")).unwrap();
+    assert!(md.contains("## Hosts found by discovery"), "{md}");
+    assert!(md.contains("40 attempts failed over"), "{md}");
+}
+
+#[test]
+fn run_refuses_discovery_keys_without_discover_and_a_bad_domain() {
+    let dir = crate::util::temp_dir("discover-bad");
+    for (text, key) in [
+        ("dns_server = \"127.0.0.1\"\n", "dns_server"),
+        ("discover = \"bad domain\"\n", "discover"),
+        (
+            "discover = \"kms.test\"\nsrv_order = \"weighted\"\n",
+            "srv_order",
+        ),
+        (
+            "discover = \"kms.test\"\nconfirm_discovered = \"other.test\"\n",
+            "confirm_discovered",
+        ),
+        (
+            "discover = \"kms.test\"\ntarget = \"127.0.0.1\"\n",
+            "discover",
+        ),
+    ] {
+        let (o, _) = crate::util::run_text(&dir, &format!("{text}[load]\nattempts = 1\n"));
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{text}: {}",
+            crate::util::show(&o)
+        );
+        assert!(
+            crate::util::stderr(&o).contains(key),
+            "{text}: {}",
+            crate::util::show(&o)
+        );
+    }
+}

@@ -231,6 +231,7 @@ pub(crate) fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
         offered_rate: Some(k as f64 / 42.0),
         achieved_rate: k as f64 / elapsed.as_secs_f64().max(1e-3),
         events_error: None,
+        by_host: Vec::new(),
     };
     let gates = evaluate(&plan.gates, &run.recorder, run.achieved_rate);
     let target = TargetInfo {
