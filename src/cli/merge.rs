@@ -409,6 +409,9 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         offered_rate: sum_opt(&|s| s.offered_rate),
         achieved_rate,
         events_error: None,
+        // Per-host discovery splits are not merged across shards yet (their latency
+        // percentiles cannot be combined from summaries); a merged summary has none.
+        by_host: Vec::new(),
         generator: GeneratorStats {
             max_lag_us: shards
                 .iter()
