@@ -83,7 +83,11 @@ struct ShardSummary {
     target: ShardTarget,
     shard: ShardInfo,
     complete: bool,
+    #[serde(default)]
+    aborted: Option<String>,
     dispatched: u64,
+    #[serde(default)]
+    not_started: u64,
     abandoned: u64,
     attempts: u64,
     elapsed_s: f64,
@@ -404,7 +408,12 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             .max(),
         elapsed,
         complete: missing.is_empty() && shards.iter().all(|s| s.summary.complete),
+        aborted: shards.iter().find_map(|s| s.summary.aborted.clone()),
         dispatched: shards.iter().map(|s| s.summary.dispatched).sum(),
+        not_started: shards.iter().map(|s| s.summary.not_started).sum(),
+        // Per-host splits of discovered targets are not merged yet: events.csv, which the
+        // merge replays, does not name the host an attempt reached.
+        by_host: Vec::new(),
         abandoned: shards.iter().map(|s| s.summary.abandoned).sum(),
         offered_rate: sum_opt(&|s| s.offered_rate),
         achieved_rate,

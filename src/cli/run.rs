@@ -167,11 +167,7 @@ fn from_run(e: run::Error) -> CliError {
 async fn execute(plan: Plan, options: run::Options, quiet: bool) -> Result<Status, CliError> {
     let prepared: Prepared = run::prepare(&plan).await.map_err(from_run)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop_tx.send(true);
-        }
-    });
+    tokio::spawn(relay_signals(stop_tx));
     let progress = (!quiet).then(|| {
         tokio::spawn(show_progress(
             prepared.live(),
@@ -233,7 +229,10 @@ async fn execute(plan: Plan, options: run::Options, quiet: bool) -> Result<Statu
         return Err(CliError::Runtime(e));
     }
     if !f.complete {
-        eprintln!("run interrupted: results are marked incomplete");
+        match &f.aborted {
+            Some(why) => eprintln!("run aborted by a gate: {why}; results are marked incomplete"),
+            None => eprintln!("run interrupted: results are marked incomplete"),
+        }
         return Ok(Status::Failure);
     }
     Ok(if f.passed() {
@@ -241,6 +240,42 @@ async fn execute(plan: Plan, options: run::Options, quiet: bool) -> Result<Statu
     } else {
         Status::Failure
     })
+}
+
+/// Ctrl-C (SIGINT), SIGTERM and SIGHUP all stop the run the same way: the first stops
+/// starting attempts and drains those in flight, a second ends the drain at once; the
+/// results are written either way. `timeout`, `docker stop`, systemd and CI cancellation
+/// send SIGTERM; a closed terminal sends SIGHUP.
+async fn relay_signals(stop: tokio::sync::watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        eprintln!("warning: cannot listen for SIGTERM/SIGHUP; only Ctrl-C stops the run cleanly");
+        while tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop.send(true);
+        }
+        return;
+    };
+    for n in 0u32.. {
+        let name = tokio::select! {
+            r = tokio::signal::ctrl_c() => match r { Ok(()) => "Ctrl-C", Err(_) => return },
+            Some(()) = term.recv() => "SIGTERM",
+            Some(()) = hup.recv() => "SIGHUP",
+            else => return,
+        };
+        if n == 0 {
+            eprintln!(
+                "\n{name}: no new attempts; waiting for those in flight (again to stop now), then \
+                 writing the results"
+            );
+        } else {
+            eprintln!("\n{name}: ending the drain now; writing the results");
+        }
+        // `send` wakes the runner even when the value is already `true`.
+        let _ = stop.send(true);
+    }
 }
 
 /// Live progress: a bar on a terminal, a plain line every few seconds otherwise.

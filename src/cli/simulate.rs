@@ -114,7 +114,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         );
     }
     if let Some(path) = &args.junit {
-        report::write_junit(path, &sc.name, &gates, elapsed.as_secs_f64())
+        report::write_junit(path, &sc.name, &gates, elapsed.as_secs_f64(), None)
             .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", path.display())))?;
     }
     if let Some(path) = &args.export_peak {

@@ -60,6 +60,12 @@ pub enum RunError {
     Fleet(#[from] sim::SpecError),
 }
 
+/// Called once a second by the recorder with what was recorded so far and the time since
+/// the start. Returning a reason ends the run early, as a stop does (nothing new starts, the
+/// attempts in flight drain), and the reason is kept as the run's `aborted`. `kmsload run`
+/// checks its `abort = true` gates this way.
+pub type Watchdog = Box<dyn FnMut(&Recorder, Duration) -> Option<String> + Send>;
+
 /// Counters the runner updates as it goes, for progress display. Cheap to read at any time.
 #[derive(Debug, Default)]
 pub struct Live {
@@ -209,6 +215,7 @@ pub async fn run(
     events: Option<Box<dyn io::Write + Send>>,
     live: Arc<Live>,
     mut stop: watch::Receiver<bool>,
+    watchdog: Option<Watchdog>,
 ) -> Result<RunResult, RunError> {
     let fleet = Fleet::new(plan.seed, fleet_spec(plan))?;
     let pacing = match &plan.load.model {
@@ -266,7 +273,16 @@ pub async fn run(
     let cpu_at_start = procfs::process_cpu_s();
     let mut generator = GeneratorStats::default();
     let (tx, rx) = mpsc::channel::<AttemptRecord>(16 * 1024);
-    let recorder = tokio::spawn(record_loop(rx, events, live.clone(), start));
+    // The recorder halts the dispatcher when the watchdog gives a reason to abort.
+    let (halt_tx, mut halt) = watch::channel(false);
+    let recorder = tokio::spawn(record_loop(
+        rx,
+        events,
+        live.clone(),
+        start,
+        watchdog,
+        halt_tx,
+    ));
 
     let max_attempts = plan.load.bounds.max_attempts.unwrap_or(u64::MAX);
     let max_attempts = match plan.fleet.reuse {
@@ -274,6 +290,9 @@ pub async fn run(
         scenario::ClientReuse::Renew => max_attempts,
     };
     let max_duration = plan.load.bounds.max_duration;
+    // After this instant no attempt starts (less the timer's slack: an attempt due just
+    // before the end that the timer wakes a tick late still goes out).
+    let deadline = max_duration.map(|d| start + d + TIMER_SLACK);
     let mut tasks = tokio::task::JoinSet::new();
     let mut complete = true;
     // Shard I of N takes attempts I, I+N, I+2N, ... of the unsharded numbering: each keeps
@@ -281,9 +300,14 @@ pub async fn run(
     // A closed-model shard without clients (fewer clients than shards) makes no attempt.
     let no_clients = matches!(pacing, Pacing::Closed { .. }) && slots.available_permits() == 0;
     let mut dispatched = 0u64;
+    // The first attempt the duration bound kept from starting, if any.
+    let mut out_of_time: Option<u64> = None;
     for k in shard.attempts(if no_clients { 0 } else { max_attempts }) {
-        if *stop.borrow() {
+        if *stop.borrow_and_update() {
             complete = false;
+            break;
+        }
+        if *halt.borrow() {
             break;
         }
         let intended = match &pacing {
@@ -300,9 +324,16 @@ pub async fn run(
             tokio::select! {
                 () = tokio::time::sleep_until(intended.into()) => {}
                 _ = stop.changed() => { complete = false; break; }
+                _ = halt.changed() => break,
             }
         }
         let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            // A saturated runner reaches attempts after the run's end: they are not started
+            // late, they are counted as not started.
+            out_of_time = Some(k);
+            break;
+        }
         if let Pacing::Open(_) = pacing {
             let lag = now.saturating_duration_since(intended);
             generator.max_lag_us = generator.max_lag_us.max(micros(lag));
@@ -316,7 +347,9 @@ pub async fn run(
         // Wait for a slot; the wait counts in latency because it starts at `intended`.
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            () = sleep_until_opt(deadline) => { out_of_time = Some(k); break; }
             _ = stop.changed() => { complete = false; break; }
+            _ = halt.changed() => break,
         };
         let intended = match pacing {
             // In the closed model the attempt is due when its slot frees up.
@@ -353,25 +386,47 @@ pub async fn run(
         dispatched += 1;
     }
     let dispatched = dispatched.min(live.dispatched.load(Ordering::Relaxed));
+    let not_started = match (out_of_time, &pacing, max_duration) {
+        (Some(first), Pacing::Open(schedule), Some(d)) => shard
+            .attempts(max_attempts)
+            .skip_while(|j| *j < first)
+            .take_while(|j| open_start(schedule, *j, Some(d)).is_some_and(|o| o < d))
+            .count() as u64,
+        _ => 0,
+    };
 
-    // Drain: wait for attempts in flight, up to the drain deadline.
+    // Drain: wait for attempts in flight, up to the drain deadline; a stop signal during
+    // the drain (a second Ctrl-C or SIGTERM) ends it at once.
     let drain = plan.timeouts.drain;
-    let drained =
-        tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
+    let mut cut_short = false;
+    let drained = tokio::select! {
+        r = tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }) => r.is_ok(),
+        _ = stop.changed() => { cut_short = true; false }
+    };
     let mut abandoned = 0;
-    if drained.is_err() {
+    if !drained {
         abandoned = tasks.len() as u64;
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
     }
+    if cut_short {
+        complete = false;
+    }
+    // Aborted attempts never sent their record: they go to the recorder (and events.csv)
+    // like every other attempt, before the channel closes.
+    for rec in abandoned_records(&shared) {
+        let _ = tx.send(rec).await;
+    }
     let elapsed = start.elapsed();
     drop(tx);
-    let (mut recorder, events_error) = match recorder.await {
+    let (recorder, events_error, aborted) = match recorder.await {
         Ok(r) => r,
-        Err(e) => (Recorder::new(), Some(format!("recorder task failed: {e}"))),
+        Err(e) => (
+            Recorder::new(),
+            Some(format!("recorder task failed: {e}")),
+            None,
+        ),
     };
-    // Aborted attempts never sent their record: account for them here.
-    record_abandoned(&shared, &mut recorder, elapsed);
     let offered_rate = match &pacing {
         // Over the time the schedule ran, not the drain after it: an 8 s run at 80,000/s
         // that takes 15 s to drain offered 80,000/s, not 40,000/s.
@@ -404,8 +459,10 @@ pub async fn run(
         started,
         late_start_us,
         elapsed,
-        complete,
+        complete: complete && aborted.is_none(),
+        aborted,
         dispatched,
+        not_started,
         abandoned,
         offered_rate,
         achieved_rate,
@@ -720,7 +777,10 @@ async fn record_loop(
     events: Option<Box<dyn io::Write + Send>>,
     live: Arc<Live>,
     start: Instant,
-) -> (Recorder, Option<String>) {
+    mut watchdog: Option<Watchdog>,
+    halt: watch::Sender<bool>,
+) -> (Recorder, Option<String>, Option<String>) {
+    let mut aborted = None;
     let mut recorder = Recorder::new();
     let mut error = None;
     let mut writer = match events.map(EventWriter::new).transpose() {
@@ -757,9 +817,25 @@ async fn record_loop(
                 }
             }
             _ = tick.tick() => {
-                let second = start.elapsed().as_secs();
-                recorder.sample_in_flight(second, live.in_flight.load(Ordering::Relaxed));
+                let elapsed = start.elapsed();
+                recorder.sample_in_flight(elapsed.as_secs(), live.in_flight.load(Ordering::Relaxed));
                 publish(&recorder, &live);
+                // Once a second the rows reach the file, so a killed run (SIGKILL, power)
+                // still leaves every attempt that finished more than a second before.
+                if let Some(w) = writer.as_mut() {
+                    if let Err(e) = w.flush() {
+                        error.get_or_insert_with(|| e.to_string());
+                        writer = None;
+                    }
+                }
+                if aborted.is_none() {
+                    if let Some(w) = watchdog.as_mut() {
+                        aborted = w(&recorder, elapsed);
+                        if aborted.is_some() {
+                            let _ = halt.send(true);
+                        }
+                    }
+                }
             }
         }
     }
@@ -769,7 +845,7 @@ async fn record_loop(
             error.get_or_insert_with(|| e.to_string());
         }
     }
-    (recorder, error)
+    (recorder, error, aborted)
 }
 
 fn publish(recorder: &Recorder, live: &Live) {
@@ -811,23 +887,34 @@ impl Drop for Unrecorded<'_> {
     }
 }
 
-/// Records the attempts the drain deadline cut short, so every dispatched attempt appears
-/// exactly once: failed with 0xC004F074, cause `abandoned`, latency unknown.
-fn record_abandoned(shared: &Shared, recorder: &mut Recorder, elapsed: Duration) {
+/// The records of the attempts the drain deadline cut short, so every dispatched attempt
+/// appears exactly once: failed with 0xC004F074, cause `abandoned`, latency unknown.
+fn abandoned_records(shared: &Shared) -> Vec<AttemptRecord> {
     let abandoned =
         std::mem::take(&mut *shared.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
-    for (k, intended_us) in abandoned {
-        let identity = shared.fleet.identity_for_attempt(k);
-        let mut rec = AttemptRecord::new(
-            k,
-            intended_us,
-            0,
-            &identity,
-            Outcome::Failed,
-            crate::catalog::hresult::code::SL_E_VL_BINDING_SERVICE_UNAVAILABLE,
-        );
-        rec.cause = Some("abandoned");
-        recorder.record(&rec, elapsed.as_secs());
+    abandoned
+        .into_iter()
+        .map(|(k, intended_us)| {
+            let identity = shared.fleet.identity_for_attempt(k);
+            let mut rec = AttemptRecord::new(
+                k,
+                intended_us,
+                0,
+                &identity,
+                Outcome::Failed,
+                crate::catalog::hresult::code::SL_E_VL_BINDING_SERVICE_UNAVAILABLE,
+            );
+            rec.cause = Some("abandoned");
+            rec
+        })
+        .collect()
+}
+
+/// Sleeps until `at`, or forever when there is no such instant.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

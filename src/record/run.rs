@@ -19,10 +19,15 @@ pub struct RunResult {
     pub late_start_us: Option<u64>,
     /// From start to the last attempt's end.
     pub elapsed: Duration,
-    /// False when the run was interrupted (Ctrl-C) before its bounds.
+    /// False when the run was interrupted (a signal) or aborted (a gate) before its bounds.
     pub complete: bool,
+    /// Why the run was stopped early by a gate with `abort = true`, if it was.
+    pub aborted: Option<String>,
     /// Attempts dispatched.
     pub dispatched: u64,
+    /// Attempts of the schedule that were due before the duration bound but could not start
+    /// by then (the runner or its in-flight cap was saturated): not run late, not recorded.
+    pub not_started: u64,
     /// Attempts the drain deadline cut short (recorded as timeouts).
     pub abandoned: u64,
     /// Arrivals per second the schedule asked for over the run (open model).

@@ -3,10 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
 use crate::catalog::Application;
 use crate::catalog::hresult;
-use crate::record::Recorder;
-use crate::scenario::Gate;
+use crate::client::Outcome;
+use crate::record::{Phase, Recorder};
+use crate::scenario::{Gate, GateAbort, LatencyOf};
 
 /// One gate's verdict.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,19 +42,27 @@ fn evaluate_one(gate: &Gate, recorder: &Recorder, achieved_rate: f64) -> GateRes
     match gate {
         Gate::Latency {
             phase,
+            of,
             percentile,
             below,
         } => {
-            let hist = recorder.combined_histogram(*phase, false);
+            let hist = latency_histogram(recorder, *phase, *of);
             let limit_us = u64::try_from(below.as_micros()).unwrap_or(u64::MAX);
             let value = hist.map(|h| h.value_at_quantile(percentile / 100.0));
             GateResult {
                 name,
                 value: value.into(),
                 limit: limit_us.into(),
-                // No measurement (nothing reached this phase) cannot show the latency is fine.
+                // No measurement (no attempt of that kind reached this phase) cannot show
+                // the latency is fine: a dead host must not pass a latency gate.
                 pass: value.is_some_and(|v| v < limit_us),
-                shown: value.map_or_else(|| "no samples".to_owned(), format_us),
+                shown: value.map_or_else(
+                    || match of {
+                        LatencyOf::All => "no attempts reached this phase".to_owned(),
+                        other => format!("no {} attempts", other.as_str()),
+                    },
+                    format_us,
+                ),
             }
         }
         Gate::MaxErrorRate(max) => {
@@ -143,6 +156,71 @@ fn evaluate_one(gate: &Gate, recorder: &Recorder, achieved_rate: f64) -> GateRes
     }
 }
 
+/// The fault-free latencies of `phase` over the attempts a gate measures.
+fn latency_histogram(recorder: &Recorder, phase: Phase, of: LatencyOf) -> Option<Histogram<u64>> {
+    let outcome = match of {
+        LatencyOf::All => return recorder.combined_histogram(phase, false),
+        LatencyOf::Activated => Outcome::Activated,
+        LatencyOf::NotActivated => Outcome::NotActivated,
+        LatencyOf::Failed => Outcome::Failed,
+    };
+    recorder.histogram(phase, outcome, false).cloned()
+}
+
+/// The check `kmsload run` makes once a second when the scenario says `[gates] abort =
+/// true`: after the grace period, the first gate that fails on what was recorded so far
+/// ends the run, and this is the reason. Gates whose verdict can still change for the
+/// better as the run goes on wait until it cannot: a threshold gate aborts only once more
+/// than `within` distinct clients were answered without an activation; the achieved-rate
+/// gate, which depends on the whole run, never aborts.
+pub fn abort_reason(
+    gates: &[Gate],
+    abort: GateAbort,
+    recorder: &Recorder,
+    elapsed: Duration,
+) -> Option<String> {
+    if elapsed < abort.grace {
+        return None;
+    }
+    gates.iter().find_map(|g| {
+        let decided = match g {
+            Gate::MinAchievedRate(_) => return None,
+            Gate::ThresholdWithin {
+                application,
+                clients,
+            } => threshold_missed(recorder, *application, *clients),
+            _ => !evaluate_one(g, recorder, 0.0).pass,
+        };
+        decided.then(|| {
+            let r = evaluate_one(g, recorder, 0.0);
+            format!(
+                "{} (measured {} after {} s)",
+                r.name,
+                r.shown,
+                elapsed.as_secs()
+            )
+        })
+    })
+}
+
+/// True when the threshold gate can no longer pass: some pool answered more than `clients`
+/// distinct clients and none of them activated.
+fn threshold_missed(recorder: &Recorder, application: Option<Application>, clients: u32) -> bool {
+    let pools = match application {
+        Some(a) => vec![a],
+        None => vec![
+            Application::Windows,
+            Application::Office2010,
+            Application::Office2013,
+        ],
+    };
+    pools.iter().any(|p| {
+        recorder.threshold(*p).is_some_and(|t| {
+            t.first_activation_after_clients.is_none() && t.distinct_clients > u64::from(clients)
+        })
+    })
+}
+
 /// `812 µs`, `12.3 ms`, `1.20 s`.
 pub fn format_us(us: u64) -> String {
     match us {
@@ -154,8 +232,6 @@ pub fn format_us(us: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::catalog::products;
     use crate::client::Outcome;
@@ -189,6 +265,7 @@ mod tests {
         let r = recorder(&[(Outcome::Activated, 0, 900, Some(50)); 100]);
         let gate = |ms| Gate::Latency {
             phase: Phase::Total,
+            of: LatencyOf::Activated,
             percentile: 99.0,
             below: Duration::from_micros(ms),
         };

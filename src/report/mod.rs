@@ -76,10 +76,17 @@ pub struct SummaryFile {
     pub shard: ShardInfo,
     /// Seconds from the first attempt to the end of the last.
     pub elapsed_s: f64,
-    /// False when interrupted (Ctrl-C) before the scenario's bounds.
+    /// False when interrupted (a signal) or aborted (a gate) before the scenario's bounds.
     pub complete: bool,
+    /// The gate that aborted the run (`abort = true`), with what it measured.
+    pub aborted: Option<String>,
+    /// The run's verdict: it completed and every gate passed.
+    pub passed: bool,
     /// Attempts dispatched.
     pub dispatched: u64,
+    /// Attempts due before the duration bound that could not start by then (saturated
+    /// runner); they were not run late.
+    pub not_started: u64,
     /// Attempts cut short at the drain deadline (recorded as failed, cause `abandoned`).
     pub abandoned: u64,
     /// Arrivals per second the schedule asked for (open model).
@@ -415,7 +422,10 @@ pub fn write_results(
         shard: ShardInfo::of(plan, run),
         elapsed_s: run.elapsed.as_secs_f64(),
         complete: run.complete,
+        aborted: run.aborted.clone(),
+        passed: run.complete && gates.iter().all(|g| g.pass),
         dispatched: run.dispatched,
+        not_started: run.not_started,
         abandoned: run.abandoned,
         offered_rate: run.offered_rate,
         achieved_rate: run.achieved_rate,
@@ -472,10 +482,10 @@ pub fn markdown(
         },
         utc(run.started),
         run.elapsed.as_secs_f64(),
-        if run.complete {
-            ""
-        } else {
-            " — INTERRUPTED, results incomplete"
+        match (run.complete, &run.aborted) {
+            (true, _) => String::new(),
+            (false, Some(why)) => format!(" — ABORTED by a gate ({why}), results incomplete"),
+            (false, None) => " — INTERRUPTED, results incomplete".to_owned(),
         },
         describe_load(&plan.load.model),
         summary.attempts,
@@ -490,6 +500,14 @@ pub fn markdown(
         b.activated, b.not_activated, b.failed
     );
     let _ = writeln!(s, "{}", generator_lines(&run.generator, summary.attempts));
+    if run.not_started > 0 {
+        let _ = writeln!(
+            s,
+            "- not started: {} attempts were due before the duration bound but kmsload could \
+             not start them in time (they were not run late)",
+            run.not_started
+        );
+    }
 
     let _ = writeln!(s, "## Latency (µs, attempts no fault touched)\n");
     let _ = writeln!(
@@ -670,15 +688,27 @@ pub fn write_junit(
     scenario: &str,
     gates: &[GateResult],
     seconds: f64,
+    incomplete: Option<&str>,
 ) -> io::Result<()> {
-    let failures = gates.iter().filter(|g| !g.pass).count();
+    let failures = gates.iter().filter(|g| !g.pass).count() + usize::from(incomplete.is_some());
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         s,
         "<testsuites><testsuite name=\"kmsload.{}\" tests=\"{}\" failures=\"{failures}\" time=\"{seconds:.3}\">",
         xml(scenario),
-        gates.len()
+        gates.len() + 1
     );
+    // A run that did not reach its bounds is a failed test, whatever its gates say: its
+    // figures describe part of the load only.
+    let _ = write!(
+        s,
+        "  <testcase classname=\"kmsload.{}\" name=\"run completed\">",
+        xml(scenario)
+    );
+    if let Some(why) = incomplete {
+        let _ = write!(s, "<failure message=\"{}\"></failure>", xml(why));
+    }
+    let _ = writeln!(s, "</testcase>");
     for g in gates {
         let _ = write!(
             s,
@@ -845,11 +875,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kmsload-junit-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("j.xml");
-        write_junit(&path, "s&s", &[g(true), g(false)], 1.0).unwrap();
+        write_junit(&path, "s&s", &[g(true), g(false)], 1.0, None).unwrap();
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains("tests=\"2\" failures=\"1\""));
+        // The two gates and the passing `run completed` case.
+        assert!(text.contains("tests=\"3\" failures=\"1\""));
         assert!(text.contains("kmsload.s&amp;s"));
         assert!(text.contains("measured a&lt;b"));
+        assert!(text.contains("name=\"run completed\"></testcase>"));
+
+        // Interrupted with every gate green: still a failing suite.
+        write_junit(&path, "s", &[g(true)], 1.0, Some("interrupted by SIGTERM")).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("tests=\"2\" failures=\"1\""));
+        assert!(text.contains(
+            "name=\"run completed\"><failure message=\"interrupted by SIGTERM\"></failure>"
+        ));
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -135,12 +135,15 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
             (load::Endpoint::Discover(Arc::new(discovery)), target, None)
         }
     };
-    let dir = plan
-        .out
-        .clone()
-        .unwrap_or_else(|| report::default_dir(&plan.name, SystemTime::now()));
-    fs::create_dir_all(&dir)
-        .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+    let dir = match &plan.out {
+        Some(dir) => {
+            fs::create_dir_all(dir)
+                .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+            dir.clone()
+        }
+        None => create_unique_dir(&report::default_dir(&plan.name, SystemTime::now()))
+            .map_err(|e| Error::Runtime(format!("cannot create a results directory: {e}")))?,
+    };
     // The scenario as it ran, for `kmsload merge` (it reads the gates back from it). A plan
     // parsed from text without a file has none to copy.
     if let Some(source) = plan.source.as_ref().filter(|p| p.is_file()) {
@@ -173,8 +176,10 @@ pub struct Finished {
     pub markdown: String,
     /// Gate verdicts.
     pub gates: Vec<GateResult>,
-    /// False when the run was interrupted before its bounds.
+    /// False when the run was interrupted or aborted before its bounds.
     pub complete: bool,
+    /// The gate that aborted the run, with what it measured.
+    pub aborted: Option<String>,
     /// An error while writing events.csv (the run went on).
     pub events_error: Option<String>,
     /// For ramps: "this host sustains X activations/s with p99 < Y".
@@ -250,7 +255,13 @@ impl Prepared {
             live,
             load_done,
         } = self;
-        let result = load::run(plan, addr, Some(events), live, stop).await;
+        let watchdog = plan.gate_abort.map(|abort| -> load::Watchdog {
+            let gates = plan.gates.clone();
+            Box::new(move |recorder, elapsed| {
+                report::gates::abort_reason(&gates, abort, recorder, elapsed)
+            })
+        });
+        let result = load::run(plan, addr, Some(events), live, stop, watchdog).await;
         let _ = load_done.0.send(true);
         if let Some(host) = host {
             host.shutdown().await;
@@ -284,8 +295,15 @@ pub fn finish(
             fs::create_dir_all(parent)
                 .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", parent.display())))?;
         }
-        report::write_junit(path, &plan.name, &gates, result.elapsed.as_secs_f64())
-            .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
+        let incomplete = incomplete_reason(result);
+        report::write_junit(
+            path,
+            &plan.name,
+            &gates,
+            result.elapsed.as_secs_f64(),
+            incomplete.as_deref(),
+        )
+        .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
     }
     let summary = result.recorder.summary();
     let mut finished = Finished {
@@ -293,6 +311,7 @@ pub fn finish(
         dir: dir.to_owned(),
         gates,
         complete: result.complete,
+        aborted: result.aborted.clone(),
         events_error: result.events_error.clone(),
         knee: None,
         page: None,
@@ -304,6 +323,38 @@ pub fn finish(
         finished.report_error = Some(e);
     }
     Ok(finished)
+}
+
+/// Why the run did not reach its bounds, for JUnit's `run completed` case; `None` when it did.
+fn incomplete_reason(result: &RunResult) -> Option<String> {
+    match (&result.aborted, result.complete) {
+        (_, true) => None,
+        (Some(why), false) => Some(format!("aborted by a gate: {why}")),
+        (None, false) => Some(
+            "interrupted (Ctrl-C, SIGTERM or SIGHUP) before the scenario's bounds; the results \
+             cover part of the load"
+                .to_owned(),
+        ),
+    }
+}
+
+/// Creates `dir`, which must not exist yet, or the first free `dir-2`, `dir-3`, ...: two runs
+/// started in the same second never share (and tear) one results directory.
+fn create_unique_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    if let Some(parent) = dir.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let mut candidate = dir.to_path_buf();
+    for n in 2u32.. {
+        match fs::create_dir(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => {
+                candidate = PathBuf::from(format!("{}-{n}", dir.display()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// Every attempt appears exactly once.
@@ -462,6 +513,20 @@ mod tests {
         plan(&format!(
             "[fleet]\nsize = 10\nproducts = [{{ product = \"Windows 10/11 Pro\" }}]\n[load]\n{load}\n"
         ))
+    }
+
+    #[test]
+    fn a_taken_results_directory_name_gets_a_suffix() {
+        let base = std::env::temp_dir().join(format!("kmsload-unique-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let name = base.join("smoke-20261206T010101Z");
+        let first = create_unique_dir(&name).unwrap();
+        let second = create_unique_dir(&name).unwrap();
+        let third = create_unique_dir(&name).unwrap();
+        assert_eq!(first, name);
+        assert_eq!(second, base.join("smoke-20261206T010101Z-2"));
+        assert_eq!(third, base.join("smoke-20261206T010101Z-3"));
+        fs::remove_dir_all(base).unwrap();
     }
 
     #[test]

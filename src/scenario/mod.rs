@@ -44,9 +44,9 @@ pub use error::{Error, ScenarioError};
 pub use locate::Position;
 pub use plan::{
     Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED, Direction,
-    DiscoverTarget, FaultKind, FaultRule, Fleet, Gate, HostKey, HostOptions, Load, LoadModel,
-    NdrMode, Plan, ProductShare, Region, RemoteTarget, Schedule, SkewDistribution, Stage,
-    StallPhase, Target, Timeouts, Window,
+    DiscoverTarget, FaultKind, FaultRule, Fleet, Gate, GateAbort, HostKey, HostOptions, LatencyOf,
+    Load, LoadModel, NdrMode, Plan, ProductShare, Region, RemoteTarget, Schedule, SkewDistribution,
+    Stage, StallPhase, Target, Timeouts, Window,
 };
 
 /// Values from the command line that replace keys of the file. They are applied before
@@ -837,6 +837,7 @@ window = ["1s", "2s"]
             vec![
                 Gate::Latency {
                     phase: crate::record::Phase::Bind,
+                    of: LatencyOf::Activated,
                     percentile: 99.9,
                     below: Duration::from_millis(50)
                 },

@@ -41,6 +41,9 @@ pub struct Plan {
     pub timeouts: Timeouts,
     /// Pass/fail conditions evaluated on the results (empty: the run passes if it ran).
     pub gates: Vec<Gate>,
+    /// `[gates] abort = true`: the gates are also checked once a second during the run, and
+    /// the first that fails ends it early (as k6's `abortOnFail`).
+    pub gate_abort: Option<GateAbort>,
     /// Network faults injected on the client side.
     pub faults: Vec<FaultRule>,
     /// Output directory (`out` key or `--out`); `None`: the runner's default.
@@ -466,14 +469,52 @@ pub struct Timeouts {
     pub drain: Duration,
 }
 
+/// When the gates may end a run early (`[gates] abort`, `abort_grace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateAbort {
+    /// No gate is checked before this much of the run has passed: the first seconds of a
+    /// run (connections opening, a host below its threshold) should not end it.
+    pub grace: Duration,
+}
+
+/// Which attempts a latency gate measures (`of` in a `[gates] latency` entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LatencyOf {
+    /// Attempts that activated (the default): a host that fails fast must not pass a
+    /// latency gate.
+    #[default]
+    Activated,
+    /// Attempts the host answered with an error code.
+    NotActivated,
+    /// Attempts that got no valid answer (connect, timeout, bad bytes).
+    Failed,
+    /// Every attempt, whatever its outcome.
+    All,
+}
+
+impl LatencyOf {
+    /// Name as written in files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Activated => "activated",
+            Self::NotActivated => "not-activated",
+            Self::Failed => "failed",
+            Self::All => "all",
+        }
+    }
+}
+
 /// A pass/fail condition on the results (`[gates]`). Any failed gate: exit 1.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Gate {
-    /// The `percentile` of `phase` latency, over all attempts that reached that phase, is
-    /// below `below`.
+    /// The `percentile` of `phase` latency, over the attempts of kind `of` (activated ones
+    /// by default) that reached that phase, is below `below`.
     Latency {
         /// Which phase.
         phase: Phase,
+        /// Which attempts.
+        of: LatencyOf,
         /// In (0, 100], e.g. 99 or 99.9.
         percentile: f64,
         /// Strict upper limit.
@@ -501,6 +542,7 @@ impl fmt::Display for Gate {
         match self {
             Self::Latency {
                 phase,
+                of,
                 percentile,
                 below,
             } => {
@@ -509,7 +551,11 @@ impl fmt::Display for Gate {
                     "{} p{percentile} < {}",
                     phase.as_str(),
                     DisplayDuration(*below)
-                )
+                )?;
+                match of {
+                    LatencyOf::Activated => Ok(()),
+                    other => write!(f, " ({})", other.as_str()),
+                }
             }
             Self::MaxErrorRate(r) => write!(f, "error rate <= {r}"),
             Self::ThresholdWithin {
@@ -776,10 +822,18 @@ mod tests {
     fn gates_print_one_line() {
         let g = Gate::Latency {
             phase: Phase::Total,
+            of: LatencyOf::Activated,
             percentile: 99.0,
             below: secs(1),
         };
         assert_eq!(g.to_string(), "total p99 < 1s");
+        let g = Gate::Latency {
+            phase: Phase::Connect,
+            of: LatencyOf::Failed,
+            percentile: 99.9,
+            below: secs(2),
+        };
+        assert_eq!(g.to_string(), "connect p99.9 < 2s (failed)");
         assert_eq!(
             Gate::AllowedCodes(vec![0, 0xC004F06C]).to_string(),
             "only codes 0x00000000, 0xC004F06C"

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use super::plan::{ClientReuse, Direction, NdrMode, Region, StallPhase};
+use super::plan::{ClientReuse, Direction, LatencyOf, NdrMode, Region, StallPhase};
 use crate::catalog::Application;
 use crate::record::Phase;
 
@@ -176,6 +176,8 @@ pub(crate) struct RawGates {
     pub(crate) threshold: Option<RawThreshold>,
     pub(crate) allowed_codes: Option<Vec<RawCode>>,
     pub(crate) min_achieved_rate: Option<f64>,
+    pub(crate) abort: Option<bool>,
+    pub(crate) abort_grace: Option<String>,
 }
 
 /// One entry of `[gates] latency`.
@@ -183,6 +185,7 @@ pub(crate) struct RawGates {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLatencyGate {
     pub(crate) phase: Option<Phase>,
+    pub(crate) of: Option<LatencyOf>,
     pub(crate) percentile: f64,
     pub(crate) below: String,
 }
@@ -422,9 +425,11 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
             "threshold",
             "allowed_codes",
             "min_achieved_rate",
+            "abort",
+            "abort_grace",
         ],
     ),
-    ("gates.latency", &["phase", "percentile", "below"]),
+    ("gates.latency", &["phase", "of", "percentile", "below"]),
     ("gates.threshold", &["within", "application"]),
     (
         "faults",

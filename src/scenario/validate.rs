@@ -15,9 +15,9 @@ use super::error::{ScenarioError, closest};
 use super::locate::{KeyMap, KeyPath, Position};
 use super::plan::{
     Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED, Direction,
-    FaultKind, FaultRule, Fleet, Gate, HostKey, HostOptions, Load, LoadModel, NdrMode, Plan,
-    ProductShare, RemoteTarget, Schedule, SkewDistribution, Stage, StallPhase, Target, Timeouts,
-    Window,
+    FaultKind, FaultRule, Fleet, Gate, GateAbort, HostKey, HostOptions, Load, LoadModel, NdrMode,
+    Plan, ProductShare, RemoteTarget, Schedule, SkewDistribution, Stage, StallPhase, Target,
+    Timeouts, Window,
 };
 use super::raw::{
     Connection, FaultKindName, Model, RawBursts, RawClient, RawCode, RawFault, RawFleet, RawGates,
@@ -289,7 +289,7 @@ pub(crate) fn validate(
     if let (Some(f), Some(l)) = (&fleet, &load) {
         check_new_clients(cx, f, l);
     }
-    let gates = gates(
+    let (gates, gate_abort) = gates(
         cx,
         raw.gates.unwrap_or_default(),
         fleet.as_ref(),
@@ -312,6 +312,7 @@ pub(crate) fn validate(
         load: load?,
         timeouts: timeouts?,
         gates,
+        gate_abort,
         faults,
         out,
     })
@@ -1477,9 +1478,31 @@ fn check_new_clients(cx: &mut Ctx<'_>, fleet: &Fleet, load: &Load) {
 // ---------------------------------------------------------------------------------------
 // [gates]
 
-fn gates(cx: &mut Ctx<'_>, raw: RawGates, fleet: Option<&Fleet>, load: Option<&Load>) -> Vec<Gate> {
+/// Abort checks wait this long by default (`[gates] abort_grace`).
+const ABORT_GRACE: Duration = Duration::from_secs(5);
+
+fn gates(
+    cx: &mut Ctx<'_>,
+    raw: RawGates,
+    fleet: Option<&Fleet>,
+    load: Option<&Load>,
+) -> (Vec<Gate>, Option<GateAbort>) {
     let base = root("gates");
     let mut out = Vec::new();
+    let grace = raw
+        .abort_grace
+        .as_deref()
+        .and_then(|g| cx.duration(&base.key("abort_grace"), g));
+    if raw.abort_grace.is_some() && raw.abort != Some(true) {
+        cx.err(
+            &base.key("abort_grace"),
+            "has no effect without `abort = true`",
+            Some("add `abort = true` to [gates], or remove abort_grace".to_owned()),
+        );
+    }
+    let gate_abort = (raw.abort == Some(true)).then(|| GateAbort {
+        grace: grace.unwrap_or(ABORT_GRACE),
+    });
     for (i, g) in raw.latency.iter().flatten().enumerate() {
         let item = base.key("latency").index(i);
         let p = g.percentile;
@@ -1497,6 +1520,7 @@ fn gates(cx: &mut Ctx<'_>, raw: RawGates, fleet: Option<&Fleet>, load: Option<&L
         if let (Some(percentile), Some(below)) = (percentile, below) {
             out.push(Gate::Latency {
                 phase: g.phase.unwrap_or(crate::record::Phase::Total),
+                of: g.of.unwrap_or_default(),
                 percentile,
                 below,
             });
@@ -1575,7 +1599,14 @@ fn gates(cx: &mut Ctx<'_>, raw: RawGates, fleet: Option<&Fleet>, load: Option<&L
             }
         }
     }
-    out
+    if gate_abort.is_some() && out.is_empty() {
+        cx.err(
+            &base.key("abort"),
+            "there is no gate to abort on",
+            Some("add a gate (e.g. max_error_rate = 0.01), or remove `abort`".to_owned()),
+        );
+    }
+    (out, gate_abort)
 }
 
 fn code(cx: &mut Ctx<'_>, path: &KeyPath, raw: &RawCode) -> Option<u32> {

@@ -16,6 +16,8 @@
 //! - `deploy`: the Dockerfile and the Kubernetes manifests (schema-validated).
 //! - `scaleout`: what `slurm` and `shards` share (the cluster fixture, a host child, readers).
 //! - `validate`: `kmsload validate` against `kmsload host` in each configuration.
+//! - `verdicts`: gates over activated attempts, abort, signals, the duration bound, and
+//!   result files that hold every attempt however a run ends.
 //! - `fixture`: a synthetic results directory that the report tests read.
 
 mod cli_catalog;
@@ -33,3 +35,4 @@ mod shards;
 mod slurm;
 mod util;
 mod validate;
+mod verdicts;

@@ -1,0 +1,292 @@
+//! Verdicts a CI pipeline can trust: latency gates over activated attempts, incomplete runs
+//! that fail in JUnit, gates that abort a run, signals, the duration bound of a saturated
+//! runner, and result files that hold every attempt however the run ended.
+
+use std::fs;
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{KMSLOAD, assert_accounting, run_text, show, summary, temp_dir, write_scenario};
+
+/// A loopback port with nothing listening.
+fn dead_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn spawn_run(file: &str, out: &std::path::Path, extra: &[&str]) -> Child {
+    Command::new(KMSLOAD)
+        .args([
+            "run",
+            file,
+            "--quiet",
+            "--no-html",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, name: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill -{name}");
+}
+
+/// Waits for `child` at most `limit`; a run that outlives it is a hang.
+fn wait_for(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what}: still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_latency_gate_fails_when_nothing_activated() {
+    // Every attempt fails fast with 0xC004F074: its latency is tiny, and it must not make
+    // the latency gate pass.
+    let dir = temp_dir("dead-host-gate");
+    let text = format!(
+        "name = \"dead\"\ntarget = \"127.0.0.1:{}\"\n[load]\nrate = 100\nattempts = 30\n\
+         [gates]\nlatency = [{{ percentile = 99, below = \"250ms\" }}]\n",
+        dead_port()
+    );
+    let (o, out) = run_text(&dir, &text);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let s = assert_accounting(&out);
+    assert_eq!(s["by_code"]["0xC004F074"], 30);
+    let g = &s["gates"][0];
+    assert_eq!(g["pass"], false);
+    assert_eq!(g["shown"], "no activated attempts");
+    assert_eq!(s["passed"], false);
+
+    // Naming the failures measures them, and then the fast failures pass.
+    let text = text.replace("below = \"250ms\"", "of = \"failed\", below = \"250ms\"");
+    let (o, out) = run_text(&temp_dir("dead-host-gate-failed"), &text);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(
+        summary(&out)["gates"][0]["name"],
+        "total p99 < 250ms (failed)"
+    );
+}
+
+#[test]
+fn an_abort_gate_ends_a_doomed_run_early() {
+    let dir = temp_dir("abort");
+    let file = write_scenario(
+        &dir,
+        &format!(
+            "name = \"doomed\"\ntarget = \"127.0.0.1:{}\"\n[load]\nrate = 50\nduration = \"60s\"\n\
+             [gates]\nmax_error_rate = 0.01\nabort = true\nabort_grace = \"1s\"\n",
+            dead_port()
+        ),
+    );
+    let out = dir.join("out");
+    let junit = dir.join("junit.xml");
+    let mut child = spawn_run(&file, &out, &["--junit", junit.to_str().unwrap()]);
+    let status = wait_for(&mut child, Duration::from_secs(30), "an aborted run");
+    assert_eq!(status.code(), Some(1));
+    let s = assert_accounting(&out);
+    assert_eq!(s["complete"], false);
+    assert_eq!(s["passed"], false);
+    let why = s["aborted"].as_str().unwrap();
+    assert!(why.starts_with("error rate <= 0.01"), "{why}");
+    // It stopped after its grace, long before the 60 s bound.
+    assert!(
+        s["attempts"].as_u64().unwrap() < 50 * 20,
+        "{}",
+        s["attempts"]
+    );
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("ABORTED by a gate"), "{report}");
+    let xml = fs::read_to_string(junit).unwrap();
+    assert!(xml.contains("name=\"run completed\"><failure"), "{xml}");
+}
+
+#[test]
+fn sigterm_drains_and_writes_everything_and_junit_fails() {
+    let dir = temp_dir("sigterm");
+    let file = write_scenario(
+        &dir,
+        "name = \"long\"\n[host]\ncharged = true\n[load]\nrate = 200\nduration = \"60s\"\n",
+    );
+    let out = dir.join("out");
+    let junit = dir.join("junit.xml");
+    let mut child = spawn_run(&file, &out, &["--junit", junit.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "TERM");
+    let status = wait_for(&mut child, Duration::from_secs(20), "after SIGTERM");
+    assert_eq!(status.code(), Some(1), "an interrupted run is not a pass");
+    let s = assert_accounting(&out);
+    assert_eq!(s["complete"], false);
+    assert_eq!(s["passed"], false);
+    assert!(s["aborted"].is_null());
+    assert!(s["attempts"].as_u64().unwrap() > 50, "{}", s["attempts"]);
+    let xml = fs::read_to_string(junit).unwrap();
+    assert!(xml.contains("failures=\"1\""), "{xml}");
+    assert!(xml.contains("name=\"run completed\"><failure"), "{xml}");
+}
+
+#[test]
+fn sighup_stops_like_ctrl_c() {
+    let dir = temp_dir("sighup");
+    let file = write_scenario(
+        &dir,
+        "name = \"long\"\n[host]\ncharged = true\n[load]\nrate = 100\nduration = \"60s\"\n",
+    );
+    let out = dir.join("out");
+    let mut child = spawn_run(&file, &out, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "HUP");
+    let status = wait_for(&mut child, Duration::from_secs(20), "after SIGHUP");
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(assert_accounting(&out)["complete"], false);
+}
+
+/// A host that accepts and never answers: attempts hang until their deadline.
+fn silent_host() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+#[test]
+fn a_second_signal_ends_the_drain_and_abandoned_attempts_reach_events_csv() {
+    // The kernel completes connects into the backlog of a listener that never accepts, so
+    // every attempt waits for its 30 s bind deadline; the drain would wait 60 s.
+    let (_listener, port) = silent_host();
+    let dir = temp_dir("second-signal");
+    let file = write_scenario(
+        &dir,
+        &format!(
+            "name = \"stuck\"\ntarget = \"127.0.0.1:{port}\"\n[load]\nrate = 20\nduration = \"60s\"\n\
+             [timeouts]\nbind = \"30s\"\ndrain = \"60s\"\n"
+        ),
+    );
+    let out = dir.join("out");
+    let mut child = spawn_run(&file, &out, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "TERM");
+    let status = wait_for(
+        &mut child,
+        Duration::from_secs(20),
+        "after a second SIGTERM",
+    );
+    assert_eq!(status.code(), Some(1));
+    // assert_accounting checks one events.csv row per attempt: the abandoned ones included.
+    let s = assert_accounting(&out);
+    assert_eq!(s["complete"], false);
+    let abandoned = s["by_cause"]["abandoned"].as_u64().unwrap();
+    assert!(abandoned > 10, "{abandoned}");
+    assert_eq!(s["abandoned"].as_u64().unwrap(), abandoned);
+    let events = fs::read_to_string(out.join("events.csv")).unwrap();
+    assert_eq!(
+        events.lines().filter(|l| l.contains("abandoned")).count() as u64,
+        abandoned
+    );
+}
+
+#[test]
+fn abandoned_attempts_at_the_drain_deadline_reach_events_csv() {
+    let (_listener, port) = silent_host();
+    let dir = temp_dir("drain-deadline");
+    let text = format!(
+        "name = \"stuck\"\ntarget = \"127.0.0.1:{port}\"\n[load]\nrate = 20\nduration = \"1s\"\n\
+         [timeouts]\nbind = \"30s\"\ndrain = \"500ms\"\n"
+    );
+    let (o, out) = run_text(&dir, &text);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let s = assert_accounting(&out);
+    assert_eq!(s["complete"], true);
+    assert_eq!(s["by_cause"]["abandoned"], 20);
+}
+
+#[test]
+fn sigkill_leaves_events_csv_with_every_attempt_older_than_a_second() {
+    let dir = temp_dir("sigkill");
+    let file = write_scenario(
+        &dir,
+        "name = \"long\"\n[host]\ncharged = true\n[load]\nrate = 100\nduration = \"60s\"\n",
+    );
+    let out = dir.join("out");
+    let mut child = spawn_run(&file, &out, &[]);
+    std::thread::sleep(Duration::from_millis(3500));
+    signal(&child, "KILL");
+    wait_for(&mut child, Duration::from_secs(10), "after SIGKILL");
+    let events = fs::read_to_string(out.join("events.csv")).unwrap();
+    // 100/s for 3.5 s: whatever finished before the last flush (at most a second ago) is on
+    // disk. Without periodic flushing, the 64 KiB buffer holds all of it (~30 KB).
+    let rows = events.lines().count().saturating_sub(1);
+    assert!(rows >= 150, "{rows} rows after 3.5 s at 100/s");
+}
+
+#[test]
+fn a_saturated_runner_keeps_the_duration_bound_and_counts_what_it_could_not_start() {
+    // 10,000/s offered to a host that never answers, with 5 attempts in flight at most: the
+    // runner can start only 5. After 2 s nothing more starts, and the rest are counted.
+    let (_listener, port) = silent_host();
+    let dir = temp_dir("saturated");
+    let text = format!(
+        "name = \"sat\"\ntarget = \"127.0.0.1:{port}\"\n[load]\nrate = 10000\nduration = \"2s\"\n\
+         max_in_flight = 5\n[timeouts]\nbind = \"3s\"\ndrain = \"5s\"\n"
+    );
+    let t = Instant::now();
+    let (o, out) = run_text(&dir, &text);
+    // Bounded by the duration, the bind deadline and the drain: never the 20,000 attempts
+    // run one after the other (which would take hours).
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let s = assert_accounting(&out);
+    let attempts = s["attempts"].as_u64().unwrap();
+    let not_started = s["not_started"].as_u64().unwrap();
+    assert!(attempts <= 10, "{attempts}");
+    assert_eq!(attempts + not_started, 20_000);
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("not started: "), "{report}");
+}
+
+#[test]
+fn runs_started_in_the_same_second_get_their_own_directories() {
+    let dir = temp_dir("same-second");
+    let file = write_scenario(
+        &dir,
+        "name = \"twin\"\n[host]\ncharged = true\n[load]\nrate = 100\nattempts = 20\n",
+    );
+    // Both write under results/ of their working directory, named by the same second.
+    let run = || {
+        Command::new(KMSLOAD)
+            .current_dir(&dir)
+            .args(["run", &file, "--quiet", "--no-html"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (run(), run());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success());
+    let dirs: Vec<_> = fs::read_dir(dir.join("results"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    for d in dirs {
+        assert_eq!(assert_accounting(&d)["attempts"], 20);
+    }
+}
