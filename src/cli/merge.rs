@@ -411,9 +411,6 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         aborted: shards.iter().find_map(|s| s.summary.aborted.clone()),
         dispatched: shards.iter().map(|s| s.summary.dispatched).sum(),
         not_started: shards.iter().map(|s| s.summary.not_started).sum(),
-        // Per-host splits of discovered targets are not merged yet: events.csv, which the
-        // merge replays, does not name the host an attempt reached.
-        by_host: Vec::new(),
         abandoned: shards.iter().map(|s| s.summary.abandoned).sum(),
         offered_rate: sum_opt(&|s| s.offered_rate),
         achieved_rate,
