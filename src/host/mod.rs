@@ -14,7 +14,7 @@
 //!                   ▼                                   ▼
 //!   HostModel::handle ── version / N / clock / host key ─► Decision::Refuse(Refusal → HRESULT)
 //!                   │
-//!                   └─ ClientTable (per application) ───► Decision::Respond(Answer {
+//!                   └─ ClientTable (per application) ───► Decision::Respond(ModelResponse {
 //!                        unique CMIDs, 30-day expiry,          base: ResponseBase, application,
 //!                        count ≤ 2 × N                         activated })
 //! ```
@@ -46,7 +46,7 @@ pub mod table;
 pub use config::{ConfigError, HostConfig};
 pub use epid::{Epid, EpidError, EpidIssue, HostBuild, KeyDate};
 pub use keys::{Application, HostKey, UnknownHostKey};
-pub use model::{Answer, Decision, HostCounters, HostModel, ModelSummary, Refusal};
+pub use model::{Decision, HostCounters, HostModel, ModelResponse, ModelSummary, Refusal};
 pub use server::{
     BackgroundHost, Clock, HostHandle, Logger, ServerError, ServerOptions, ServerReport,
     ServerStats, SystemClock, VirtualClock, start, start_background,

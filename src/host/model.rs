@@ -54,9 +54,9 @@ pub mod hresult {
 /// What the host does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Answer with this response.
-    Respond(Answer),
-    /// Answer with this HRESULT in the response stub (spec 8.1).
+    /// ModelResponse with this response.
+    Respond(ModelResponse),
+    /// ModelResponse with this HRESULT in the response stub (spec 8.1).
     Refuse(Refusal),
 }
 
@@ -72,7 +72,7 @@ impl Decision {
 
 /// A KMS response to send: what the model answers when it does not refuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub struct ModelResponse {
     /// The response base to encode (version, ePID, CMID and time echoes, count, intervals).
     pub base: ResponseBase,
     /// The application the client was counted under.
@@ -335,7 +335,7 @@ impl HostModel {
                     .or(self.identity.first())
                     .map(|k| k.epid.clone())
                     .unwrap_or_default();
-                Decision::Respond(Answer {
+                Decision::Respond(ModelResponse {
                     base: ResponseBase {
                         version: req.version,
                         epid,
@@ -610,7 +610,7 @@ mod tests {
         HostModel::new(config, T0).unwrap()
     }
 
-    fn respond(h: &mut HostModel, req: &RequestBase, now: FileTime) -> Answer {
+    fn respond(h: &mut HostModel, req: &RequestBase, now: FileTime) -> ModelResponse {
         match h.handle(req, now) {
             Decision::Respond(r) => r,
             Decision::Refuse(r) => panic!("refused: {r}"),

@@ -29,7 +29,7 @@ use super::kms::{HostRequest, HwId, PendingRequest, Protocol, encode_request, en
 use super::ndr::{RequestStub, ResponseStub, Syntax};
 use super::rpc::{Frame, Pdu, check_frame};
 use super::session::{
-    BindOutcome, ClientRpcConfig, ClientSession, ClientState, HostAction, HostRpcConfig,
+    BindOutcome, ClientRpcConfig, ClientSession, ClientSessionState, HostAction, HostRpcConfig,
     HostSession, SessionError,
 };
 
@@ -95,25 +95,25 @@ fn client_session(data: &[u8]) {
     let payload = sample_request(Protocol::V6).0;
     for pdu in frames(data) {
         let step = match client.state() {
-            ClientState::ExpectBindAck => client.handle_bind_ack(pdu).map(|outcome| {
+            ClientSessionState::ExpectBindAck => client.handle_bind_ack(pdu).map(|outcome| {
                 if let BindOutcome::AlterContext(alter) = outcome {
                     assert!(Pdu::parse(&alter).is_ok());
                 }
             }),
-            ClientState::ExpectAlterContextResp => client.handle_alter_context_resp(pdu),
-            ClientState::ExpectResponse => client.handle_response(pdu).map(drop),
+            ClientSessionState::ExpectAlterContextResp => client.handle_alter_context_resp(pdu),
+            ClientSessionState::ExpectResponse => client.handle_response(pdu).map(drop),
             state => unreachable!("fed a PDU in state {state:?}"),
         };
         match step {
             // A fault ends the call, not the association: the next request may follow.
-            Err(SessionError::Fault { .. }) if client.state() == ClientState::Ready => {}
+            Err(SessionError::Fault { .. }) if client.state() == ClientSessionState::Ready => {}
             Err(_) => {
-                assert_eq!(client.state(), ClientState::Failed);
+                assert_eq!(client.state(), ClientSessionState::Failed);
                 break;
             }
             Ok(()) => {}
         }
-        if client.state() == ClientState::Ready {
+        if client.state() == ClientSessionState::Ready {
             match client.request(&payload) {
                 Ok(request) => assert!(Pdu::parse(&request).is_ok()),
                 // The host negotiated fragments too small for a KMS request: the caller

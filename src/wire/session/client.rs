@@ -90,7 +90,7 @@ impl Default for ClientRpcConfig {
 
 /// Where a [`ClientSession`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ClientState {
+pub enum ClientSessionState {
     /// Nothing sent yet; call [`ClientSession::bind`].
     Unbound,
     /// bind sent; waiting for bind_ack.
@@ -383,7 +383,7 @@ pub enum SessionError {
         /// The method.
         call: &'static str,
         /// The session's state.
-        state: ClientState,
+        state: ClientSessionState,
     },
 }
 
@@ -403,7 +403,7 @@ struct Pending {
 #[derive(Debug, Clone)]
 pub struct ClientSession {
     config: ClientRpcConfig,
-    state: ClientState,
+    state: ClientSessionState,
     next_call_id: u32,
     bind_call_id: u32,
     bind_flags: PfcFlags,
@@ -427,7 +427,7 @@ impl ClientSession {
     pub fn with_call_id(config: ClientRpcConfig, next_call_id: u32) -> Self {
         Self {
             config,
-            state: ClientState::Unbound,
+            state: ClientSessionState::Unbound,
             next_call_id,
             bind_call_id: next_call_id,
             bind_flags: PfcFlags::SINGLE.with(PfcFlags::CONC_MPX, config.conc_mpx),
@@ -452,7 +452,7 @@ impl ClientSession {
     }
 
     /// Where the session is.
-    pub fn state(&self) -> ClientState {
+    pub fn state(&self) -> ClientSessionState {
         self.state
     }
 
@@ -495,7 +495,7 @@ impl ClientSession {
     }
 
     fn fail<T>(&mut self, e: impl Into<SessionError>) -> Result<T, SessionError> {
-        self.state = ClientState::Failed;
+        self.state = ClientSessionState::Failed;
         Err(e.into())
     }
 
@@ -516,7 +516,7 @@ impl ClientSession {
     /// # Errors
     /// [`SessionError::OutOfOrder`] unless the session is `Unbound`.
     pub fn bind(&mut self) -> Result<Vec<u8>, SessionError> {
-        if self.state != ClientState::Unbound {
+        if self.state != ClientSessionState::Unbound {
             return Err(self.out_of_order("bind"));
         }
         let mut syntaxes = vec![TransferSyntax::Ndr32];
@@ -541,7 +541,7 @@ impl ClientSession {
                 .map(|&(id, ts)| ContextElem::kms(id, ts))
                 .collect(),
         };
-        self.state = ClientState::ExpectBindAck;
+        self.state = ClientSessionState::ExpectBindAck;
         Ok(bind.to_bytes())
     }
 
@@ -552,7 +552,7 @@ impl ClientSession {
     /// A bind_nak, fault, malformed or unexpected PDU, or a failed check, all fatal: the
     /// session moves to `Failed`. [`SessionError::OutOfOrder`] outside `ExpectBindAck`.
     pub fn handle_bind_ack(&mut self, pdu: &[u8]) -> Result<BindOutcome, SessionError> {
-        if self.state != ClientState::ExpectBindAck {
+        if self.state != ClientSessionState::ExpectBindAck {
             return Err(self.out_of_order("handle_bind_ack"));
         }
         let ack = match Pdu::parse(pdu) {
@@ -633,7 +633,7 @@ impl ClientSession {
             && negotiated.ndr64.is_some();
         self.negotiated = negotiated;
         if !alter {
-            self.state = ClientState::Ready;
+            self.state = ClientSessionState::Ready;
             return Ok(BindOutcome::Ready);
         }
         // Spec 4.9: one item, ctx 0 = NDR32, same call_id and flags as the bind.
@@ -645,7 +645,7 @@ impl ClientSession {
             assoc_group_id: 0,
             contexts: vec![ContextElem::kms(0, TransferSyntax::Ndr32)],
         });
-        self.state = ClientState::ExpectAlterContextResp;
+        self.state = ClientSessionState::ExpectAlterContextResp;
         Ok(BindOutcome::AlterContext(alter.to_bytes()))
     }
 
@@ -656,7 +656,7 @@ impl ClientSession {
     /// A malformed or unexpected PDU, a call_id mismatch or a result count other than 1,
     /// all fatal. [`SessionError::OutOfOrder`] outside `ExpectAlterContextResp`.
     pub fn handle_alter_context_resp(&mut self, pdu: &[u8]) -> Result<(), SessionError> {
-        if self.state != ClientState::ExpectAlterContextResp {
+        if self.state != ClientSessionState::ExpectAlterContextResp {
             return Err(self.out_of_order("handle_alter_context_resp"));
         }
         let resp = match Pdu::parse(pdu) {
@@ -664,7 +664,7 @@ impl ClientSession {
             Ok(Pdu::Fault(f)) => {
                 self.warn(SessionWarning::AlterContextFault(f.status));
                 self.negotiated.alter_context = AlterOutcome::Refused;
-                self.state = ClientState::Ready;
+                self.state = ClientSessionState::Ready;
                 return Ok(());
             }
             Ok(other) => {
@@ -694,7 +694,7 @@ impl ClientSession {
             self.warn(SessionWarning::AlterContextRejected(result));
             self.negotiated.alter_context = AlterOutcome::Refused;
         }
-        self.state = ClientState::Ready;
+        self.state = ClientSessionState::Ready;
         Ok(())
     }
 
@@ -716,7 +716,7 @@ impl ClientSession {
     /// [`SessionError::OutOfOrder`] unless `Ready`; [`SessionError::PayloadTooLarge`] when
     /// the PDU exceeds one fragment (nothing is consumed then).
     pub fn request(&mut self, payload: &[u8]) -> Result<Vec<u8>, SessionError> {
-        if self.state != ClientState::Ready {
+        if self.state != ClientSessionState::Ready {
             return Err(self.out_of_order("request"));
         }
         // Ready implies a context was accepted (bind check 5), so this always finds one.
@@ -746,7 +746,7 @@ impl ClientSession {
         self.next_call_id = self.next_call_id.wrapping_add(1);
         self.requests += 1;
         self.last_syntax = Some(syntax);
-        self.state = ClientState::ExpectResponse;
+        self.state = ClientSessionState::ExpectResponse;
         Ok(request.to_bytes())
     }
 
@@ -756,7 +756,7 @@ impl ClientSession {
     /// [`SessionError::Fault`] for a fault PDU (the session stays usable); anything else is
     /// fatal. [`SessionError::OutOfOrder`] outside `ExpectResponse`.
     pub fn handle_response(&mut self, pdu: &[u8]) -> Result<CallResult, SessionError> {
-        let (ClientState::ExpectResponse, Some(pending)) = (self.state, self.pending) else {
+        let (ClientSessionState::ExpectResponse, Some(pending)) = (self.state, self.pending) else {
             return Err(self.out_of_order("handle_response"));
         };
         let resp = match Pdu::parse(pdu) {
@@ -769,7 +769,7 @@ impl ClientSession {
                     });
                 }
                 self.pending = None;
-                self.state = ClientState::Ready;
+                self.state = ClientSessionState::Ready;
                 return Err(fault_error(&f));
             }
             Ok(other) => {
@@ -783,7 +783,7 @@ impl ClientSession {
         match self.apply_response(pending, &resp) {
             Ok(result) => {
                 self.pending = None;
-                self.state = ClientState::Ready;
+                self.state = ClientSessionState::Ready;
                 Ok(result)
             }
             Err(e) => self.fail(e),
@@ -862,8 +862,8 @@ mod tests {
     use crate::wire::rpc::tests::FAULT;
     use crate::wire::rpc::{BindNak, field};
     use crate::wire::session::{
-        CallResult, ClientRpcConfig, ClientSession, ClientState, NegotiationMode, SessionError,
-        SessionWarning,
+        CallResult, ClientRpcConfig, ClientSession, ClientSessionState, NegotiationMode,
+        SessionError, SessionWarning,
     };
 
     // --- client: one test per rejection (spec 4.3, 4.4, 4.6, 4.7) -------------------------
@@ -884,7 +884,7 @@ mod tests {
                 reason: NakReason::PROTOCOL_VERSION_NOT_SUPPORTED
             }
         );
-        assert_eq!(client.state(), ClientState::Failed);
+        assert_eq!(client.state(), ClientSessionState::Failed);
         assert!(matches!(
             client.request(b"x"),
             Err(SessionError::OutOfOrder { .. })
@@ -921,7 +921,7 @@ mod tests {
             ContextResult::ProviderRejection(RejectReason::TRANSFER_SYNTAXES_NOT_SUPPORTED);
         let err = client.handle_bind_ack(&ack.to_bytes()).unwrap_err();
         assert_eq!(err, SessionError::NoTransferSyntax);
-        assert_eq!(client.state(), ClientState::Failed);
+        assert_eq!(client.state(), ClientSessionState::Failed);
     }
 
     #[test]
@@ -1017,7 +1017,7 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(client.state(), ClientState::Failed);
+        assert_eq!(client.state(), ClientSessionState::Failed);
     }
 
     #[test]
@@ -1072,7 +1072,7 @@ mod tests {
             client.warnings(),
             [SessionWarning::AlterContextFault(NcaStatus::UNK_IF)]
         );
-        assert_eq!(client.state(), ClientState::Ready);
+        assert_eq!(client.state(), ClientSessionState::Ready);
     }
 
     #[test]
@@ -1131,7 +1131,7 @@ mod tests {
                 found: 3
             }
         );
-        assert_eq!(client.state(), ClientState::Failed);
+        assert_eq!(client.state(), ClientSessionState::Failed);
 
         let (mut client, mut resp) = awaiting_response(b"abc");
         resp.call_id = 1;
@@ -1237,7 +1237,7 @@ mod tests {
                 found: 2
             }]
         );
-        assert_eq!(client.state(), ClientState::Ready);
+        assert_eq!(client.state(), ClientSessionState::Ready);
         assert_eq!(
             call(&mut client, &mut host, b"third").unwrap(),
             CallResult::Payload(b"driht".to_vec())
@@ -1266,7 +1266,7 @@ mod tests {
             client.request(b"x").unwrap_err(),
             SessionError::OutOfOrder {
                 call: "request",
-                state: ClientState::Unbound
+                state: ClientSessionState::Unbound
             }
         );
         assert!(matches!(
@@ -1286,7 +1286,7 @@ mod tests {
             client.handle_alter_context_resp(b""),
             Err(SessionError::OutOfOrder { .. })
         ));
-        assert_eq!(client.state(), ClientState::ExpectBindAck);
+        assert_eq!(client.state(), ClientSessionState::ExpectBindAck);
     }
 
     #[test]
@@ -1294,7 +1294,7 @@ mod tests {
         let (mut client, _) = bound_client();
         // First request: NDR32, 24-byte header + 8-byte stub prefix + payload.
         let err = client.request(&[0; 5809]).unwrap_err();
-        assert_eq!(client.state(), ClientState::Ready);
+        assert_eq!(client.state(), ClientSessionState::Ready);
         assert_eq!(client.next_call_id(), 2);
         assert_eq!(
             err,

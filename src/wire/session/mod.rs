@@ -103,7 +103,7 @@ mod tests {
             let resp = send(host, &alter);
             client.handle_alter_context_resp(&resp).unwrap();
         }
-        assert_eq!(client.state(), ClientState::Ready);
+        assert_eq!(client.state(), ClientSessionState::Ready);
     }
 
     pub(super) fn call(
@@ -236,7 +236,7 @@ mod tests {
         connect(&mut client, &mut host);
         call(&mut client, &mut host, b"one").unwrap();
         let mut again = client.reconnect();
-        assert_eq!(again.state(), ClientState::Unbound);
+        assert_eq!(again.state(), ClientSessionState::Unbound);
         let bind = again.bind().unwrap();
         assert_eq!(Header::new_checked(&bind[..]).unwrap().call_id(), 3);
         let mut host = HostSession::new(HostRpcConfig::default(), 2);
