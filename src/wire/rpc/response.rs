@@ -1,0 +1,75 @@
+//! response (ptype 2): the answer to one call (spec 4.6, 12.5).
+
+use std::fmt;
+
+use super::*;
+use crate::wire::reader::{Reader, WriteLe};
+
+/// A response (ptype 2, spec 4.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// `pfc_flags` (0x03).
+    pub flags: PfcFlags,
+    /// `call_id`, echo of the request's.
+    pub call_id: u32,
+    /// `alloc_hint`, the stub length.
+    pub alloc_hint: u32,
+    /// `p_cont_id`, echo of the request's.
+    pub context_id: u16,
+    /// `cancel_count`, 0.
+    pub cancel_count: u8,
+    /// The NDR stub (see [`super::ndr`]).
+    pub stub: Vec<u8>,
+}
+
+impl Body for Response {
+    const PTYPE: Ptype = Ptype::RESPONSE;
+    fn flags(&self) -> PfcFlags {
+        self.flags
+    }
+    fn call_id(&self) -> u32 {
+        self.call_id
+    }
+    fn read_body(flags: PfcFlags, call_id: u32, r: &mut Reader<'_>) -> Result<Self, PduError> {
+        let alloc_hint = r.u32("alloc_hint")?;
+        let context_id = r.u16("p_cont_id")?;
+        let cancel_count = r.u8("cancel_count")?;
+        r.skip(1, "response reserved")?;
+        let stub = r.rest().to_vec();
+        Ok(Self {
+            flags,
+            call_id,
+            alloc_hint,
+            context_id,
+            cancel_count,
+            stub,
+        })
+    }
+    fn write_body(&self, out: &mut Vec<u8>, _start: usize) {
+        out.put_u32(self.alloc_hint);
+        out.put_u16(self.context_id);
+        out.extend_from_slice(&[self.cancel_count, 0]);
+        out.extend_from_slice(&self.stub);
+    }
+    fn body_len(&self) -> usize {
+        8 + self.stub.len()
+    }
+}
+
+impl fmt::Display for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "response call_id={} flags={:?} ctx={} alloc_hint={} stub={}B",
+            self.call_id,
+            self.flags,
+            self.context_id,
+            self.alloc_hint,
+            self.stub.len()
+        )?;
+        if self.cancel_count != 0 {
+            write!(f, " cancel_count={}", self.cancel_count)?;
+        }
+        Ok(())
+    }
+}
