@@ -4,7 +4,9 @@
 //! accepts only NDR64) and sends activation requests, with a deadline on every step: connect,
 //! bind and request each run under their own `tokio::time::timeout`, so a stalled host gives a
 //! timeout classified by phase, never a hang. Byte encoding and checking is all in
-//! [`crate::wire`]; this module moves bytes and measures time.
+//! [`crate::wire`], and PDU framing in [`crate::netio`] (shared with the host's server); this
+//! module moves bytes and measures time. [`Reply::from_call`] is the one step from a finished
+//! call to what the client got, with no I/O, so a socket-free harness can reuse it.
 //!
 //! Hosts differ in how long they keep a connection (spec 2, 10.10): vlmcsd keeps it, py-kms
 //! closes after every response. The client keeps a connection for the next request when
@@ -13,7 +15,8 @@
 //! and sends the request once more. Each PDU goes out in a single write, because some hosts
 //! read one PDU per `recv`.
 //!
-//! [`outcome`] holds the one mapping from what happened to what a real client reports.
+//! [`outcome`] holds the one mapping from what happened to what a real client reports, and
+//! the [`Outcome`] type the recorder, reports and gates use.
 //! Faults (issue 5) plug in through the [`Connector`] trait, which hands out the stream.
 
 use std::future::Future;
@@ -28,7 +31,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::netio::{PduReadError, PduReader};
 use crate::wire::RequestBase;
-use crate::wire::kms::{self, ClientResponse, EncodeError, ResponseError};
+use crate::wire::kms::{self, ClientResponse, EncodeError, PendingRequest, ResponseError};
 use crate::wire::rpc::FrameError;
 use crate::wire::session::{
     BindOutcome, CallResult, ClientRpcConfig, ClientSession, Negotiated, SessionError,
@@ -223,6 +226,24 @@ pub enum Reply {
     Response(Box<ClientResponse>),
     /// The host refused with an HRESULT in the response stub (spec 8.1).
     Refused(u32),
+}
+
+impl Reply {
+    /// What a completed call means to the client: the response payload checked against the
+    /// request it answers (spec 7.6, checks 2-13), or the HRESULT of the response stub. No
+    /// I/O: [`Client::activate`] uses it, and so can a harness that runs the session without
+    /// sockets.
+    ///
+    /// # Errors
+    /// [`ClientError::Verify`] when the response fails a check.
+    pub fn from_call(pending: &PendingRequest, call: CallResult) -> Result<Self, ClientError> {
+        match call {
+            CallResult::Payload(bytes) => {
+                Ok(Self::Response(Box::new(pending.decode_response(&bytes)?)))
+            }
+            CallResult::Hresult(code) => Ok(Self::Refused(code)),
+        }
+    }
 }
 
 /// Time spent in each phase of one attempt. A phase that did not run is `None` (connect and
@@ -422,10 +443,7 @@ impl<C: Connector> Client<C> {
             let call = self.call(&payload).await;
             times.request = Some(started.elapsed());
             match call {
-                Ok(CallResult::Payload(bytes)) => {
-                    return Ok(Reply::Response(Box::new(pending.decode_response(&bytes)?)));
-                }
-                Ok(CallResult::Hresult(code)) => return Ok(Reply::Refused(code)),
+                Ok(call) => return Reply::from_call(&pending, call),
                 Err(e) if kept && !*reconnected && e.is_stale_connection() => {
                     self.conn = None;
                     *reconnected = true;

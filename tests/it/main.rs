@@ -6,6 +6,7 @@
 //! - `faults`: injected faults against a real loopback host.
 //! - `fuzz_corpus`: the fuzz corpus replayed, and its seeds kept current.
 //! - `host_e2e`: the client and `kmsload activate` against the reference host.
+//! - `pair`: the client's session against the host model in memory: no socket, virtual time.
 //! - `netns`: `kmsload run` across a kernel-shaped veth link between network namespaces.
 //! - `report_html`: report.html in headless Chromium, the text twin, `kmsload compare`.
 //! - `run_e2e`: `kmsload run` end to end: result files, accounting, gates, exit codes.
@@ -28,6 +29,7 @@ mod fixture;
 mod fuzz_corpus;
 mod host_e2e;
 mod netns;
+mod pair;
 mod report_html;
 mod run_e2e;
 mod scaleout;
