@@ -69,14 +69,21 @@ mod response;
 #[cfg(test)]
 pub(super) mod tests;
 
-pub use bind::*;
-pub use bind_ack::*;
-pub use bind_nak::*;
-pub use code::*;
-pub use context::*;
-pub use fault::*;
-pub use frame::*;
-pub use header::*;
-pub use pdu::*;
-pub use request::*;
-pub use response::*;
+pub use bind::{AlterContext, Bind};
+pub use bind_ack::{AlterContextResp, BindAck};
+pub use bind_nak::BindNak;
+pub use code::{NakReason, NcaStatus, PfcFlags, Ptype, RejectReason};
+pub use context::{
+    BTFN_KEEP_CONNECTION_ON_ORPHAN, BTFN_SECURITY_CONTEXT_MULTIPLEXING, BTFN_WINDOWS_FEATURES,
+    ContextElem, ContextResult, InterfaceId, KMS_INTERFACE, NDR32, NDR64, SecondaryAddress,
+    SyntaxId, TransferSyntax,
+};
+pub use fault::Fault;
+pub use frame::{Frame, FrameError, PduError, check_frame};
+pub use header::{
+    DEFAULT_MAX_FRAG, DREP_LITTLE_ENDIAN, HEADER_LEN, Header, MAX_FRAG_LENGTH, field,
+};
+use pdu::{Body, pad_from};
+pub use pdu::{Pdu, UnknownPdu};
+pub use request::Request;
+pub use response::Response;
