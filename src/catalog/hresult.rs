@@ -19,7 +19,15 @@
 //! [`Hresult::fault_status`] goes the other way. The mapping itself is spec 8.1; the tests check
 //! the CSV against it.
 //!
-//! Left out: HRESULTs outside the spec's table. Unknown codes are reported as unknown, with the
+//! Besides the codes of the protocol (spec section 8), the table holds every code of
+//! Microsoft's published list of volume-activation error codes ("Troubleshoot Windows
+//! activation error codes"): the DNS look-up of the KMS host, Microsoft's activation server
+//! (MAK and host keys) and the client's own licensing service. kmsload produces none of
+//! those; an admin meets them first, so `kmsload explain` knows them. The `kmsload` column
+//! ([`Role`]) says which codes kmsload itself derives, which it reports as a host sent them,
+//! and which it never produces.
+//!
+//! Left out: HRESULTs in neither list. Unknown codes are reported as unknown, with the
 //! facility decoded when it is Win32 ([`win32_error`]).
 
 use std::sync::OnceLock;
@@ -104,6 +112,16 @@ pub enum Origin {
     /// The raw NCA status carried in a fault PDU (4.7, 8.1).
     #[serde(rename = "rpc fault status")]
     RpcFaultStatus,
+    /// The client's DNS look-up of its KMS host (SRV record `_vlmcs._tcp`, spec 2.1).
+    #[serde(rename = "dns")]
+    Dns,
+    /// The Software Protection service on the client machine, apart from any KMS exchange
+    /// (product keys, grace periods, genuine checks).
+    #[serde(rename = "licensing service")]
+    LicensingService,
+    /// Microsoft's online activation service (MAK and KMS host key activation).
+    #[serde(rename = "activation server")]
+    ActivationServer,
 }
 
 impl Origin {
@@ -115,6 +133,23 @@ impl Origin {
             Self::Transport => "transport",
             Self::RpcFault => "rpc fault",
             Self::RpcFaultStatus => "rpc fault status",
+            Self::Dns => "dns",
+            Self::LicensingService => "licensing service",
+            Self::ActivationServer => "activation server",
+        }
+    }
+
+    /// A short form for tables, at most 12 characters.
+    pub fn short(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::Client => "client",
+            Self::Transport => "transport",
+            Self::RpcFault => "rpc fault",
+            Self::RpcFaultStatus => "fault status",
+            Self::Dns => "dns",
+            Self::LicensingService => "licensing",
+            Self::ActivationServer => "act. server",
         }
     }
 
@@ -122,11 +157,93 @@ impl Origin {
     pub fn describe(self) -> &'static str {
         match self {
             Self::Host => "the KMS host, in its response",
-            Self::Client => "the client, from a valid response; never sent by a host",
+            Self::Client => {
+                "the client, from what the KMS hosts it tried answered (or failed to); never \
+                 sent by a host"
+            }
             Self::Transport => "the client's network stack; no KMS response arrived",
             Self::RpcFault => "the client's RPC runtime, for a fault PDU from the host",
             Self::RpcFaultStatus => "the host's RPC layer, as the status in a fault PDU",
+            Self::Dns => "the client's DNS look-up of its KMS host; no host was contacted",
+            Self::LicensingService => {
+                "the licensing service on the client machine itself, apart from any KMS \
+                 exchange"
+            }
+            Self::ActivationServer => {
+                "Microsoft's online activation server (MAK or KMS host key activation); never \
+                 a KMS host"
+            }
         }
+    }
+}
+
+/// What kmsload itself does with a code (the CSV's `kmsload` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+pub enum Role {
+    /// kmsload's client works the code out itself from what it saw, as a real client would;
+    /// no host sent it.
+    #[serde(rename = "derived")]
+    Derived,
+    /// A host sends the code (the reference host or a real one); kmsload reports it as
+    /// received.
+    #[serde(rename = "relayed")]
+    Relayed,
+    /// Both: hosts send it, and kmsload's client also derives it in some cases.
+    #[serde(rename = "derived or relayed")]
+    DerivedOrRelayed,
+    /// kmsload never produces the code: it belongs to a part of activation kmsload does not
+    /// play (MAK activation, the client's own licensing service), or is a DNS code its
+    /// discovery does not report.
+    #[serde(rename = "not produced")]
+    NotProduced,
+}
+
+impl Role {
+    /// The spelling in the CSV and in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Derived => "derived",
+            Self::Relayed => "relayed",
+            Self::DerivedOrRelayed => "derived or relayed",
+            Self::NotProduced => "not produced",
+        }
+    }
+
+    /// A short form for tables: `derives`, `relays`, `both` or `-`.
+    pub fn short(self) -> &'static str {
+        match self {
+            Self::Derived => "derives",
+            Self::Relayed => "relays",
+            Self::DerivedOrRelayed => "both",
+            Self::NotProduced => "-",
+        }
+    }
+
+    /// A sentence fragment saying what kmsload does with the code, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Derived => {
+                "derived by kmsload's client itself from what it saw, as a real client would; \
+                 no host sent it"
+            }
+            Self::Relayed => {
+                "sent by a host (the reference host or a real one); kmsload shows it as received"
+            }
+            Self::DerivedOrRelayed => {
+                "sent by hosts, and also derived by kmsload's client in some cases (see the \
+                 cause)"
+            }
+            Self::NotProduced => {
+                "never produced by kmsload: it comes from a part of activation kmsload does not \
+                 play"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -146,6 +263,8 @@ pub struct Hresult {
     pub name: String,
     /// Who produces it.
     pub origin: Origin,
+    /// What kmsload does with it.
+    pub kmsload: Role,
     /// What it means.
     pub meaning: String,
     /// The usual reasons; `None` where the CSV says `-`.
@@ -177,6 +296,12 @@ impl Hresult {
         hresults()
             .iter()
             .find(|h| h.maps_to().is_some_and(|m| m.code == self.code))
+    }
+
+    /// Whether the code has a published symbolic name; rows without one say
+    /// `(no symbolic name)` in the name column.
+    pub fn has_symbol(&self) -> bool {
+        !self.name.starts_with('(')
     }
 
     /// The code as `0xC004F038`.
@@ -220,6 +345,7 @@ pub fn hresult_by_name(name: &str) -> Option<&'static Hresult> {
     let name = name.trim();
     hresults()
         .iter()
+        .filter(|h| h.has_symbol())
         .find(|h| h.name.eq_ignore_ascii_case(name))
 }
 
@@ -343,13 +469,127 @@ mod tests {
     #[test]
     fn every_row_parses() {
         let all = hresults();
-        assert_eq!(all.len(), 26);
+        assert_eq!(all.len(), 47);
         let mut codes: Vec<u32> = all.iter().map(|h| h.code).collect();
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), all.len(), "codes are unique");
         for h in all {
             assert!(!h.name.is_empty() && !h.meaning.is_empty(), "{}", h.hex());
+        }
+    }
+
+    /// Every code of Microsoft's published list of volume-activation error codes
+    /// ("Troubleshoot Windows activation error codes", and 0xC004E003 from its older form),
+    /// each with a meaning, a cause and what to check (issue 12, item 12).
+    #[test]
+    fn microsoft_activation_error_list_is_covered() {
+        let listed = [
+            0x8004_FE21,
+            0x8007_0005,
+            0x8007_007B,
+            0x8007_0490,
+            0x8007_06BA,
+            0x8007_232A,
+            0x8007_232B,
+            0x8007_251D,
+            0x8009_2328,
+            0xC004_B100,
+            0xC004_C001,
+            0xC004_C003,
+            0xC004_C008,
+            0xC004_C020,
+            0xC004_C021,
+            0xC004_E003,
+            0xC004_F009,
+            0xC004_F00F,
+            0xC004_F014,
+            0xC004_F02C,
+            0xC004_F035,
+            0xC004_F038,
+            0xC004_F039,
+            0xC004_F041,
+            0xC004_F042,
+            0xC004_F050,
+            0xC004_F051,
+            0xC004_F064,
+            0xC004_F065,
+            0xC004_F06C,
+            0xC004_F074,
+        ];
+        for c in listed {
+            let h = hresult(c).unwrap_or_else(|| panic!("{} is not in hresults.csv", hex(c)));
+            assert!(h.typical_cause.is_some(), "{}: no cause", h.hex());
+            assert!(h.what_to_check.is_some(), "{}: nothing to check", h.hex());
+        }
+    }
+
+    #[test]
+    fn no_host_reachable_is_not_described_as_a_response() {
+        // 0xC004F074 is what a client shows when no host could be reached or all of them
+        // returned errors; no valid response exists then.
+        let h = hresult(code::SL_E_VL_BINDING_SERVICE_UNAVAILABLE).unwrap();
+        let text = format!("{} {}", h.meaning, h.origin.describe());
+        assert!(!text.contains("valid response"), "{text}");
+        assert!(h.meaning.contains("could be reached"), "{}", h.meaning);
+        assert!(h.meaning.contains("returned an error"), "{}", h.meaning);
+    }
+
+    #[test]
+    fn codes_kmsload_derives_are_marked() {
+        // Every code `client::outcome` derives (spec 8.3, 8.4) is marked derived; codes only
+        // hosts send are marked relayed.
+        for c in [
+            code::S_OK,
+            code::SL_E_VL_NOT_ENOUGH_COUNT,
+            code::SL_E_VL_BINDING_SERVICE_UNAVAILABLE,
+            code::WSAECONNREFUSED,
+            code::WSAECONNRESET,
+            code::WSAETIMEDOUT,
+            code::WSAHOST_NOT_FOUND,
+            code::RPC_S_SERVER_UNAVAILABLE,
+            code::RPC_S_CALL_FAILED,
+            code::RPC_S_UNKNOWN_IF,
+            code::RPC_S_PROCNUM_OUT_OF_RANGE,
+            code::RPC_S_PROTOCOL_ERROR,
+        ] {
+            assert_eq!(hresult(c).unwrap().kmsload, Role::Derived, "{}", hex(c));
+        }
+        assert_eq!(
+            hresult(code::ERROR_INVALID_DATA).unwrap().kmsload,
+            Role::DerivedOrRelayed
+        );
+        for c in [
+            code::SL_E_VL_INVALID_TIMESTAMP,
+            code::SL_E_VL_KEY_MANAGEMENT_SERVICE_ID_MISMATCH,
+            code::SL_E_VL_BINDING_SERVICE_NOT_ENABLED,
+            code::NCA_S_UNK_IF,
+        ] {
+            assert_eq!(hresult(c).unwrap().kmsload, Role::Relayed, "{}", hex(c));
+        }
+        // kmsload's SRV discovery derives the DNS codes it can tell apart.
+        for c in [
+            code::DNS_ERROR_RCODE_NAME_ERROR,
+            code::DNS_ERROR_RCODE_SERVER_FAILURE,
+            code::DNS_ERROR_RCODE_REFUSED,
+            code::DNS_INFO_NO_RECORDS,
+            code::ERROR_TIMEOUT,
+        ] {
+            assert_eq!(hresult(c).unwrap().kmsload, Role::Derived, "{}", hex(c));
+        }
+        // Codes of the parts of activation kmsload does not play are never kmsload's.
+        for h in hresults() {
+            let elsewhere = matches!(
+                h.origin,
+                Origin::LicensingService | Origin::ActivationServer
+            );
+            if elsewhere {
+                assert_eq!(h.kmsload, Role::NotProduced, "{}", h.hex());
+            }
+            if h.kmsload == Role::NotProduced {
+                let other = elsewhere || h.origin == Origin::Dns;
+                assert!(other, "{} is kmsload's own kind of code", h.hex());
+            }
         }
     }
 
@@ -407,7 +647,11 @@ mod tests {
             (code::NCA_S_OP_RNG_ERROR, "nca_s_op_rng_error"),
             (code::NCA_S_PROTO_ERROR, "nca_s_proto_error"),
         ];
-        assert_eq!(named.len(), hresults().len(), "every row has a constant");
+        let produced = hresults()
+            .iter()
+            .filter(|h| h.kmsload != Role::NotProduced)
+            .count();
+        assert_eq!(named.len(), produced, "every code kmsload produces has a constant");
         for (value, name) in named {
             let h = hresult(value).unwrap_or_else(|| panic!("{name} not in CSV"));
             assert_eq!(h.name, name);
@@ -583,6 +827,12 @@ mod tests {
             Some(code::NCA_S_UNK_IF)
         );
         assert_eq!(hresult_by_name("E_FAIL"), None);
+        assert_eq!(
+            hresult_by_name("DNS_ERROR_RCODE_NAME_ERROR").map(|h| h.code),
+            Some(0x8007_232B)
+        );
+        // Rows without a published name are not found by their placeholder.
+        assert_eq!(hresult_by_name("(no symbolic name)"), None);
     }
 
     #[test]

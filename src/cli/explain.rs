@@ -19,7 +19,7 @@
 use serde::Serialize;
 
 use crate::catalog::hresult::{
-    Hresult, Origin, hex, hresult, hresult_by_name, hresults, parse_code, win32_error,
+    Hresult, Origin, Role, hex, hresult, hresult_by_name, hresults, parse_code, win32_error,
 };
 
 use super::products::{print, table};
@@ -114,6 +114,7 @@ fn describe(h: &Hresult) -> String {
         "produced by",
         &format!("{}: {}", h.origin, h.origin.describe()),
     );
+    field("in kmsload", h.kmsload.describe());
     field("meaning", &h.meaning);
     // A raw fault status takes its cause and checks from the HRESULT it maps to (spec 8.1).
     let mapped = h.maps_to();
@@ -171,6 +172,8 @@ struct Entry<'a> {
     name: &'a str,
     origin: Origin,
     produced_by: &'static str,
+    kmsload: Role,
+    in_kmsload: &'static str,
     meaning: &'a str,
     typical_cause: Option<&'a str>,
     what_to_check: Option<&'a str>,
@@ -203,6 +206,8 @@ impl<'a> Entry<'a> {
             name: &h.name,
             origin: h.origin,
             produced_by: h.origin.describe(),
+            kmsload: h.kmsload,
+            in_kmsload: h.kmsload.describe(),
             meaning: &h.meaning,
             typical_cause: h.typical_cause.as_deref(),
             what_to_check: h.what_to_check.as_deref(),
@@ -224,13 +229,26 @@ fn to_json(v: &impl Serialize) -> Result<String, CliError> {
 fn list_table() -> String {
     let rows: Vec<Vec<String>> = hresults()
         .iter()
-        .map(|h| vec![h.hex(), h.name.clone(), h.origin.to_string()])
+        .map(|h| {
+            vec![
+                h.hex(),
+                h.kmsload.short().to_owned(),
+                h.origin.short().to_owned(),
+                h.name.clone(),
+            ]
+        })
         .collect();
-    let mut out = table(&["code", "name", "origin"], &[], &rows);
-    out.push_str(&format!(
-        "{} codes; `kmsload explain CODE` for the meaning and what to check\n",
+    let mut out = table(&["code", "kmsload", "origin", "name"], &[], &rows);
+    let legend = format!(
+        "{} codes. kmsload: derives = kmsload's client works the code out itself; relays = \
+         shown as a host sent it; both; - = never produced by kmsload. `kmsload explain CODE` \
+         for the meaning and what to check.",
         rows.len()
-    ));
+    );
+    for line in wrap(&legend, WIDTH) {
+        out.push_str(&line);
+        out.push('\n');
+    }
     out
 }
 
@@ -309,14 +327,14 @@ mod tests {
 
     #[test]
     fn unknown_code_is_a_usage_error_naming_the_list() {
-        let Err(CliError::Usage(msg)) = resolve("0x80070005") else {
+        let Err(CliError::Usage(msg)) = resolve("0x80070006") else {
             panic!()
         };
         assert!(
-            msg.starts_with("unknown code 0x80070005 (-2147024891 in decimal)"),
+            msg.starts_with("unknown code 0x80070006 (-2147024890 in decimal)"),
             "{msg}"
         );
-        assert!(msg.contains("Win32 error 5"), "{msg}");
+        assert!(msg.contains("Win32 error 6"), "{msg}");
         assert!(msg.contains("kmsload explain --list"), "{msg}");
         let Err(CliError::Usage(msg)) = resolve("banana") else {
             panic!()
@@ -337,6 +355,7 @@ mod tests {
         );
         for label in [
             "produced by",
+            "in kmsload",
             "meaning",
             "typical cause",
             "what to check",
@@ -381,6 +400,46 @@ mod tests {
         assert!(text.ends_with("\n  decimal        469827587\n"), "{text}");
     }
 
+    /// Issue 12, item 12: the codes an admin meets first are known, with cause and checks.
+    #[test]
+    fn codes_admins_meet_first_are_explained() {
+        for (input, name) in [
+            ("0xC004F050", "SL_E_INVALID_PRODUCT_KEY"),
+            ("0xC004F035", "SL_E_VL_NOT_WINDOWS_SLP"),
+            ("0x80070005", "E_ACCESSDENIED"),
+        ] {
+            let h = resolve(input).unwrap_or_else(|e| panic!("{input}: {e:?}"));
+            let text = describe(h);
+            assert!(text.starts_with(&format!("{input}  {name}\n")), "{text}");
+            assert!(text.contains("\n  typical cause"), "{text}");
+            assert!(text.contains("\n  what to check"), "{text}");
+            assert!(text.contains("in kmsload     never produced by kmsload"), "{text}");
+            assert!(text.lines().all(|l| l.chars().count() <= WIDTH), "{text}");
+        }
+        // The DNS code of a missing SRV record, which kmsload's discovery also derives.
+        let text = describe(resolve("0x8007232B").unwrap());
+        assert!(text.starts_with("0x8007232B  DNS_ERROR_RCODE_NAME_ERROR\n"), "{text}");
+        assert!(text.contains("_vlmcs._tcp"), "{text}");
+        assert!(text.contains("in kmsload     derived by kmsload's client"), "{text}");
+    }
+
+    #[test]
+    fn no_host_reachable_says_so_and_is_marked_derived() {
+        let h = resolve("0xC004F074").unwrap();
+        assert!(h.meaning.contains("none could be reached"), "{}", h.meaning);
+        let text = describe(h);
+        assert!(!text.contains("valid response"), "{text}");
+        assert!(text.contains("in kmsload     derived by kmsload's client"), "{text}");
+        let text = describe(resolve("0xC004F06C").unwrap());
+        assert!(text.contains("in kmsload     sent by a host"), "{text}");
+    }
+
+    #[test]
+    fn a_code_without_a_symbol_is_shown_as_such() {
+        let text = describe(resolve("0x8004FE21").unwrap());
+        assert!(text.starts_with("0x8004FE21  (no symbolic name)\n"), "{text}");
+    }
+
     #[test]
     fn dash_fields_are_left_out() {
         let text = describe(hresult(code::S_OK).unwrap());
@@ -401,17 +460,30 @@ mod tests {
         assert_eq!(v["value"], 3_221_549_112_u32);
         assert!(v["win32_error"].is_null());
         assert!(v["maps_to"].is_null());
+        assert_eq!(v["kmsload"], "derived");
+        assert_eq!(json(0xC004_C008)["kmsload"], "not produced");
     }
 
     #[test]
     fn list_has_every_code() {
         let text = list_table();
-        assert_eq!(text.lines().count(), hresults().len() + 2);
+        for h in hresults() {
+            assert!(text.contains(&format!("\n{}  ", h.hex())), "{}: {text}", h.hex());
+        }
         assert!(text.lines().all(|l| l.chars().count() <= WIDTH), "{text}");
         assert!(
-            text.contains("0xC004F038  SL_E_VL_NOT_ENOUGH_COUNT"),
+            text.contains("0xC004F038  derives  client        SL_E_VL_NOT_ENOUGH_COUNT"),
             "{text}"
         );
+        assert!(
+            text.contains("0xC004F06C  relays   host          SL_E_VL_INVALID_TIMESTAMP"),
+            "{text}"
+        );
+        assert!(
+            text.contains("0xC004F050  -        licensing     SL_E_INVALID_PRODUCT_KEY"),
+            "{text}"
+        );
+        assert!(text.contains("derives = kmsload's client"), "{text}");
     }
 
     #[test]

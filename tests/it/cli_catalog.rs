@@ -273,13 +273,33 @@ mod explain {
     #[test]
     fn list_shows_every_code() {
         let out = ok(&["explain", "--list"]);
-        assert_eq!(out.lines().count(), 26 + 2, "{out}");
         assert!(
-            out.contains("0xC004F06C  SL_E_VL_INVALID_TIMESTAMP"),
+            out.contains("0xC004F06C  relays   host          SL_E_VL_INVALID_TIMESTAMP"),
             "{out}"
         );
         let all = json_array(&["explain", "--list", "--json"]);
-        assert_eq!(all.len(), 26);
+        assert_eq!(all.len(), 47);
+        assert_eq!(out.lines().filter(|l| l.starts_with("0x")).count(), 47);
         assert!(all.iter().any(|c| c["name"] == "nca_s_proto_error"));
+        assert!(all.iter().any(|c| c["kmsload"] == "derived"));
+    }
+
+    /// Issue 12, item 12: codes an admin meets before any KMS exchange were unknown (exit 2).
+    #[test]
+    fn codes_from_microsofts_list_are_explained() {
+        for code in ["0x8007007B", "0xC004F050", "0xC004F035", "0xC004C008"] {
+            let out = ok(&["explain", code]);
+            assert!(out.starts_with(&format!("{code}  ")), "{out}");
+            assert!(out.contains("\n  what to check  "), "{out}");
+            assert!(out.contains("never produced by kmsload"), "{out}");
+        }
+        let v: Value = serde_json::from_str(&ok(&["explain", "0xC004F074", "--json"])).unwrap();
+        assert_eq!(v["kmsload"], "derived");
+        assert!(
+            v["meaning"]
+                .as_str()
+                .is_some_and(|m| m.contains("none could be reached")),
+            "{v}"
+        );
     }
 }
