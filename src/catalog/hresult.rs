@@ -651,7 +651,11 @@ mod tests {
             .iter()
             .filter(|h| h.kmsload != Role::NotProduced)
             .count();
-        assert_eq!(named.len(), produced, "every code kmsload produces has a constant");
+        assert_eq!(
+            named.len(),
+            produced,
+            "every code kmsload produces has a constant"
+        );
         for (value, name) in named {
             let h = hresult(value).unwrap_or_else(|| panic!("{name} not in CSV"));
             assert_eq!(h.name, name);

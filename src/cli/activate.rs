@@ -226,7 +226,7 @@ async fn activate(args: Args, faults: FaultPlan) -> Result<Status, CliError> {
     for n in 1..=args.count {
         let base = request_base(&args, protocol);
         if args.verbose {
-            eprintln!(
+            crate::errln!(
                 "> kms request V{} cmid={} sku={} n={} time={}",
                 base.version,
                 base.client_machine_id,
@@ -767,7 +767,7 @@ fn trace_pdu(dir: TraceDirection, bytes: &[u8]) {
         TraceDirection::Received => "<",
     };
     match Pdu::parse(bytes) {
-        Ok(pdu) => eprintln!("{arrow} {pdu}"),
-        Err(e) => eprintln!("{arrow} undecodable PDU ({} bytes): {e}", bytes.len()),
+        Ok(pdu) => crate::errln!("{arrow} {pdu}"),
+        Err(e) => crate::errln!("{arrow} undecodable PDU ({} bytes): {e}", bytes.len()),
     }
 }

@@ -413,7 +413,10 @@ mod tests {
             assert!(text.starts_with(&format!("{input}  {name}\n")), "{text}");
             assert!(text.contains("\n  typical cause"), "{text}");
             assert!(text.contains("\n  what to check"), "{text}");
-            assert!(text.contains("in kmsload     never produced by kmsload"), "{text}");
+            assert!(
+                text.contains("in kmsload     never produced by kmsload"),
+                "{text}"
+            );
             assert!(text.lines().all(|l| l.chars().count() <= WIDTH), "{text}");
         }
         // The DNS code of a missing SRV record, which kmsload's discovery also derives.
@@ -429,7 +432,10 @@ mod tests {
         assert!(h.meaning.contains("none could be reached"), "{}", h.meaning);
         let text = describe(h);
         assert!(!text.contains("valid response"), "{text}");
-        assert!(text.contains("in kmsload     derived by kmsload's client"), "{text}");
+        assert!(
+            text.contains("in kmsload     derived by kmsload's client"),
+            "{text}"
+        );
         let text = describe(resolve("0xC004F06C").unwrap());
         assert!(text.contains("in kmsload     sent by a host"), "{text}");
     }
@@ -437,7 +443,10 @@ mod tests {
     #[test]
     fn a_code_without_a_symbol_is_shown_as_such() {
         let text = describe(resolve("0x8004FE21").unwrap());
-        assert!(text.starts_with("0x8004FE21  (no symbolic name)\n"), "{text}");
+        assert!(
+            text.starts_with("0x8004FE21  (no symbolic name)\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -468,7 +477,11 @@ mod tests {
     fn list_has_every_code() {
         let text = list_table();
         for h in hresults() {
-            assert!(text.contains(&format!("\n{}  ", h.hex())), "{}: {text}", h.hex());
+            assert!(
+                text.contains(&format!("\n{}  ", h.hex())),
+                "{}: {text}",
+                h.hex()
+            );
         }
         assert!(text.lines().all(|l| l.chars().count() <= WIDTH), "{text}");
         assert!(

@@ -13,6 +13,7 @@ pub mod explain;
 pub mod fault_args;
 pub mod host;
 pub mod merge;
+pub mod output;
 pub mod products;
 pub mod report;
 pub mod run;
@@ -98,11 +99,11 @@ pub fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(status) => status.exit_code(),
         Err(CliError::Usage(msg)) => {
-            eprintln!("error: {msg}");
+            crate::errln!("error: {msg}");
             ExitCode::from(2)
         }
         Err(CliError::Runtime(msg)) => {
-            eprintln!("error: {msg}");
+            crate::errln!("error: {msg}");
             ExitCode::from(1)
         }
     }

@@ -101,14 +101,14 @@ pub fn run(args: Args) -> Result<Status, CliError> {
 fn hint_no_match(text: &str) {
     let close = lookup::suggest(text, 5);
     if close.is_empty() {
-        eprintln!("no product matches '{}'", text.trim());
+        crate::errln!("no product matches '{}'", text.trim());
     } else {
         let list = close
             .iter()
             .map(|n| format!("'{n}'"))
             .collect::<Vec<_>>()
             .join(", ");
-        eprintln!(
+        crate::errln!(
             "no product matches '{}'; did you mean: {list}?",
             text.trim()
         );

@@ -38,7 +38,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<Status, CliError> {
     let r = read::read_dir(&args.dir).map_err(|e| CliError::Usage(e.to_string()))?;
     for n in &r.notes {
-        eprintln!("note: {n}");
+        crate::errln!("note: {n}");
     }
     let path = html::write(&r, args.output.as_deref()).map_err(|e| {
         CliError::Runtime(format!(
@@ -49,9 +49,9 @@ pub fn run(args: Args) -> Result<Status, CliError> {
                 .display()
         ))
     })?;
-    println!("report: {}", path.display());
+    crate::outln!("report: {}", path.display());
     if let Some(k) = analysis::knee(&r).filter(|k| k.is_ramp()) {
-        println!("{}", k.sentence());
+        crate::outln!("{}", k.sentence());
     }
     Ok(Status::Success)
 }

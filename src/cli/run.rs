@@ -178,18 +178,18 @@ async fn execute(plan: Plan, options: run::Options, quiet: bool) -> Result<Statu
     let target = prepared.target();
     let shard = plan.load.shard;
     if shard.is_sharded() {
-        eprintln!(
+        crate::errln!(
             "kmsload: shard {shard} of run {}",
             plan.load.run_id.as_deref().unwrap_or("-")
         );
     }
     if let Some(at) = plan.load.start_at {
-        eprintln!(
+        crate::errln!(
             "kmsload: waiting for the common start at {}",
             humantime::format_rfc3339_seconds(at)
         );
     }
-    eprintln!(
+    crate::errln!(
         "kmsload: running {} against {}{}; results in {}",
         plan.name,
         target.address,
@@ -201,26 +201,26 @@ async fn execute(plan: Plan, options: run::Options, quiet: bool) -> Result<Statu
         prepared.dir().display()
     );
     if let Some(warning) = prepared.open_files_warning(&plan) {
-        eprintln!("{warning}");
+        crate::errln!("{warning}");
     }
     let finished = prepared.execute(&plan, &options, stop_rx).await;
     if let Some(p) = progress {
         let _ = p.await;
     }
     let f = finished.map_err(from_run)?;
-    println!("{}", f.markdown);
-    println!("results: {}", f.dir.display());
+    crate::outln!("{}", f.markdown);
+    crate::outln!("results: {}", f.dir.display());
     if let Some(e) = &f.events_error {
-        eprintln!("warning: events.csv is incomplete: {e}");
+        crate::errln!("warning: events.csv is incomplete: {e}");
     }
     if let Some(k) = &f.knee {
-        println!("{k}");
+        crate::outln!("{k}");
     }
     if let Some(page) = &f.page {
-        println!("report: {}", page.display());
+        crate::outln!("report: {}", page.display());
     }
     if let Some(c) = &f.comparison {
-        println!("\n{}", c.text());
+        crate::outln!("\n{}", c.text());
     }
     if let Some(e) = f.report_error {
         return Err(from_run(e));
@@ -230,8 +230,10 @@ async fn execute(plan: Plan, options: run::Options, quiet: bool) -> Result<Statu
     }
     if !f.complete {
         match &f.aborted {
-            Some(why) => eprintln!("run aborted by a gate: {why}; results are marked incomplete"),
-            None => eprintln!("run interrupted: results are marked incomplete"),
+            Some(why) => {
+                crate::errln!("run aborted by a gate: {why}; results are marked incomplete")
+            }
+            None => crate::errln!("run interrupted: results are marked incomplete"),
         }
         return Ok(Status::Failure);
     }
@@ -252,7 +254,7 @@ async fn relay_signals(stop: tokio::sync::watch::Sender<bool>) {
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
     ) else {
-        eprintln!("warning: cannot listen for SIGTERM/SIGHUP; only Ctrl-C stops the run cleanly");
+        crate::errln!("warning: cannot listen for SIGTERM/SIGHUP; only Ctrl-C stops the run cleanly");
         while tokio::signal::ctrl_c().await.is_ok() {
             let _ = stop.send(true);
         }
@@ -266,12 +268,12 @@ async fn relay_signals(stop: tokio::sync::watch::Sender<bool>) {
             else => return,
         };
         if n == 0 {
-            eprintln!(
+            crate::errln!(
                 "\n{name}: no new attempts; waiting for those in flight (again to stop now), then \
                  writing the results"
             );
         } else {
-            eprintln!("\n{name}: ending the drain now; writing the results");
+            crate::errln!("\n{name}: ending the drain now; writing the results");
         }
         // `send` wakes the runner even when the value is already `true`.
         let _ = stop.send(true);
@@ -358,7 +360,7 @@ async fn show_progress(live: Arc<Live>, plan: Plan, mut done: tokio::sync::watch
                     ),
                     (None, None) => String::new(),
                 };
-                eprintln!(
+                crate::errln!(
                     "[{:>6.1}s] {done}{of} attempts, {msg}",
                     start.elapsed().as_secs_f64()
                 );

@@ -391,3 +391,45 @@ max_in_flight = 4000
     assert!(md.contains("kmsload fell behind its own schedule"), "{md}");
     assert!(md.contains("- load generator: at most"), "{md}");
 }
+
+/// Issue 12, item 8: `kmsload run ... | head -3` panicked ("failed printing to stdout: Broken
+/// pipe") before report.html was written. A closed stdout now ends printing quietly; the run,
+/// its files and its exit code are unaffected.
+#[test]
+fn a_closed_stdout_ends_printing_quietly_and_the_run_completes() {
+    let dir = temp_dir("closed-stdout");
+    let path = write_scenario(
+        &dir,
+        r#"
+name = "closed-stdout"
+[host]
+charged = true
+[fleet]
+size = 20
+products = [{ product = "Windows 10/11 Pro" }]
+[load]
+rate = 200
+attempts = 20
+[gates]
+max_error_rate = 0.0
+"#,
+    );
+    let results = dir.join("results");
+    let mut child = Command::new(KMSLOAD)
+        .args(["run", &path, "--quiet", "--out", results.to_str().unwrap()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kmsload runs");
+    // The reader goes away before kmsload prints anything, as `head` does after its lines.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    for file in ["summary.json", "events.csv", "report.md", "report.html"] {
+        assert!(results.join(file).is_file(), "{file} missing; {stderr}");
+    }
+    assert_accounting(&results);
+}
