@@ -471,7 +471,6 @@ async fn start_in_process(
         ..host::HostConfig::default()
     };
     match &options.host_key {
-        scenario::HostKey::AcceptAll => config.accept_retail = true,
         scenario::HostKey::VolumeOnly => {}
         scenario::HostKey::Group(key) => config.host_key = key,
         scenario::HostKey::KmsIds(ids) => {

@@ -672,6 +672,29 @@ mod tests {
 
     // ---- defaults -------------------------------------------------------------------
 
+    /// Issue 12, item 13: `host_key = "all"` activated retail editions while
+    /// `kmsload host --host-key all` refused them. Both are now the `all` host key group, which
+    /// like a real host refuses retail and preview KMS IDs.
+    #[test]
+    fn host_key_all_is_the_host_commands_all_and_refuses_retail() {
+        for word in ["all", "ALL"] {
+            let p = parse(&format!("{BOUND}\n[host]\nhost_key = \"{word}\"\n")).unwrap();
+            let Target::InProcess(h) = &p.target else {
+                panic!("{:?}", p.target)
+            };
+            let HostKey::Group(key) = &h.host_key else {
+                panic!("{:?}", h.host_key)
+            };
+            assert!(std::ptr::eq(
+                *key,
+                crate::host::HostKey::lookup("all").unwrap()
+            ));
+            let home = crate::catalog::lookup::find("Windows 10/11 Home").unwrap();
+            assert!(home.kms_id_name.contains("Retail"));
+            assert!(!h.host_key.accepts(home), "a real host refuses retail");
+        }
+    }
+
     #[test]
     fn defaults_are_deterministic() {
         let a = parse(BOUND).unwrap();

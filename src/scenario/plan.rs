@@ -127,13 +127,12 @@ pub struct HostOptions {
 /// The host key group of the in-process host (kms-protocol.md 10.7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostKey {
-    /// Every KMS counted ID, retail and preview ones included (like vlmcsd `-K0`).
-    AcceptAll,
     /// Every volume KMS counted ID: retail, preview and pre-release ones are refused, as a
     /// genuine host refuses them (like vlmcsd `-K2`).
     VolumeOnly,
-    /// A real host key (CSVLK) group, e.g. "Windows Server 2016": the KMS counted IDs that key
-    /// covers, as `kmsload host --host-key` accepts them.
+    /// A real host key (CSVLK) group, e.g. "Windows Server 2016", or `all` (the newest key of
+    /// every line): the KMS counted IDs those keys cover, as `kmsload host --host-key`
+    /// accepts them. Like a real host, no group activates retail or preview KMS IDs.
     Group(&'static crate::host::HostKey),
     /// Exactly these KMS counted IDs.
     KmsIds(Vec<Uuid>),
@@ -143,7 +142,6 @@ impl HostKey {
     /// Whether a host with this key activates `product`.
     pub fn accepts(&self, product: &Product) -> bool {
         match self {
-            Self::AcceptAll => true,
             Self::VolumeOnly => !is_non_volume_kms_id(&product.kms_id_name),
             Self::Group(key) => crate::host::keys::kms_id(product.kms_id)
                 .is_some_and(|kms| key.csvlk_for(kms, false).is_some()),
@@ -811,7 +809,9 @@ mod tests {
             .find(|p| p.kms_id_name.contains("Retail"))
             .unwrap();
         let volume = all.iter().find(|p| p.name == "Windows 10/11 Pro").unwrap();
-        assert!(HostKey::AcceptAll.accepts(retail));
+        let every = HostKey::Group(crate::host::HostKey::lookup("all").unwrap());
+        assert!(!every.accepts(retail), "no real host key activates retail");
+        assert!(every.accepts(volume));
         assert!(!HostKey::VolumeOnly.accepts(retail));
         assert!(HostKey::VolumeOnly.accepts(volume));
         assert!(HostKey::KmsIds(vec![volume.kms_id]).accepts(volume));

@@ -575,8 +575,9 @@ fn host_key(
     let names = match raw {
         RawHostKey::Word(w) => {
             return match w.to_ascii_lowercase().as_str() {
-                "all" => Some(HostKey::AcceptAll),
                 "volume" => Some(HostKey::VolumeOnly),
+                // "all" is the host key group `kmsload host --host-key all` installs: every
+                // volume KMS counted ID, and, as on a real host, no retail or preview one.
                 _ => match crate::host::HostKey::lookup(&w) {
                     Ok(key) => Some(HostKey::Group(key)),
                     Err(e) => {
