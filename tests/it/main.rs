@@ -19,6 +19,8 @@
 //! - `validate`: `kmsload validate` against `kmsload host` in each configuration.
 //! - `verdicts`: gates over activated attempts, abort, signals, the duration bound, and
 //!   result files that hold every attempt however a run ends.
+//! - `system`: run, skip with one line, or fail under CI=true when a system component is
+//!   missing (Chromium, root for namespaces, iproute2, Slurm).
 //! - `fixture`: a synthetic results directory that the report tests read.
 
 mod cli_catalog;
@@ -35,6 +37,7 @@ mod run_e2e;
 mod scaleout;
 mod shards;
 mod slurm;
+mod system;
 mod util;
 mod validate;
 mod verdicts;

@@ -27,14 +27,14 @@
 //!
 //! # When the tests do not run
 //!
-//! - A test prints `skipped: <reason>` and passes only when `ip netns add` is refused:
-//!   not root, no CAP_SYS_ADMIN in a container, or a kernel without network namespaces. The
-//!   refusal is recognized by the error text (`Operation not permitted`, `Permission
-//!   denied`, `Invalid argument` from unshare(CLONE_NEWNET) without CONFIG_NET_NS,
-//!   `Function not implemented`, `not supported`).
-//! - A missing `ip` binary is not a skip: it is an installation error (`.ci/run` installs
-//!   iproute2 from `.ci/packages-netns.txt`), and the test fails saying so. So does any other
-//!   setup failure (veth, addresses, `tbf`).
+//! - When `ip netns add` is refused (not root, no CAP_SYS_ADMIN in a container, or a kernel
+//!   without network namespaces) or `ip` (iproute2) is not installed, the tests print one line
+//!   saying what is missing and how to get it, and pass; under `CI=true` they fail instead
+//!   (`system.rs`; `.ci/run` runs as root and installs iproute2 from
+//!   `.ci/packages-netns.txt`). The refusal is recognized by the error text (`Operation not
+//!   permitted`, `Permission denied`, `Invalid argument` from unshare(CLONE_NEWNET) without
+//!   CONFIG_NET_NS, `Function not implemented`, `not supported`).
+//! - Any other setup failure (veth, addresses, `tbf`) fails the test.
 //! - The one documented exception is `netem`: kernels built without `sch_netem` (and without
 //!   modules to load, as on the CI machines) answer "Specified qdisc kind is unknown". That is
 //!   a kernel capability, not a missing package, so the netem test prints that netem is
@@ -83,6 +83,8 @@ const TEST_LIMIT: Duration = Duration::from_secs(60);
 const CMD_LIMIT: Duration = Duration::from_secs(10);
 /// One `kmsload run` (its own bounds are a few seconds).
 const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+use crate::system;
 
 /// Serializes namespace creation in this process: the first `ip netns add` on a machine
 /// turns /run/netns into a shared bind mount, and two racing first calls can stack two mounts,
@@ -268,9 +270,9 @@ const REFUSALS: [&str; 5] = [
 ];
 
 impl Pair {
-    /// Creates the pair. `Err(reason)` only when namespaces are refused (the caller skips);
-    /// every other failure panics.
-    fn create() -> Result<Self, String> {
+    /// Creates the pair. `Err` only when namespaces are refused or `ip` is not installed
+    /// (the caller skips, or fails under CI=true); every other failure panics.
+    fn create() -> Result<Self, (system::Component, String)> {
         let _serial = lock(&CREATE);
         let pid = std::process::id();
         let k = PAIRS.fetch_add(1, Ordering::Relaxed);
@@ -286,16 +288,16 @@ impl Pair {
             torn_down: AtomicBool::new(true),
         };
         match command(&pair.children, "ip", &["netns", "add", &pair.a]) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => panic!(
-                "`ip` (iproute2) is not installed: install it (Debian package iproute2; \
-                 .ci/run installs the packages in .ci/packages-netns.txt)"
-            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err((system::IPROUTE2, "`ip` is not installed".to_owned()));
+            }
             Err(e) => panic!("`ip netns add` could not start: {e}"),
             Ok(d) if !d.status.success() => {
                 let why = d.stderr.trim();
                 if REFUSALS.iter().any(|r| why.contains(r)) {
-                    return Err(format!(
-                        "network namespaces refused here (`ip netns add`: {why})"
+                    return Err((
+                        system::NETNS,
+                        format!("network namespaces refused here (`ip netns add`: {why})"),
                     ));
                 }
                 panic!("`ip netns add {}` failed: {why}", pair.a);
@@ -509,8 +511,8 @@ impl Drop for Cleanup {
 fn netns_test(name: &str, body: impl FnOnce(&Pair) + Send + 'static) {
     let pair = match Pair::create() {
         Ok(p) => Arc::new(p),
-        Err(reason) => {
-            visible(&format!("{name}: skipped: {reason}"));
+        Err((component, why)) => {
+            system::missing(&component, &why);
             return;
         }
     };
