@@ -454,6 +454,9 @@ mod tests {
             &["--activation-interval", "90s"],
             &["--max-protocol", "7"],
             &["--idle-timeout", "0"],
+            // Accepted once, then every connection panicked on Instant overflow (issue 12,
+            // item 15): now refused before anything starts, like a scenario duration.
+            &["--idle-timeout", "200000000000000d"],
             &["--max-connections", "0"],
             &["--no-such-flag"],
         ] {

@@ -31,6 +31,10 @@ const DURATION_UNITS: &[(&str, u128)] = &[
     ("s", NS_PER_S),
     ("ms", NS_PER_MS),
 ];
+/// The longest duration a flag takes: `i64::MAX` nanoseconds (about 292 years), the bound
+/// scenario files have. Anything longer is a typo, and an instant that far ahead overflows
+/// (`--idle-timeout 200000000000000d` made every host connection panic; issue 12, item 15).
+const MAX_DURATION_NS: u128 = i64::MAX as u128;
 const SKEW_UNITS: &[(&str, u128)] = &[
     ("d", 86_400 * NS_PER_S),
     ("h", 3_600 * NS_PER_S),
@@ -101,6 +105,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
         return Err(err(format!("'{t}' is negative; a duration cannot be")));
     }
     let ns = parse_parts(t, DURATION_UNITS).map_err(err)?;
+    if ns > MAX_DURATION_NS {
+        return Err(err(format!(
+            "'{t}' is too large (at most about 292 years, as in scenario files)"
+        )));
+    }
     let secs = u64::try_from(ns / NS_PER_S).map_err(|_| err(format!("'{t}' is too large")))?;
     // The remainder of a division by 10^9 fits in u32.
     Ok(Duration::new(secs, (ns % NS_PER_S) as u32))
@@ -507,6 +516,13 @@ mod tests {
         assert!(problem(parse_duration("5 s")).contains("contains a space"));
         assert!(problem(parse_duration("s")).contains("not a number"));
         assert!(problem(parse_duration("30m1h")).contains("out of order"));
+        // Bounded like scenario durations (issue 12, item 15).
+        assert!(problem(parse_duration("200000000000000d")).contains("too large"));
+        assert!(problem(parse_duration("106752d")).contains("too large"));
+        assert_eq!(
+            parse_duration("106751d"),
+            Ok(Duration::from_secs(106_751 * 86_400))
+        );
         assert!(problem(parse_duration("1s1s")).contains("repeated"));
         assert!(problem(parse_duration("1h30")).contains("no unit"));
         assert!(problem(parse_duration("1.2.3s")).contains("not a number"));
