@@ -17,7 +17,7 @@ use super::values;
 use super::{CliError, Status};
 use crate::host::config::check_fixed_epid;
 use crate::host::server::{self, HostHandle, Logger, ServerError, ServerOptions, SystemClock};
-use crate::host::{HostConfig, HostKey, StateError, UnknownHostKey};
+use crate::host::{HostConfig, HostKey, StateError, UnknownHostKey, state};
 use crate::wire::KMS_PORT;
 use crate::wire::kms::HwId;
 use crate::wire::rpc::SecondaryAddress;
@@ -139,11 +139,17 @@ pub struct Args {
 /// when the host cannot listen or its state cannot be saved at exit.
 pub fn run(args: Args) -> Result<Status, CliError> {
     let options = options(&args)?;
+    // Before anything starts: a path that cannot hold the state is the user's to fix (exit
+    // 2), not a surprise at the first save.
+    let removed = match &args.state {
+        Some(path) => state::prepare(path).map_err(|e| CliError::Usage(e.to_string()))?,
+        None => Vec::new(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(serve(args, options))
+    runtime.block_on(serve(args, options, removed))
 }
 
 /// The validated server options for `args`.
@@ -190,9 +196,18 @@ pub fn options(args: &Args) -> Result<ServerOptions, CliError> {
     })
 }
 
-async fn serve(args: Args, options: ServerOptions) -> Result<Status, CliError> {
+/// Serves until stopped; `removed` are the stale temporary files [`state::prepare`] removed,
+/// reported after the first line (which names the address).
+async fn serve(
+    args: Args,
+    options: ServerOptions,
+    removed: Vec<String>,
+) -> Result<Status, CliError> {
     let handle = server::start(options.clone()).await.map_err(start_error)?;
     announce(&args, &options, &handle);
+    for file in removed {
+        crate::errln!("removed {file}: a temporary file left by an interrupted save");
+    }
     let signal = wait_for_stop().await;
     let report = handle.shutdown().await;
     let mut out = std::io::stdout().lock();
@@ -217,7 +232,9 @@ fn start_error(e: ServerError) -> CliError {
     match e {
         ServerError::Config(_)
         | ServerError::Options(_)
-        | ServerError::State(StateError::Invalid { .. }) => CliError::Usage(e.to_string()),
+        | ServerError::State(StateError::Invalid { .. } | StateError::Unusable { .. }) => {
+            CliError::Usage(e.to_string())
+        }
         ServerError::State(StateError::Io { .. })
         | ServerError::Listen { .. }
         | ServerError::Runtime(_) => CliError::Runtime(e.to_string()),

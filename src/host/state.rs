@@ -25,15 +25,21 @@
 //!   not applied again. A file written for another host key is refused
 //!   ([`StateProblem::HostKeyMismatch`]): use the same key or another file.
 //!
-//! Saving is atomic: the JSON goes to a new temporary file in the target's directory, is
-//! flushed to disk (`fsync`), and renamed over the target, so a crash leaves either the old
-//! or the new file, never a torn one. Loading checks everything before building a model and
-//! reports a typed [`StateError`]; no input makes it panic.
+//! Saving is atomic: the JSON goes to a new temporary file in the target's directory
+//! (`.NAME.PID.N.tmp`), is flushed to disk (`fsync`), and renamed over the target, so a crash
+//! leaves either the old or the new file, never a torn one. Loading checks everything before
+//! building a model and reports a typed [`StateError`]; no input makes it panic or hang: only
+//! a regular file is read (a FIFO would block the host before it listens, `/dev/zero` would
+//! never end), and at most [`MAX_STATE_FILE_BYTES`] of it.
+//!
+//! [`prepare`] runs before a host starts: it refuses a path that is not a regular file or
+//! whose directory cannot take the file (so a host does not run for days and then fail to
+//! save), and removes temporary files that a save interrupted by a crash left behind.
 
 use std::{
     collections::HashSet,
     fs,
-    io::{self, Write},
+    io::{self, Read, Write},
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
 };
@@ -201,6 +207,15 @@ pub enum StateError {
         action: &'static str,
         /// The OS error.
         source: io::Error,
+    },
+    /// The path cannot hold a state file: not a regular file, or its directory cannot take
+    /// one. Found before the host starts, so it is the user's to fix.
+    #[error("host state file {}: {reason}", path.display())]
+    Unusable {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
     },
     /// The file's content cannot be used.
     #[error("host state file {}: {problem}", path.display())]
@@ -382,22 +397,8 @@ pub fn save(path: &Path, state: &HostState) -> Result<(), StateError> {
         action,
         source,
     };
-    let name = path.file_name().ok_or_else(|| {
-        io(
-            "write",
-            io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
-        )
-    })?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(
-        ".{}.{}.{n}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let (dir, name) = split(path).map_err(|e| io("write", e))?;
+    let tmp = dir.join(temp_name(&name));
     let written = (|| {
         let mut file = fs::OpenOptions::new()
             .write(true)
@@ -438,14 +439,161 @@ pub fn load(path: &Path) -> Result<HostState, StateError> {
         path: path.to_owned(),
         problem,
     };
-    let len = fs::metadata(path).map_err(|e| io("read", e))?.len();
-    if len > MAX_STATE_FILE_BYTES {
-        return Err(invalid(StateProblem::TooLarge(len)));
+    let meta = fs::metadata(path).map_err(|e| io("read", e))?;
+    if !meta.is_file() {
+        return Err(not_regular(path, &meta));
     }
-    let bytes = fs::read(path).map_err(|e| io("read", e))?;
+    if meta.len() > MAX_STATE_FILE_BYTES {
+        return Err(invalid(StateProblem::TooLarge(meta.len())));
+    }
+    // The length can change between the check and the read: read one byte past the limit at
+    // most, so a file that grew is still refused without reading all of it.
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(MAX_STATE_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| io("read", e))?;
+    if bytes.len() as u64 > MAX_STATE_FILE_BYTES {
+        return Err(invalid(StateProblem::TooLarge(bytes.len() as u64)));
+    }
     let text = String::from_utf8(bytes)
         .map_err(|e| invalid(StateProblem::Json(format!("not UTF-8: {e}"))))?;
     HostState::from_json(&text).map_err(invalid)
+}
+
+/// The error for an existing path that is not a regular file.
+fn not_regular(path: &Path, meta: &fs::Metadata) -> StateError {
+    let kind = if meta.is_dir() {
+        "a directory"
+    } else {
+        file_kind(meta)
+    };
+    StateError::Unusable {
+        path: path.to_owned(),
+        reason: format!(
+            "is {kind}, not a regular file; give the path of a regular file (it is created if \
+             missing)"
+        ),
+    }
+}
+
+#[cfg(unix)]
+fn file_kind(meta: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+#[cfg(not(unix))]
+fn file_kind(_: &fs::Metadata) -> &'static str {
+    "not a regular file"
+}
+
+/// Checks, before a host starts, that `path` can hold its state, and removes the temporary
+/// files of saves that a crash interrupted. Returns the names of the files removed.
+///
+/// - An existing `path` must be a regular file (FIFOs and devices are refused).
+/// - Its directory must exist and take a new file: a test file is created and removed, so a
+///   host that could never save finds out at start, not at its first save.
+/// - `.NAME.PID.N.tmp` files beside it whose process is gone (or that another boot left) are
+///   removed; those of a live process are kept.
+///
+/// # Errors
+/// [`StateError::Unusable`] naming the problem and the fix.
+pub fn prepare(path: &Path) -> Result<Vec<String>, StateError> {
+    let unusable = |reason: String| StateError::Unusable {
+        path: path.to_owned(),
+        reason,
+    };
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => return Err(not_regular(path, &meta)),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(unusable(format!("cannot be examined: {e}"))),
+    }
+    let (dir, name) = split(path).map_err(|e| unusable(e.to_string()))?;
+    let removed = remove_stale_temporaries(dir, &name);
+    let probe = dir.join(temp_name(&name));
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| {
+            unusable(format!(
+                "its directory {} cannot take the file ({e}); create the directory or choose a \
+                 writable one",
+                dir.display()
+            ))
+        })?;
+    let _ = fs::remove_file(&probe);
+    Ok(removed)
+}
+
+/// The directory and file name of a state path.
+fn split(path: &Path) -> io::Result<(&Path, String)> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Ok((dir, name.to_string_lossy().into_owned()))
+}
+
+/// A fresh temporary name beside the state file `name`: `.NAME.PID.N.tmp`.
+fn temp_name(name: &str) -> String {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(".{name}.{}.{n}.tmp", std::process::id())
+}
+
+/// The process id in a temporary file name of state file `name`, if `file` is one.
+fn temp_pid(file: &str, name: &str) -> Option<u32> {
+    let rest = file
+        .strip_prefix('.')?
+        .strip_prefix(name)?
+        .strip_prefix('.')?;
+    let (pid, rest) = rest.split_once('.')?;
+    let n = rest.strip_suffix(".tmp")?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` runs now (Linux: `/proc/PID`). Without `/proc`, only this process
+/// counts as running, so a crashed host's files are still removed.
+fn process_running(pid: u32) -> bool {
+    pid == std::process::id()
+        || (Path::new("/proc/self").exists() && Path::new(&format!("/proc/{pid}")).exists())
+}
+
+fn remove_stale_temporaries(dir: &Path, name: &str) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = temp_pid(&file, name) else {
+            continue;
+        };
+        let regular = entry.file_type().is_ok_and(|t| t.is_file());
+        if regular && !process_running(pid) && fs::remove_file(entry.path()).is_ok() {
+            removed.push(file);
+        }
+    }
+    removed.sort();
+    removed
 }
 
 /// Saves `model` to `path` (atomic, see [`save`]).
@@ -742,6 +890,109 @@ mod tests {
         );
         let err = save(Path::new("/"), &state).unwrap_err();
         assert!(matches!(err, StateError::Io { .. }), "{err}");
+    }
+
+    /// Issue 12, item 16: a FIFO as state file hung the host before it listened, and
+    /// `/dev/zero` was read until memory ran out. Only regular files are read.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_a_device_is_refused_not_read() {
+        let dir = TempDir::new("fifo");
+        let fifo = dir.0.join("host.json");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        for path in [fifo.as_path(), Path::new("/dev/zero")] {
+            let err = load(path).unwrap_err();
+            assert!(
+                matches!(&err, StateError::Unusable { reason, .. } if reason.contains("not a regular file")),
+                "{err}"
+            );
+            let err = prepare(path).unwrap_err();
+            assert!(matches!(err, StateError::Unusable { .. }), "{err}");
+        }
+        assert!(load(&fifo).unwrap_err().to_string().contains("a FIFO"));
+        assert!(
+            load(Path::new("/dev/zero"))
+                .unwrap_err()
+                .to_string()
+                .contains("a character device")
+        );
+    }
+
+    #[test]
+    fn a_file_larger_than_the_limit_is_refused() {
+        let dir = TempDir::new("large");
+        let path = dir.0.join("host.json");
+        let f = fs::File::create(&path).unwrap();
+        f.set_len(MAX_STATE_FILE_BYTES + 1).unwrap();
+        let err = load(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StateError::Invalid {
+                    problem: StateProblem::TooLarge(_),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    /// Issue 12, item 16: a path that cannot be written was found only at the first save.
+    #[test]
+    fn prepare_refuses_a_path_that_cannot_be_written() {
+        let dir = TempDir::new("prepare");
+        let err = prepare(&dir.0.join("no-such-dir").join("host.json")).unwrap_err();
+        assert!(
+            matches!(&err, StateError::Unusable { reason, .. } if reason.contains("create the directory")),
+            "{err}"
+        );
+        assert!(matches!(
+            prepare(&dir.0).unwrap_err(),
+            StateError::Unusable { .. }
+        ));
+        // A writable place, with or without the file, is fine and leaves nothing behind.
+        let path = dir.0.join("host.json");
+        assert_eq!(prepare(&path).unwrap(), Vec::<String>::new());
+        save(
+            &path,
+            &HostState::from_model(&busy_host(HostConfig::default())),
+        )
+        .unwrap();
+        assert_eq!(prepare(&path).unwrap(), Vec::<String>::new());
+        let names: Vec<_> = fs::read_dir(&dir.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["host.json"]);
+    }
+
+    /// Issue 12, item 16: temporary files of a save interrupted by a crash stayed forever.
+    #[test]
+    fn prepare_removes_temporaries_of_dead_processes_only() {
+        let dir = TempDir::new("stale");
+        let path = dir.0.join("host.json");
+        // No process has pid 0 in /proc; this one is alive.
+        let dead = ".host.json.0.3.tmp";
+        let alive = format!(".host.json.{}.7.tmp", std::process::id());
+        let other = ".other.json.0.3.tmp";
+        for f in [dead, alive.as_str(), other, ".host.json.0.x.tmp"] {
+            fs::write(dir.0.join(f), "{").unwrap();
+        }
+        assert_eq!(prepare(&path).unwrap(), [dead]);
+        for f in [alive.as_str(), other, ".host.json.0.x.tmp"] {
+            assert!(dir.0.join(f).exists(), "{f} kept");
+        }
+    }
+
+    #[test]
+    fn temporary_names_parse_back() {
+        assert_eq!(temp_pid(".h.json.123.4.tmp", "h.json"), Some(123));
+        assert_eq!(temp_pid(".h.json.123.tmp", "h.json"), None);
+        assert_eq!(temp_pid(".h.json.123.4.tmp", "g.json"), None);
+        assert_eq!(temp_pid("h.json.123.4.tmp", "h.json"), None);
+        let t = temp_name("h.json");
+        assert_eq!(temp_pid(&t, "h.json"), Some(std::process::id()));
     }
 
     proptest! {

@@ -887,6 +887,56 @@ mod cli {
         let _ = std::fs::remove_file(&path);
     }
 
+    /// Issue 12, item 16: a state path that cannot be written was silent until a clean exit,
+    /// a FIFO hung the host before it listened, `/dev/zero` was read until memory ran out.
+    /// Each is now refused at start: exit 2, nothing listening, the reason named.
+    #[test]
+    fn unusable_state_paths_exit_2_before_listening() {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("host-e2e-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo.json");
+        let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let missing = dir.join("no-such-dir").join("host.json");
+        for (path, why) in [
+            (fifo.as_path(), "a FIFO, not a regular file"),
+            (std::path::Path::new("/dev/zero"), "not a regular file"),
+            (missing.as_path(), "create the directory"),
+        ] {
+            let mut child = command()
+                .args(["host", "--listen", "127.0.0.1:0", "--state"])
+                .arg(path)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("kmsload host --state {} did not exit", path.display());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{}: {err}", path.display());
+            assert!(err.contains(why), "{}: {err}", path.display());
+            assert!(!err.contains("listening"), "{err}");
+        }
+        // A crashed save's temporary file is removed at start, and said so.
+        let state = dir.join("host.json");
+        let stale = dir.join(".host.json.0.1.tmp");
+        std::fs::write(&stale, "{").unwrap();
+        let host = HostProcess::start(&["--state", state.to_str().unwrap()]);
+        let (code, _, err) = host.interrupt();
+        assert_eq!(code, Some(0), "{err}");
+        assert!(!stale.exists(), "stale temporary file removed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn non_loopback_listen_only_when_named() {
         use clap::Parser;
