@@ -254,6 +254,11 @@ fn announce(args: &Args, options: &ServerOptions, handle: &HostHandle) {
             addr.ip()
         );
     }
+    if let Some(warning) =
+        open_files_warning(options.max_connections, crate::procfs::open_file_limit())
+    {
+        let _ = writeln!(err, "{warning}");
+    }
     let summary = handle.summary();
     let _ = writeln!(
         err,
@@ -327,6 +332,26 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     Err(format!(
         "'{t}' is not an IP address with an optional port; expected e.g. 127.0.0.1, 127.0.0.1:1688, [::1]:1688 or 127.0.0.1:0 (any free port)"
     ))
+}
+
+/// The start-up warning when `max_connections` open connections need more file descriptors
+/// than the open-file `limit` allows (`None`: no limit known, or enough). Without it a host
+/// under load failed accepts with EMFILE and said so only at exit (issue 12, item 17).
+fn open_files_warning(max_connections: usize, limit: Option<u64>) -> Option<String> {
+    // The listener, stdio, the runtime's own descriptors and a state file being saved.
+    const SLACK: u64 = 32;
+    let limit = limit?;
+    let connections = u64::try_from(max_connections).unwrap_or(u64::MAX);
+    let needed = connections.saturating_add(SLACK);
+    (needed > limit).then(|| {
+        format!(
+            "warning: --max-connections {connections} needs about {needed} open files, but the \
+             open-file limit is {limit}: connections beyond about {} will be refused at accept \
+             (logged as they happen). Raise the limit (ulimit -n {needed}) or lower \
+             --max-connections.",
+            limit.saturating_sub(SLACK)
+        )
+    })
 }
 
 fn parse_host_key(s: &str) -> Result<&'static HostKey, UnknownHostKey> {
@@ -488,6 +513,18 @@ mod tests {
         assert!(matches!(options(&a), Err(CliError::Usage(_))));
         let a = parse(&["--host-build", "1234"]).unwrap();
         assert!(matches!(options(&a), Err(CliError::Usage(_))));
+    }
+
+    #[test]
+    fn max_connections_beyond_the_open_file_limit_is_warned_about() {
+        let w = open_files_warning(10_000, Some(128)).unwrap();
+        assert!(w.contains("--max-connections 10000"), "{w}");
+        assert!(w.contains("open-file limit is 128"), "{w}");
+        assert!(w.contains("ulimit -n"), "{w}");
+        assert_eq!(open_files_warning(10_000, Some(20_000)), None);
+        assert_eq!(open_files_warning(10_000, None), None);
+        assert_eq!(open_files_warning(96, Some(128)), None);
+        assert!(open_files_warning(97, Some(128)).is_some());
     }
 
     #[test]
