@@ -1,5 +1,5 @@
-//! Tests that need a system component: Chromium, root (for network namespaces), iproute2, a
-//! DNS server. `cargo test` must pass on a machine with only a Rust toolchain, so such a test
+//! Tests that need a system component: Chromium, root (for network namespaces), iproute2,
+//! Slurm, a DNS server. `cargo test` must pass on a machine with only a Rust toolchain, so such a test
 //! runs when its component is present and otherwise prints ONE line saying what is missing and
 //! how to install it, then passes. Under `CI=true` a missing component is a failure instead:
 //! CI installs everything (`.ci/run`), so a skip there would hide a broken check.
@@ -38,6 +38,13 @@ pub(crate) const IPROUTE2: Component = Component {
 pub(crate) const NETNS: Component = Component {
     name: "network namespaces (root or CAP_SYS_ADMIN)",
     install: "run the tests as root (sudo -E cargo test), or in a container with CAP_SYS_ADMIN",
+};
+
+/// A one-node Slurm cluster on loopback: Debian's slurm-wlm and munge, and root.
+#[allow(dead_code)]
+pub(crate) const SLURM: Component = Component {
+    name: "Slurm (slurm-wlm, munge, and root)",
+    install: "apt-get install -y slurm-wlm munge, and run the tests as root",
 };
 
 /// What to do about a missing component.
