@@ -931,9 +931,18 @@ mod cli {
         let stale = dir.join(".host.json.0.1.tmp");
         std::fs::write(&stale, "{").unwrap();
         let host = HostProcess::start(&["--state", state.to_str().unwrap()]);
+        assert!(!stale.exists(), "stale temporary file removed before listening");
+        // One exchange, so the host is past its start-up (and its Ctrl-C handler) before the
+        // interrupt.
+        let (out, _) = activate_cli(&host.addr, &["-p", WIN_CLIENT]);
+        assert_eq!(out.status.code(), Some(1), "a new host's count is below N");
         let (code, _, err) = host.interrupt();
         assert_eq!(code, Some(0), "{err}");
-        assert!(!stale.exists(), "stale temporary file removed");
+        assert!(
+            err.contains("removed .host.json.0.1.tmp: a temporary file left by an interrupted save"),
+            "{err}"
+        );
+        assert!(state.is_file(), "saved at exit");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
