@@ -421,9 +421,15 @@ mod tests {
         }
         // The DNS code of a missing SRV record, which kmsload's discovery also derives.
         let text = describe(resolve("0x8007232B").unwrap());
-        assert!(text.starts_with("0x8007232B  DNS_ERROR_RCODE_NAME_ERROR\n"), "{text}");
+        assert!(
+            text.starts_with("0x8007232B  DNS_ERROR_RCODE_NAME_ERROR\n"),
+            "{text}"
+        );
         assert!(text.contains("_vlmcs._tcp"), "{text}");
-        assert!(text.contains("in kmsload     derived by kmsload's client"), "{text}");
+        assert!(
+            text.contains("in kmsload     derived by kmsload's client"),
+            "{text}"
+        );
     }
 
     #[test]

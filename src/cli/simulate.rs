@@ -94,7 +94,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         CliError::Runtime(format!("cannot write results to {}: {e}", dir.display()))
     })?;
     if !args.quiet {
-        println!(
+        crate::outln!(
             "kmsload: simulated {} clients for {} in {:.2} s ({} attempts)",
             results::thousands(outcome.clients),
             lifecycle::spec::show_secs(sc.duration_secs),
@@ -103,10 +103,10 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         );
     }
     for f in &findings {
-        println!("- {f}");
+        crate::outln!("- {f}");
     }
     for g in &gates {
-        println!(
+        crate::outln!(
             "gate {}: {} (measured {})",
             g.name,
             if g.pass { "pass" } else { "FAIL" },
@@ -120,13 +120,13 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     if let Some(path) = &args.export_peak {
         std::fs::write(path, results::export_peak(&sc, &outcome, args.speed))
             .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", path.display())))?;
-        println!(
+        crate::outln!(
             "peak hour exported to {} (run it with `kmsload run {}`)",
             path.display(),
             path.display()
         );
     }
-    println!("results: {}", dir.display());
+    crate::outln!("results: {}", dir.display());
     Ok(if gates.iter().all(|g| g.pass) {
         Status::Success
     } else {

@@ -931,7 +931,10 @@ mod cli {
         let stale = dir.join(".host.json.0.1.tmp");
         std::fs::write(&stale, "{").unwrap();
         let host = HostProcess::start(&["--state", state.to_str().unwrap()]);
-        assert!(!stale.exists(), "stale temporary file removed before listening");
+        assert!(
+            !stale.exists(),
+            "stale temporary file removed before listening"
+        );
         // One exchange, so the host is past its start-up (and its Ctrl-C handler) before the
         // interrupt.
         let (out, _) = activate_cli(&host.addr, &["-p", WIN_CLIENT]);
@@ -939,7 +942,9 @@ mod cli {
         let (code, _, err) = host.interrupt();
         assert_eq!(code, Some(0), "{err}");
         assert!(
-            err.contains("removed .host.json.0.1.tmp: a temporary file left by an interrupted save"),
+            err.contains(
+                "removed .host.json.0.1.tmp: a temporary file left by an interrupted save"
+            ),
             "{err}"
         );
         assert!(state.is_file(), "saved at exit");

@@ -47,6 +47,13 @@ pub(crate) const SLURM: Component = Component {
     install: "apt-get install -y slurm-wlm munge, and run the tests as root",
 };
 
+/// dnsmasq, the real DNS server the discovery tests ask.
+#[allow(dead_code)]
+pub(crate) const DNSMASQ: Component = Component {
+    name: "dnsmasq (a DNS server on loopback)",
+    install: "apt-get install -y dnsmasq-base",
+};
+
 /// What to do about a missing component.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Missing {
