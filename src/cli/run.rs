@@ -254,7 +254,9 @@ async fn relay_signals(stop: tokio::sync::watch::Sender<bool>) {
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
     ) else {
-        crate::errln!("warning: cannot listen for SIGTERM/SIGHUP; only Ctrl-C stops the run cleanly");
+        crate::errln!(
+            "warning: cannot listen for SIGTERM/SIGHUP; only Ctrl-C stops the run cleanly"
+        );
         while tokio::signal::ctrl_c().await.is_ok() {
             let _ = stop.send(true);
         }
