@@ -476,14 +476,14 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     };
     fs::write(&md, text)
         .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", md.display())))?;
-    println!("{}", f.markdown);
+    crate::outln!("{}", f.markdown);
     print!("{table}");
-    println!("results: {}", f.dir.display());
+    crate::outln!("results: {}", f.dir.display());
     if let Some(page) = &f.page {
-        println!("report: {}", page.display());
+        crate::outln!("report: {}", page.display());
     }
     if let Some(c) = &f.comparison {
-        println!("\n{}", c.text());
+        crate::outln!("\n{}", c.text());
     }
     if let Some(e) = f.report_error {
         return Err(from_run(e));
@@ -494,7 +494,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         )));
     }
     if !f.complete {
-        eprintln!("merged result is incomplete: a shard is missing or was interrupted");
+        crate::errln!("merged result is incomplete: a shard is missing or was interrupted");
         return Ok(Status::Failure);
     }
     Ok(if f.passed() {
