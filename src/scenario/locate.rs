@@ -181,6 +181,17 @@ impl KeyMap {
         self.entries.iter().any(|e| &e.path == path)
     }
 
+    /// The bytes of the deepest entry covering `offset`, from its key to the end of its
+    /// value (for a section header: to the next header).
+    pub(crate) fn entry_span_at(&self, offset: usize) -> Option<Range<usize>> {
+        let covers = |r: &Range<usize>| r.start <= offset && offset < r.end.max(r.start + 1);
+        self.entries
+            .iter()
+            .filter(|e| covers(&e.key) || covers(&e.value))
+            .max_by_key(|e| (e.path.0.len(), e.key.start))
+            .map(|e| e.key.start.min(e.value.start)..e.key.end.max(e.value.end))
+    }
+
     /// The deepest key whose key or value covers byte `offset`.
     pub(crate) fn path_at(&self, offset: usize) -> Option<KeyPath> {
         let covers = |r: &Range<usize>| r.start <= offset && offset < r.end.max(r.start + 1);

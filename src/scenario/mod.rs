@@ -102,13 +102,68 @@ pub fn parse_str(
     resolve: &dyn Fn(&str) -> Result<&'static Product, String>,
 ) -> Result<Plan, Error> {
     let map = locate::KeyMap::scan(text);
-    let raw: raw::RawScenario = toml::from_str(text)
-        .map_err(|e| Error::Invalid(vec![error::from_toml(&e, file.to_path_buf(), text, &map)]))?;
+    let (raw, mut found) = deserialize_reporting_every_unknown_key(text, file, &map);
+    let Some(raw) = raw else {
+        return Err(Error::Invalid(found));
+    };
+    if !found.is_empty() {
+        // Every unknown key is named; the value checks wait until they are fixed, since a
+        // misspelt key would otherwise also show up as the key it should have been missing.
+        return Err(Error::Invalid(found));
+    }
     let mut cx = validate::Ctx::new(file, text, &map);
     match validate::validate(&mut cx, raw, overrides, Some(file), resolve) {
         Some(plan) => Ok(plan),
         None => Err(Error::Invalid(cx.finish())),
     }
+}
+
+/// Deserialises the scenario; serde stops at the first unknown key, so each one found is
+/// recorded, blanked out of a copy of the text (byte offsets kept, so every position still
+/// points into the file as written) and the parse retried. A syntax or type error ends the
+/// loop (the parser cannot go on past it); after an unknown key it is left for the next run. Returns the scenario without the unknown keys
+/// (if it then parsed) and the problems found.
+fn deserialize_reporting_every_unknown_key(
+    text: &str,
+    file: &Path,
+    map: &locate::KeyMap,
+) -> (Option<raw::RawScenario>, Vec<ScenarioError>) {
+    let mut found = Vec::new();
+    let mut work = text.as_bytes().to_vec();
+    // Each pass blanks at least one byte range, so the count of keys bounds the passes.
+    for _ in 0..=text.len().min(10_000) {
+        let attempt = std::str::from_utf8(&work)
+            .ok()
+            .map(toml::from_str::<raw::RawScenario>);
+        let Some(result) = attempt else { break };
+        let err = match result {
+            Ok(raw) => return (Some(raw), found),
+            Err(e) => e,
+        };
+        let unknown = err.message().trim_start().starts_with("unknown field ");
+        if !unknown && !found.is_empty() {
+            // Blanking a key inside an inline table leaves its comma behind; what the parser
+            // says after a blanking may be about our edit, not the file, so it waits.
+            break;
+        }
+        found.push(error::from_toml(&err, file.to_path_buf(), text, map));
+        let span = err
+            .span()
+            .and_then(|s| map.entry_span_at(s.start))
+            .filter(|r| r.end <= work.len());
+        let (true, Some(span)) = (unknown, span) else {
+            break;
+        };
+        if work[span.clone()].iter().all(|b| b.is_ascii_whitespace()) {
+            break;
+        }
+        for b in &mut work[span] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+    }
+    (None, found)
 }
 
 /// A strict product resolver: exact edition name (ignoring case), GVLK, or SKU ID.
@@ -190,6 +245,39 @@ mod tests {
             3,
             "[[faults]] #1 probabilty",
             "did you mean `probability`?",
+        );
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_in_one_run() {
+        let text = "sede = 3\n[load]\nduration = \"1s\"\nrte = 5\n\n[[faults]]\nkind = \"refuse\"\nprobabilty = 0.5\n[fleet.skew]\nknd = \"none\"\n";
+        let all = problems(text, &Overrides::default());
+        let keys: Vec<&str> = all.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "sede",
+                "[load] rte",
+                "[[faults]] #1 probabilty",
+                "[fleet.skew] knd"
+            ],
+            "{all:#?}"
+        );
+        let lines: Vec<usize> = all.iter().map(|e| e.position.unwrap().line).collect();
+        assert_eq!(lines, [1, 4, 8, 10]);
+    }
+
+    #[test]
+    fn unknown_section_with_its_keys_is_one_problem() {
+        let all = problems(
+            "[lod]\nrate = 5\nduration = \"1s\"\n",
+            &Overrides::default(),
+        );
+        assert!(all[0].to_string().contains("unknown key `lod`"), "{all:#?}");
+        assert!(
+            all.iter()
+                .all(|e| !e.to_string().contains("unknown key `rate`")),
+            "{all:#?}"
         );
     }
 
