@@ -102,7 +102,7 @@ pub fn parse_str(
     resolve: &dyn Fn(&str) -> Result<&'static Product, String>,
 ) -> Result<Plan, Error> {
     let map = locate::KeyMap::scan(text);
-    let (raw, mut found) = deserialize_reporting_every_unknown_key(text, file, &map);
+    let (raw, found) = deserialize_reporting_every_unknown_key(text, file, &map);
     let Some(raw) = raw else {
         return Err(Error::Invalid(found));
     };
