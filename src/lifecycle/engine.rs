@@ -369,8 +369,9 @@ impl<'a> Engine<'a> {
                 let p = self.presence(gi, local);
                 let state = if local < g.size && g.state == StartState::Activated {
                     // Steady state: the last renewal fell uniformly in the renewal interval
-                    // before the start.
-                    let back = (phase.unit(u64::from(i)) * f64::from(renew) * 60.0) as i64;
+                    // before the start (or in `renewed_within`).
+                    let within = g.renewed_within.unwrap_or(i64::from(renew) * 60);
+                    let back = (phase.unit(u64::from(i)) * within as f64) as i64;
                     ClientState::activated_at(-back, act, renew)
                 } else {
                     ClientState::new_machine(p.joined, act, renew)

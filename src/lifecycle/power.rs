@@ -180,6 +180,7 @@ mod tests {
             skew: SkewDistribution::None,
             power,
             state: StartState::Activated,
+            renewed_within: None,
             away: None,
             joins: vec![],
             leaves: vec![],

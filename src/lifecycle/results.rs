@@ -413,6 +413,7 @@ fn config(sc: &LifeScenario) -> Value {
             "vm_fraction": g.vm_fraction,
             "power": g.power,
             "state": g.state,
+            "renewed_within": g.renewed_within.map(show_secs),
             "away": g.away.as_ref().map(|a| json!({
                 "share": a.share,
                 "windows": a.windows.iter().map(|&(f, t)| [show_secs(f), show_secs(t)]).collect::<Vec<_>>(),

@@ -91,6 +91,10 @@ pub struct ClientGroup {
     pub power: PowerPattern,
     /// `state` at the start (and of joiners: always new).
     pub state: StartState,
+    /// `renewed_within`: for `state = "activated"`, each machine's last success falls
+    /// uniformly within this span before the start (seconds); `None`: the first host's
+    /// renewal interval (steady state). `"180d"` spreads validity left uniformly over 0–180 d.
+    pub renewed_within: Option<i64>,
     /// `away`: part of the group off site for some windows.
     pub away: Option<Away>,
     /// `joins`: waves of new machines.
@@ -125,8 +129,9 @@ pub enum PowerPattern {
 pub enum StartState {
     /// Never activated, in the 30-day initial grace from the start.
     New,
-    /// Activated, renewing in steady state: the last renewal fell uniformly in the renewal
-    /// interval before the start, so validity left is 173 to 180 days.
+    /// Activated. By default renewing in steady state: the last renewal fell uniformly in the
+    /// renewal interval before the start, so validity left is 173 to 180 days;
+    /// `renewed_within` widens that span.
     Activated,
 }
 
@@ -236,6 +241,7 @@ struct RawGroup {
     skew: Option<RawSkew>,
     power: Option<PowerPattern>,
     state: Option<StartState>,
+    renewed_within: Option<String>,
     away: Option<RawAway>,
     #[serde(default)]
     joins: Vec<RawWave>,
@@ -642,6 +648,20 @@ fn group(
             }
         }
     };
+    let renewed_within = match &raw.renewed_within {
+        None => Some(None),
+        Some(_) if raw.state == Some(StartState::New) => {
+            cx.err(
+                &base.key("renewed_within"),
+                "applies only to state = \"activated\"",
+                Some("new machines have never activated; remove the key or set state = \"activated\"".into()),
+            );
+            None
+        }
+        Some(t) => cx
+            .positive_duration(&base.key("renewed_within"), t)
+            .map(|d| Some(secs(d))),
+    };
     let joins = waves(cx, &base.key("joins"), &raw.joins, span);
     let leaves = waves(cx, &base.key("leaves"), &raw.leaves, span);
     let total = size
@@ -675,6 +695,7 @@ fn group(
         skew: skew?,
         power: raw.power.unwrap_or(PowerPattern::Always),
         state: raw.state.unwrap_or(StartState::Activated),
+        renewed_within: renewed_within?,
         away: away?,
         joins: joins?,
         leaves: leaves?,

@@ -458,3 +458,30 @@ fn report_html_shows_states_requests_counts_and_outages() {
     assert!(!page.contains("<script"), "self-contained, no scripts");
     assert!(page.contains(&crate::report::svg::esc(&findings[0])));
 }
+
+#[test]
+fn renewed_within_spreads_validity_left_over_the_span() {
+    // Last success uniform over the 180 days before the start: every machine is past its
+    // 7-day renewal except those renewed in the last 7 days, so ≈ 173/180 of them renew at
+    // once, at the start; none has lapsed.
+    let o = run(r#"
+        duration = "2d"
+        [[hosts]]
+        charged = true
+        [[groups]]
+        size = 1800
+        renewed_within = "180d"
+    "#);
+    let first_minute = u64::from(o.minutes[0]);
+    assert!((1690..=1770).contains(&first_minute), "{first_minute}");
+    assert_eq!(o.lost_activation, 0);
+    let e = parse_life(
+        "[[groups]]\nstate = \"new\"\nrenewed_within = \"9d\"\n",
+        Path::new("t.toml"),
+        &LifeOverrides::default(),
+        &resolve_exact,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("applies only to state = \"activated\""), "{e}");
+}
