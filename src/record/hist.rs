@@ -152,38 +152,7 @@ impl SparseHist {
         if other.buckets.is_empty() {
             return;
         }
-        let mut out = Vec::with_capacity(self.buckets.len() + other.buckets.len());
-        let (mut a, mut b) = (
-            self.buckets.iter().peekable(),
-            other.buckets.iter().peekable(),
-        );
-        loop {
-            match (a.peek(), b.peek()) {
-                (Some(&&(va, na)), Some(&&(vb, nb))) => {
-                    if va == vb {
-                        out.push((va, na + nb));
-                        a.next();
-                        b.next();
-                    } else if va < vb {
-                        out.push((va, na));
-                        a.next();
-                    } else {
-                        out.push((vb, nb));
-                        b.next();
-                    }
-                }
-                (Some(&&x), None) => {
-                    out.push(x);
-                    a.next();
-                }
-                (None, Some(&&x)) => {
-                    out.push(x);
-                    b.next();
-                }
-                (None, None) => break,
-            }
-        }
-        self.buckets = out;
+        self.buckets = merge_sorted(&self.buckets, &other.buckets, |a, b| a + b);
     }
 
     pub(super) fn count(&self) -> u64 {
@@ -214,6 +183,45 @@ impl SparseHist {
         self.add_to(&mut h);
         h
     }
+}
+
+/// Merges two bucket lists sorted by key into one sorted list, adding the counts of a key
+/// both hold with `add`. The one merge of sparse histograms: the recorder's [`SparseHist`]
+/// and the report's per-second histogram both use it.
+pub(crate) fn merge_sorted<K: Ord + Copy, N: Copy>(
+    a: &[(K, N)],
+    b: &[(K, N)],
+    add: impl Fn(N, N) -> N,
+) -> Vec<(K, N)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+    loop {
+        match (a.peek(), b.peek()) {
+            (Some(&&(ka, na)), Some(&&(kb, nb))) => {
+                if ka == kb {
+                    out.push((ka, add(na, nb)));
+                    a.next();
+                    b.next();
+                } else if ka < kb {
+                    out.push((ka, na));
+                    a.next();
+                } else {
+                    out.push((kb, nb));
+                    b.next();
+                }
+            }
+            (Some(&&x), None) => {
+                out.push(x);
+                a.next();
+            }
+            (None, Some(&&x)) => {
+                out.push(x);
+                b.next();
+            }
+            (None, None) => break,
+        }
+    }
+    out
 }
 
 #[cfg(test)]

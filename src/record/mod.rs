@@ -52,6 +52,7 @@ mod threshold;
 mod timeline;
 
 pub use events::{EventRow, EventWriter, ProductName, VersionText};
+pub(crate) use hist::merge_sorted;
 pub use hist::{HIGHEST_US, LOWEST_US, SIGFIG};
 pub use hosts::VALUES_MAX as HOST_VALUES_MAX;
 pub use log::LogError;

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::codes as parse_codes;
-use super::knee::{self, DEFAULT_LIMIT_US, Knee, LimitSource, SecondLoad};
+use super::knee::{self, DEFAULT_LIMIT_US, Knee, LimitSource, RowMark, SecondLoad};
 use super::read::Results;
 use super::svg::fmt_us;
 use crate::catalog::hresult;
@@ -212,30 +212,17 @@ pub fn twin_markdown(r: &Results, html: Option<&str>) -> String {
         );
         let _ = writeln!(
             s,
-            "| offered/s | activated/s | seconds | samples | p50 | p90 | p99 | |\n|--:|--:|--:|--:|--:|--:|--:|---|"
+            "| {} | |\n|--:|--:|--:|--:|--:|--:|--:|---|",
+            Knee::TABLE_HEADER.join(" | ")
         );
-        for (i, b) in k.buckets.iter().enumerate() {
-            let us = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| fmt_us(v as f64));
-            let note = if Some(i) == k.knee {
-                "**knee**"
-            } else if Some(i) == k.first_over {
-                "first over the limit"
-            } else if !b.enough {
-                "too few samples"
-            } else {
-                ""
+        for (cells, mark) in k.table_rows() {
+            let note = match mark {
+                RowMark::Knee => "**knee**",
+                RowMark::FirstOver => "first over the limit",
+                RowMark::TooFewSamples => "too few samples",
+                RowMark::None => "",
             };
-            let _ = writeln!(
-                s,
-                "| {:.1} | {:.1} | {} | {} | {} | {} | {} | {note} |",
-                b.offered_rate,
-                b.activated_rate,
-                b.seconds,
-                b.samples,
-                us(b.p50_us),
-                us(b.p90_us),
-                us(b.p99_us)
-            );
+            let _ = writeln!(s, "| {} | {note} |", cells.join(" | "));
         }
     }
     let codes = code_rows(r);

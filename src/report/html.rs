@@ -36,7 +36,7 @@ use hdrhistogram::Histogram;
 use super::SummaryFile;
 use super::analysis::{self, Episode, secs};
 use super::codes as parse_codes;
-use super::knee::{Knee, LimitSource, MIN_SAMPLES};
+use super::knee::{Knee, LimitSource, MIN_SAMPLES, RowMark};
 use super::loghist::LogHist;
 use super::read::{ChargeCurve, PHASES, Results};
 use super::svg::{Axis, Band, Chart, Kind, Marker, Rule, Series, Unit, esc, fmt_num, fmt_us};
@@ -922,29 +922,23 @@ fn capacity(h: &mut String, r: &Results, knee: Option<&Knee>) {
         ),
         &c,
     );
-    h.push_str("<table><thead><tr><th>offered/s</th><th>activated/s</th><th>seconds</th><th>samples</th><th>p50</th><th>p90</th><th>p99</th><th></th></tr></thead><tbody>");
-    for (i, b) in k.buckets.iter().enumerate() {
-        let us = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| fmt_us(v as f64));
-        let note = if Some(i) == k.knee {
-            "<strong class=\"ok\">knee</strong>"
-        } else if Some(i) == k.first_over {
-            "<span class=\"bad\">first over the limit</span>"
-        } else if !b.enough {
-            "<span class=\"muted\">too few samples</span>"
-        } else {
-            ""
+    h.push_str("<table><thead><tr>");
+    for th in Knee::TABLE_HEADER {
+        let _ = write!(h, "<th>{th}</th>");
+    }
+    h.push_str("<th></th></tr></thead><tbody>");
+    for (cells, mark) in k.table_rows() {
+        let note = match mark {
+            RowMark::Knee => "<strong class=\"ok\">knee</strong>",
+            RowMark::FirstOver => "<span class=\"bad\">first over the limit</span>",
+            RowMark::TooFewSamples => "<span class=\"muted\">too few samples</span>",
+            RowMark::None => "",
         };
-        let _ = write!(
-            h,
-            "<tr><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{note}</td></tr>",
-            b.offered_rate,
-            b.activated_rate,
-            b.seconds,
-            b.samples,
-            us(b.p50_us),
-            us(b.p90_us),
-            us(b.p99_us)
-        );
+        h.push_str("<tr>");
+        for c in cells {
+            let _ = write!(h, "<td>{c}</td>");
+        }
+        let _ = write!(h, "<td>{note}</td></tr>");
     }
     h.push_str("</tbody></table></section>");
 }

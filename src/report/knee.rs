@@ -90,6 +90,19 @@ pub enum LimitSource {
     Default,
 }
 
+/// What a row of the capacity table is marked with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowMark {
+    /// The knee group.
+    Knee,
+    /// The first group whose p99 is over the limit.
+    FirstOver,
+    /// Fewer than [`MIN_SAMPLES`] samples: its p99 does not count.
+    TooFewSamples,
+    /// Nothing to say.
+    None,
+}
+
 /// The result: groups, the knee and the first group over the limit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Knee {
@@ -168,6 +181,48 @@ fn bucket(group: &[&SecondLoad]) -> Bucket {
 }
 
 impl Knee {
+    /// The capacity table both report formats print: the header, and per group its cells
+    /// (offered/s, activated/s, seconds, samples, p50, p90, p99) and what marks it.
+    pub const TABLE_HEADER: [&'static str; 7] = [
+        "offered/s",
+        "activated/s",
+        "seconds",
+        "samples",
+        "p50",
+        "p90",
+        "p99",
+    ];
+
+    /// One row per group, in [`Knee::TABLE_HEADER`]'s order, with the group's mark.
+    pub fn table_rows(&self) -> Vec<([String; 7], RowMark)> {
+        let us = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| fmt_us(v as f64));
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mark = if Some(i) == self.knee {
+                    RowMark::Knee
+                } else if Some(i) == self.first_over {
+                    RowMark::FirstOver
+                } else if !b.enough {
+                    RowMark::TooFewSamples
+                } else {
+                    RowMark::None
+                };
+                let cells = [
+                    format!("{:.1}", b.offered_rate),
+                    format!("{:.1}", b.activated_rate),
+                    b.seconds.to_string(),
+                    b.samples.to_string(),
+                    us(b.p50_us),
+                    us(b.p90_us),
+                    us(b.p99_us),
+                ];
+                (cells, mark)
+            })
+            .collect()
+    }
+
     /// Groups whose p99 counts.
     pub fn trustworthy(&self) -> usize {
         self.buckets.iter().filter(|b| b.enough).count()

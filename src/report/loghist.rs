@@ -17,6 +17,8 @@
 //! `hdrhistogram`'s `value_at_quantile`), so a value is never under-reported. Left out:
 //! recording weights, subtraction and iteration APIs the report does not need.
 
+use crate::record::merge_sorted;
+
 /// Sub-buckets per power of two (7 bits of precision).
 const SUB: u64 = 128;
 
@@ -80,34 +82,7 @@ impl LogHist {
         if other.buckets.is_empty() {
             return;
         }
-        let mut out = Vec::with_capacity(self.buckets.len() + other.buckets.len());
-        let (mut a, mut b) = (
-            self.buckets.iter().peekable(),
-            other.buckets.iter().peekable(),
-        );
-        loop {
-            match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) if x.0 == y.0 => {
-                    out.push((x.0, x.1.saturating_add(y.1)));
-                    a.next();
-                    b.next();
-                }
-                (Some(x), Some(y)) if x.0 < y.0 => {
-                    out.push(**x);
-                    a.next();
-                }
-                (_, Some(y)) => {
-                    out.push(**y);
-                    b.next();
-                }
-                (Some(x), None) => {
-                    out.push(**x);
-                    a.next();
-                }
-                (None, None) => break,
-            }
-        }
-        self.buckets = out;
+        self.buckets = merge_sorted(&self.buckets, &other.buckets, u32::saturating_add);
         self.count += other.count;
     }
 
