@@ -347,7 +347,7 @@ fn open_files_warning(max_connections: usize, limit: Option<u64>) -> Option<Stri
         format!(
             "warning: --max-connections {connections} needs about {needed} open files, but the \
              open-file limit is {limit}: connections beyond about {} will be refused at accept \
-             (logged as they happen). Raise the limit (ulimit -n {needed}) or lower \
+             (counted in the statistics the host prints when it stops). Raise the limit (ulimit -n {needed}) or lower \
              --max-connections.",
             limit.saturating_sub(SLACK)
         )
