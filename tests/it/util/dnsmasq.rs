@@ -15,7 +15,7 @@
 //! its directory removed on drop.
 
 use std::io::Read;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -121,7 +121,13 @@ impl Dnsmasq {
             // and this dnsmasq then exits with "Address in use" while queries go elsewhere.
             if UdpSocket::bind(addr).is_err() {
                 if owns_udp_port(child.id(), port) {
-                    return Ok(Self { child, addr, dir });
+                    // dnsmasq binds TCP after UDP and exits if that fails: give it a moment
+                    // and make sure it is still there.
+                    std::thread::sleep(Duration::from_millis(50));
+                    if let Ok(None) = child.try_wait() {
+                        return Ok(Self { child, addr, dir });
+                    }
+                    continue;
                 }
                 if let Ok(Some(_)) | Err(_) = child.try_wait() {
                     let _ = std::fs::remove_dir_all(&dir);
@@ -162,9 +168,26 @@ impl Drop for Dnsmasq {
     }
 }
 
+/// A port free for both UDP and TCP on 127.0.0.1, taken from 10000..20000: below Linux's
+/// ephemeral range (32768 and up) and below the Slurm fixture's (20000..30000). dnsmasq binds
+/// the port for UDP and TCP; an ephemeral port could be taken for TCP by one of the many
+/// client connections other tests open at the same time, and dnsmasq then exits right after
+/// binding UDP, so queries time out.
 fn free_udp_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback UDP socket");
-    s.local_addr().expect("its address").port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Each test process starts at its own offset, so parallel test binaries rarely probe
+    // the same ports.
+    let offset = (std::process::id() % 1_000) * 10;
+    for _ in 0..10_000 {
+        let n = (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % 10_000;
+        let port = u16::try_from(10_000 + n).expect("below 20000");
+        let udp = UdpSocket::bind(("127.0.0.1", port));
+        let tcp = TcpListener::bind(("127.0.0.1", port));
+        if udp.is_ok() && tcp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 10000..20000 for dnsmasq")
 }
 
 fn is_root() -> bool {
