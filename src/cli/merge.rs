@@ -21,7 +21,7 @@
 //! Not merged: the per-second in-flight gauge (each process sampled its own) and host
 //! identity changes (events.csv has no ePID/HwID); the shards' own reports keep both.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -30,14 +30,11 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use super::{CliError, Status};
-use crate::catalog::Application;
-use crate::catalog::{self, lookup};
-use crate::client::Outcome;
-use crate::record::{AttemptRecord, EventWriter, Latencies, Recorder};
+use crate::catalog::lookup;
+use crate::record::{AttemptRecord, EventWriter, replay};
 use crate::record::{GeneratorStats, RunResult};
 use crate::report::{ShardInfo, TargetInfo};
 use crate::scenario::{self, Overrides, Plan};
-use crate::wire::Version;
 
 /// Options of `kmsload merge`.
 #[derive(Debug, clap::Args)]
@@ -130,27 +127,6 @@ struct Shard {
     started: SystemTime,
 }
 
-/// One events.csv row, as written by `record::EventRow`.
-#[derive(Debug, Deserialize)]
-struct Row {
-    intended_start_us: u64,
-    client_index: u64,
-    cmid: uuid::Uuid,
-    product: String,
-    protocol: String,
-    connect_us: Option<u64>,
-    bind_us: Option<u64>,
-    request_us: Option<u64>,
-    total_us: Option<u64>,
-    outcome: String,
-    code: String,
-    reported_count: Option<u32>,
-    fault: Option<String>,
-    cause: Option<String>,
-    attempt: u64,
-    host: u16,
-}
-
 fn usage(message: String) -> CliError {
     CliError::Usage(format!("{message}\nnothing was merged"))
 }
@@ -240,78 +216,6 @@ fn check_one_run(shards: &[Shard], allow_missing: bool) -> Result<Vec<u32>, CliE
     Ok(missing)
 }
 
-/// Labels (causes, faults) are `&'static str` in records; each distinct one read back is
-/// kept once for the life of the process.
-#[derive(Default)]
-struct Labels(HashMap<String, &'static str>);
-
-impl Labels {
-    fn get(&mut self, text: String) -> &'static str {
-        let label: &mut &'static str = self
-            .0
-            .entry(text)
-            .or_insert_with_key(|k| Box::leak(k.clone().into_boxed_str()));
-        label
-    }
-}
-
-fn record_of(row: Row, offset_us: u64, labels: &mut Labels) -> Result<AttemptRecord, String> {
-    let products = catalog::products();
-    let index = match row.product.strip_prefix('#') {
-        Some(n) => n.parse::<usize>().ok(),
-        None => products.iter().position(|p| p.name == row.product),
-    }
-    .ok_or_else(|| format!("attempt {}: unknown product `{}`", row.attempt, row.product))?;
-    let product = products
-        .get(index)
-        .ok_or_else(|| format!("attempt {}: unknown product `{}`", row.attempt, row.product))?;
-    let outcome = match row.outcome.as_str() {
-        "activated" => Outcome::Activated,
-        "not_activated" => Outcome::NotActivated,
-        "failed" => Outcome::Failed,
-        other => {
-            return Err(format!(
-                "attempt {}: unknown outcome `{other}`",
-                row.attempt
-            ));
-        }
-    };
-    let code = row
-        .code
-        .strip_prefix("0x")
-        .and_then(|h| u32::from_str_radix(h, 16).ok())
-        .ok_or_else(|| format!("attempt {}: bad code `{}`", row.attempt, row.code))?;
-    let (major, minor) = row
-        .protocol
-        .split_once('.')
-        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-        .ok_or_else(|| format!("attempt {}: bad protocol `{}`", row.attempt, row.protocol))?;
-    Ok(AttemptRecord {
-        attempt: row.attempt,
-        client_index: row.client_index,
-        intended_start_us: row.intended_start_us + offset_us,
-        cmid: row.cmid,
-        product: u16::try_from(index).unwrap_or(u16::MAX),
-        protocol: Version { major, minor },
-        latency: Latencies {
-            connect_us: row.connect_us,
-            bind_us: row.bind_us,
-            request_us: row.request_us,
-            total_us: row.total_us,
-        },
-        outcome,
-        code,
-        cause: row.cause.map(|c| labels.get(c)),
-        fault: row.fault.map(|f| labels.get(f)),
-        reported_count: row.reported_count,
-        pool: Application::of(product),
-        required: product.n_policy,
-        host: row.host,
-        epid: None,
-        hwid: None,
-    })
-}
-
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -353,22 +257,23 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         .map(|s| s.started)
         .min()
         .unwrap_or(first.started);
-    let mut labels = Labels::default();
-    let mut records: Vec<(u64, AttemptRecord)> = Vec::new();
+    let mut labels = replay::Labels::default();
+    let mut records: Vec<AttemptRecord> = Vec::new();
     for s in &shards {
         let offset = micros(s.started.duration_since(origin).unwrap_or_default());
         let path = s.dir.join("events.csv");
-        let mut reader =
-            csv::Reader::from_path(&path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-        let before = records.len();
-        for row in reader.deserialize::<Row>() {
-            let row = row.map_err(|e| usage(format!("{}: {e}", path.display())))?;
-            let rec = record_of(row, offset, &mut labels)
-                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
-            let ended = rec.intended_start_us + rec.latency.total_us.unwrap_or(0);
-            records.push((ended, rec));
-        }
-        let rows = (records.len() - before) as u64;
+        let file = fs::File::open(&path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        let end = replay::read_events(
+            std::io::BufReader::new(file),
+            offset,
+            &mut labels,
+            false,
+            |rec| {
+                records.push(rec);
+            },
+        )
+        .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        let rows = end.rows;
         if rows != s.summary.attempts {
             return Err(usage(format!(
                 "{}: events.csv has {rows} attempts but summary.json counts {} ({} abandoned \
@@ -380,11 +285,8 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         }
     }
     // In the order the attempts ended, as one recorder would have seen them.
-    records.sort_by_key(|(ended, rec)| (*ended, rec.attempt));
-    let mut recorder = Recorder::new();
-    for (ended, rec) in &records {
-        recorder.record(rec, ended / 1_000_000);
-    }
+    replay::sort_by_end(&mut records);
+    let recorder = replay::record_all(&records);
 
     let elapsed = shards
         .iter()
@@ -400,6 +302,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         shards.iter().map(|s| f(&s.summary)).sum()
     };
     let result = RunResult {
+        rebuilt: None,
         recorder,
         started: origin,
         late_start_us: shards
@@ -449,7 +352,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         .map_err(csv::Error::from)
         .and_then(|f| {
             let mut w = EventWriter::new(std::io::BufWriter::new(f))?;
-            for (_, rec) in &records {
+            for rec in &records {
                 w.write(rec)?;
             }
             w.flush().map_err(csv::Error::from)

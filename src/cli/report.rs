@@ -8,8 +8,14 @@
 //! this host sustains 5000 activations/s with p99 < 500 ms (...)
 //! ```
 //!
-//! Exit status: 0 written, 1 the page could not be written, 2 the directory cannot be read
-//! (no summary.json, not a kmsload summary, from a newer kmsload).
+//! When summary.json is missing but events.csv and scenario.toml are there (a run killed
+//! with SIGKILL, or by the OOM killer, never wrote its results), the results are first rebuilt
+//! from events.csv ([`crate::run::rebuild()`]): summary.json, the histogram logs, report.md and
+//! the page, marked incomplete and rebuilt, and a line says so.
+//!
+//! Exit status: 0 written, 1 the page could not be written (or the results were rebuilt: they
+//! are incomplete), 2 the directory cannot be read (no summary.json and nothing to rebuild
+//! it from, not a kmsload summary, from a newer kmsload).
 
 use std::path::PathBuf;
 
@@ -36,6 +42,10 @@ pub struct Args {
 /// [`CliError::Usage`] when the directory cannot be read; [`CliError::Runtime`] when the
 /// page cannot be written.
 pub fn run(args: Args) -> Result<Status, CliError> {
+    let summary = args.dir.join("summary.json");
+    if args.dir.is_dir() && !summary.exists() && args.dir.join("events.csv").is_file() {
+        return rebuild(&args);
+    }
     let r = read::read_dir(&args.dir).map_err(|e| CliError::Usage(e.to_string()))?;
     for n in &r.notes {
         crate::errln!("note: {n}");
@@ -54,6 +64,54 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         crate::outln!("{}", k.sentence());
     }
     Ok(Status::Success)
+}
+
+/// summary.json is missing: rebuilds the results from events.csv, then writes the page
+/// where asked.
+fn rebuild(args: &Args) -> Result<Status, CliError> {
+    crate::errln!(
+        "kmsload report: {} has no summary.json (the run was killed before writing its \
+         results): rebuilding them from events.csv; they are marked incomplete",
+        args.dir.display()
+    );
+    let options = crate::run::Options {
+        no_html: args.output.is_some(),
+        ..crate::run::Options::default()
+    };
+    let rebuilt = crate::run::rebuild(&args.dir, &options).map_err(|e| match e {
+        crate::run::Error::Usage(m) => CliError::Usage(m),
+        crate::run::Error::Runtime(m) => CliError::Runtime(m),
+    })?;
+    let f = &rebuilt.finished;
+    crate::errln!(
+        "kmsload report: rebuilt summary.json and report.md from {} attempts in events.csv{}",
+        rebuilt.attempts,
+        if rebuilt.torn_tail {
+            " (its half-written last row was left out)"
+        } else {
+            ""
+        }
+    );
+    if let Some(e) = &f.report_error {
+        return Err(CliError::Runtime(e.to_string()));
+    }
+    let page =
+        match &args.output {
+            Some(out) => {
+                let r = read::read_dir(&args.dir).map_err(|e| CliError::Runtime(e.to_string()))?;
+                Some(html::write(&r, Some(out)).map_err(|e| {
+                    CliError::Runtime(format!("cannot write {}: {e}", out.display()))
+                })?)
+            }
+            None => f.page.clone(),
+        };
+    crate::outln!("{}", f.markdown);
+    crate::outln!("results: {}", f.dir.display());
+    if let Some(page) = page {
+        crate::outln!("report: {}", page.display());
+    }
+    // Rebuilt results are incomplete: they never pass.
+    Ok(Status::Failure)
 }
 
 #[cfg(test)]

@@ -454,6 +454,7 @@ pub async fn run(
         })
         .unwrap_or_default();
     Ok(RunResult {
+        rebuilt: None,
         by_host,
         recorder,
         started,

@@ -45,6 +45,7 @@ mod hist;
 mod hosts;
 mod log;
 mod recorder;
+pub mod replay;
 mod run;
 mod summary;
 mod tally;

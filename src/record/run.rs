@@ -23,6 +23,9 @@ pub struct RunResult {
     pub complete: bool,
     /// Why the run was stopped early by a gate with `abort = true`, if it was.
     pub aborted: Option<String>,
+    /// Set when these results were rebuilt from events.csv after the run itself ended
+    /// without writing them (killed): what the rebuilt results lack.
+    pub rebuilt: Option<String>,
     /// Attempts dispatched.
     pub dispatched: u64,
     /// Attempts of the schedule that were due before the duration bound but could not start

@@ -106,7 +106,12 @@ pub fn render(r: &Results) -> String {
 fn headline(h: &mut String, r: &Results, knee: Option<&Knee>) {
     let s = &r.summary;
     let failed = s.gates.iter().filter(|g| !g.pass).count();
-    let (class, verdict) = if !s.complete {
+    let (class, verdict) = if s.rebuilt.is_some() {
+        (
+            "bad",
+            "INCOMPLETE: rebuilt from events.csv after the run was killed".to_owned(),
+        )
+    } else if !s.complete {
         ("bad", "INCOMPLETE: the run was interrupted".to_owned())
     } else if failed > 0 {
         (
@@ -126,6 +131,9 @@ fn headline(h: &mut String, r: &Results, knee: Option<&Knee>) {
     );
     if let Some(d) = &s.config.description {
         let _ = write!(h, "<p class=\"desc\">{}</p>", esc(d));
+    }
+    if let Some(note) = &s.rebuilt {
+        let _ = write!(h, "<p class=\"desc\" id=\"rebuilt\">{}</p>", esc(note));
     }
     h.push_str("<dl class=\"facts\">");
     let mut fact = |k: &str, v: String| {

@@ -80,6 +80,11 @@ pub struct SummaryFile {
     pub complete: bool,
     /// The gate that aborted the run (`abort = true`), with what it measured.
     pub aborted: Option<String>,
+    /// Present when `kmsload report` rebuilt these results from events.csv because the run
+    /// was killed before writing them: what the rebuilt results lack. Such results are
+    /// never complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuilt: Option<String>,
     /// The run's verdict: it completed and every gate passed.
     pub passed: bool,
     /// Attempts dispatched.
@@ -423,6 +428,7 @@ pub fn write_results(
         elapsed_s: run.elapsed.as_secs_f64(),
         complete: run.complete,
         aborted: run.aborted.clone(),
+        rebuilt: run.rebuilt.clone(),
         passed: run.complete && gates.iter().all(|g| g.pass),
         dispatched: run.dispatched,
         not_started: run.not_started,
@@ -483,6 +489,9 @@ pub fn markdown(
         utc(run.started),
         run.elapsed.as_secs_f64(),
         match (run.complete, &run.aborted) {
+            _ if run.rebuilt.is_some() => {
+                " — REBUILT from events.csv after the run was killed, results incomplete".to_owned()
+            }
             (true, _) => String::new(),
             (false, Some(why)) => format!(" — ABORTED by a gate ({why}), results incomplete"),
             (false, None) => " — INTERRUPTED, results incomplete".to_owned(),
@@ -499,7 +508,12 @@ pub fn markdown(
         "- outcomes: {} activated, {} not activated, {} failed",
         b.activated, b.not_activated, b.failed
     );
-    let _ = writeln!(s, "{}", generator_lines(&run.generator, summary.attempts));
+    if let Some(note) = &run.rebuilt {
+        let _ = writeln!(s, "\n> {note}\n");
+    }
+    if run.rebuilt.is_none() {
+        let _ = writeln!(s, "{}", generator_lines(&run.generator, summary.attempts));
+    }
     if run.not_started > 0 {
         let _ = writeln!(
             s,

@@ -14,6 +14,9 @@
 //!
 //! Between `prepare` and `execute` the caller may show progress from [`Prepared::live`]; the
 //! [`Prepared::load_done`] receiver changes when the load itself has ended.
+//!
+//! [`rebuild()`] writes the same results afterwards, from events.csv alone, for a run that was
+//! killed before it could (`kmsload report` calls it when summary.json is missing).
 
 use std::fs::{self, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -32,6 +35,10 @@ use crate::report::compare::{Comparison, Tolerances};
 use crate::report::read::{self, SummaryFile};
 use crate::report::{self, GateResult, TargetInfo, analysis, html};
 use crate::scenario::{self, Plan, Target};
+
+mod rebuild;
+
+pub use rebuild::{Rebuilt, rebuild};
 
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]

@@ -220,6 +220,7 @@ pub(crate) fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
     }
     let elapsed = Duration::from_micros(last_end);
     let run = RunResult {
+        rebuilt: None,
         late_start_us: None,
         generator: GeneratorStats::default(),
         recorder,

@@ -237,6 +237,68 @@ fn sigkill_leaves_events_csv_with_every_attempt_older_than_a_second() {
 }
 
 #[test]
+fn after_sigkill_report_rebuilds_the_results_from_events_csv() {
+    // issue 12 item 4: a run killed with SIGKILL leaves events.csv and scenario.toml only;
+    // `kmsload report DIR` rebuilds summary.json, report.md and the page from the rows,
+    // says so, and marks the result rebuilt and incomplete (exit 1).
+    let dir = temp_dir("rebuild");
+    let file = write_scenario(
+        &dir,
+        "name = \"killed\"\n[host]\ncharged = true\n[load]\nrate = 100\nduration = \"60s\"\n\
+         [[faults]]\nkind = \"refuse\"\nprobability = 0.1\n\
+         [gates]\nmax_error_rate = 0.5\n",
+    );
+    let out = dir.join("out");
+    let mut child = spawn_run(&file, &out, &[]);
+    std::thread::sleep(Duration::from_millis(3500));
+    signal(&child, "KILL");
+    wait_for(&mut child, Duration::from_secs(10), "after SIGKILL");
+    assert!(!out.join("summary.json").exists());
+    let rows = fs::read_to_string(out.join("events.csv"))
+        .unwrap()
+        .lines()
+        .count() as u64
+        - 1;
+    assert!(rows >= 150, "{rows} rows after 3.5 s at 100/s");
+
+    let o = crate::util::kmsload(&["report", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = crate::util::stderr(&o);
+    assert!(
+        err.contains("has no summary.json") && err.contains("rebuilding them from events.csv"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("from {rows} attempts in events.csv")),
+        "{err}"
+    );
+    // Totals equal the rows: outcomes, codes and dispatched all add up to them.
+    let s = assert_accounting(&out);
+    assert_eq!(s["attempts"].as_u64(), Some(rows));
+    assert_eq!(s["complete"], false);
+    assert_eq!(s["passed"], false);
+    let note = s["rebuilt"].as_str().unwrap();
+    assert!(note.contains(&format!("{rows} attempts")), "{note}");
+    let refused = s["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fault"] == "refuse")
+        .unwrap()["attempts"]
+        .as_u64()
+        .unwrap();
+    assert!(refused > 0 && refused < rows, "{refused} refused of {rows}");
+    let md = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("REBUILT from events.csv"), "{md}");
+    assert!(md.contains(&format!("- attempts: {rows} ")), "{md}");
+    let page = fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains("rebuilt from events.csv"), "the page says so");
+    // A second report reads the rebuilt summary like any other.
+    let again = crate::util::kmsload(&["report", out.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(0), "{}", show(&again));
+}
+
+#[test]
 fn a_saturated_runner_keeps_the_duration_bound_and_counts_what_it_could_not_start() {
     // 10,000/s offered to a host that never answers, with 5 attempts in flight at most: the
     // runner can start only 5. After 2 s nothing more starts, and the rest are counted.
