@@ -145,10 +145,10 @@ fn describe(h: &Hresult) -> String {
         field("what to check", check);
     }
     field("evidence", &h.evidence);
-    if mapped.is_none() {
-        if let Some(n) = win32_error(h.code) {
-            field("win32 error", &n.to_string());
-        }
+    if mapped.is_none()
+        && let Some(n) = win32_error(h.code)
+    {
+        field("win32 error", &n.to_string());
     }
     // The signed reading is what slmgr and the event log print; reinterpreting is the point.
     let signed = h.code as i32;

@@ -324,10 +324,10 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     if let Ok(ip) = t.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, KMS_PORT));
     }
-    if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-        if let Ok(ip) = inner.parse::<IpAddr>() {
-            return Ok(SocketAddr::new(ip, KMS_PORT));
-        }
+    if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']'))
+        && let Ok(ip) = inner.parse::<IpAddr>()
+    {
+        return Ok(SocketAddr::new(ip, KMS_PORT));
     }
     Err(format!(
         "'{t}' is not an IP address with an optional port; expected e.g. 127.0.0.1, 127.0.0.1:1688, [::1]:1688 or 127.0.0.1:0 (any free port)"

@@ -42,10 +42,10 @@ fn write_line(w: &mut impl Write, closed: &AtomicBool, text: &str) {
         .write_all(text.as_bytes())
         .and_then(|()| w.write_all(b"\n"))
         .and_then(|()| w.flush());
-    if let Err(e) = result {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            closed.store(true, Ordering::Relaxed);
-        }
+    if let Err(e) = result
+        && e.kind() == io::ErrorKind::BrokenPipe
+    {
+        closed.store(true, Ordering::Relaxed);
     }
 }
 

@@ -75,10 +75,10 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         Some(joined.as_str())
     };
     let rows = lookup::filter(args.family.map(Family::from), text);
-    if rows.is_empty() {
-        if let Some(t) = text {
-            hint_no_match(t);
-        }
+    if rows.is_empty()
+        && let Some(t) = text
+    {
+        hint_no_match(t);
     }
     let out = if args.json {
         let mut json = serde_json::to_string_pretty(&rows)

@@ -291,7 +291,7 @@ pub fn parse_count(s: &str) -> Result<u64, ValueError> {
     let (scaled, tenths) =
         decimal(&digits).map_err(|why| err(format!("'{number}' in '{t}' {why}")))?;
     let value = scaled * multiplier;
-    if value % tenths != 0 {
+    if !value.is_multiple_of(tenths) {
         return Err(err(format!("'{t}' is not a whole number")));
     }
     u64::try_from(value / tenths).map_err(|_| err(format!("'{t}' is too large")))

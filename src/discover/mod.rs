@@ -58,7 +58,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::RngCore;
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 pub use clients::HostClients;
@@ -580,7 +580,7 @@ impl Discovery {
     ) -> Discovered
     where
         H: HostAttempt + Send,
-        R: RngCore + Send + ?Sized,
+        R: Rng + Send + ?Sized,
     {
         let started = Instant::now();
         let mut out = Discovered {

@@ -18,19 +18,19 @@
 //! - The uniform number comes from 32 random bits by a widening multiply; the bias is below
 //!   2^-16 for any weight sum an SRV answer can hold.
 
-use rand::RngCore;
+use rand::Rng;
 
 use super::{SrvOrder, SrvRecord};
 
 /// A uniform integer in `0..=max`.
-fn uniform_inclusive<R: RngCore + ?Sized>(rng: &mut R, max: u32) -> u32 {
+fn uniform_inclusive<R: Rng + ?Sized>(rng: &mut R, max: u32) -> u32 {
     let span = u64::from(max) + 1;
     u32::try_from((u64::from(rng.next_u32()) * span) >> 32).unwrap_or(max)
 }
 
 /// The order in which a client tries `records` (any order in; the output holds each record
 /// once).
-pub fn try_order<R: RngCore + ?Sized>(
+pub fn try_order<R: Rng + ?Sized>(
     records: &[SrvRecord],
     order: SrvOrder,
     rng: &mut R,
@@ -66,11 +66,7 @@ pub fn try_order<R: RngCore + ?Sized>(
 }
 
 /// RFC 2782's weighted draw over one priority group, appended to `out`.
-fn draw_group<R: RngCore + ?Sized>(
-    mut group: Vec<SrvRecord>,
-    rng: &mut R,
-    out: &mut Vec<SrvRecord>,
-) {
+fn draw_group<R: Rng + ?Sized>(mut group: Vec<SrvRecord>, rng: &mut R, out: &mut Vec<SrvRecord>) {
     // Weight-0 records at the beginning, as the RFC says; the rest keep the sorted order.
     group.sort_by_key(|r| r.weight != 0);
     while !group.is_empty() {

@@ -216,7 +216,7 @@ impl FromStr for KeyDate {
 pub struct KeyDateError(pub String);
 
 fn is_leap(year: u16) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
 }
 
 fn days_in_year(year: u16) -> u16 {

@@ -106,13 +106,12 @@ impl<'a> Presence<'a> {
             if t >= stop {
                 return None;
             }
-            if self.away {
-                if let Some(a) = &self.group.away {
-                    if let Some(&(_, to)) = a.windows.iter().find(|&&(f, to)| f <= t && t < to) {
-                        t = to;
-                        continue;
-                    }
-                }
+            if self.away
+                && let Some(a) = &self.group.away
+                && let Some(&(_, to)) = a.windows.iter().find(|&&(f, to)| f <= t && t < to)
+            {
+                t = to;
+                continue;
             }
             let on = self.power_on_from(t);
             if on == t {

@@ -59,7 +59,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -647,10 +647,9 @@ pub fn export_peak(sc: &LifeScenario, o: &Outcome, speed: f64) -> String {
     if o.hour_products[h * slots..(h + 1) * slots]
         .iter()
         .all(|&k| k == 0)
+        && let Some(&(index, _)) = o.slots.first()
     {
-        if let Some(&(index, _)) = o.slots.first() {
-            let _ = writeln!(s, "  {{ product = \"{}\" }},", catalog[index].name);
-        }
+        let _ = writeln!(s, "  {{ product = \"{}\" }},", catalog[index].name);
     }
     s.push_str("]\n\n[load]\nstart_rate = 0\nstages = [\n");
     let secs = 60.0 / speed;

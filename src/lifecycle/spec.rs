@@ -361,15 +361,15 @@ fn validate(
         (None, None) => Some(DEFAULT_DURATION_SECS),
         (None, Some(t)) => cx.positive_duration(&root("duration"), t).map(secs),
     };
-    if let Some(d) = duration_secs {
-        if d <= 0 || d > MAX_DURATION_SECS {
-            cx.err(
-                &root("duration"),
-                format!("{} is outside 1s..3653d", show_secs(d)),
-                Some("simulate at most 10 years, e.g. duration = \"365d\"".into()),
-            );
-            ok = false;
-        }
+    if let Some(d) = duration_secs
+        && (d <= 0 || d > MAX_DURATION_SECS)
+    {
+        cx.err(
+            &root("duration"),
+            format!("{} is outside 1s..3653d", show_secs(d)),
+            Some("simulate at most 10 years, e.g. duration = \"365d\"".into()),
+        );
+        ok = false;
     }
     let span = duration_secs.unwrap_or(DEFAULT_DURATION_SECS);
 
@@ -473,7 +473,7 @@ fn parse_start(t: &str) -> Result<i64, String> {
 
 fn days_in(y: u16, m: u8) -> u8 {
     match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,

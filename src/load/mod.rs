@@ -809,12 +809,11 @@ async fn record_loop(
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                     live.completed.fetch_add(1, Ordering::Relaxed);
-                    if let Some(w) = writer.as_mut() {
-                        if let Err(e) = w.write(&rec) {
+                    if let Some(w) = writer.as_mut()
+                        && let Err(e) = w.write(&rec) {
                             error.get_or_insert_with(|| e.to_string());
                             writer = None;
                         }
-                    }
                 }
             }
             _ = tick.tick() => {
@@ -823,28 +822,26 @@ async fn record_loop(
                 publish(&recorder, &live);
                 // Once a second the rows reach the file, so a killed run (SIGKILL, power)
                 // still leaves every attempt that finished more than a second before.
-                if let Some(w) = writer.as_mut() {
-                    if let Err(e) = w.flush() {
+                if let Some(w) = writer.as_mut()
+                    && let Err(e) = w.flush() {
                         error.get_or_insert_with(|| e.to_string());
                         writer = None;
                     }
-                }
-                if aborted.is_none() {
-                    if let Some(w) = watchdog.as_mut() {
+                if aborted.is_none()
+                    && let Some(w) = watchdog.as_mut() {
                         aborted = w(&recorder, elapsed);
                         if aborted.is_some() {
                             let _ = halt.send(true);
                         }
                     }
-                }
             }
         }
     }
     publish(&recorder, &live);
-    if let Some(w) = writer.as_mut() {
-        if let Err(e) = w.flush() {
-            error.get_or_insert_with(|| e.to_string());
-        }
+    if let Some(w) = writer.as_mut()
+        && let Err(e) = w.flush()
+    {
+        error.get_or_insert_with(|| e.to_string());
     }
     (recorder, error, aborted)
 }

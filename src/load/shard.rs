@@ -148,14 +148,14 @@ impl Shard {
                 Some(m) => number("SLURM_ARRAY_TASK_MIN", &m)?,
                 None => 0,
             };
-            if let Some(step) = env("SLURM_ARRAY_TASK_STEP") {
-                if number("SLURM_ARRAY_TASK_STEP", &step)? != 1 {
-                    return Err(format!(
-                        "the job array has step {step}: submit a contiguous array \
+            if let Some(step) = env("SLURM_ARRAY_TASK_STEP")
+                && number("SLURM_ARRAY_TASK_STEP", &step)? != 1
+            {
+                return Err(format!(
+                    "the job array has step {step}: submit a contiguous array \
                          (--array=0-{}), or give --shard I/N",
-                        count.saturating_sub(1)
-                    ));
-                }
+                    count.saturating_sub(1)
+                ));
             }
             return Self::new(id.saturating_sub(min), count)
                 .map(Some)

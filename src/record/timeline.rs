@@ -381,7 +381,7 @@ mod tests {
         }
         // Far-from-sorted order: seconds 19, 0, 18, 1, ... so most records are "late".
         let mut order: Vec<usize> = (0..events.len()).collect();
-        order.sort_by_key(|&i| (events[i].0 % 2 == 0, events[i].0 * 7919 % 23, i));
+        order.sort_by_key(|&i| (events[i].0.is_multiple_of(2), events[i].0 * 7919 % 23, i));
         for i in order {
             rec(&mut shuffled, events[i].0, events[i].1);
         }

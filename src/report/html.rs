@@ -451,11 +451,11 @@ fn timeline(h: &mut String, r: &Results, episodes: &[Episode]) {
         if hi <= 0.0 {
             continue;
         }
-        if *phase == Phase::Total {
-            if let Some((limit, _)) = gate {
-                hi = hi.max(limit as f64 * 1.2);
-                lo = lo.min(limit as f64);
-            }
+        if *phase == Phase::Total
+            && let Some((limit, _)) = gate
+        {
+            hi = hi.max(limit as f64 * 1.2);
+            lo = lo.min(limit as f64);
         }
         let mut c = Chart::new(
             &format!("chart-latency-{phase}"),
@@ -471,15 +471,15 @@ fn timeline(h: &mut String, r: &Results, episodes: &[Episode]) {
                     .push(Series::line(name, color, std::mem::take(&mut lines[j])));
             }
         }
-        if *phase == Phase::Total {
-            if let Some((limit, name)) = gate {
-                c.rules.push(Rule {
-                    vertical: false,
-                    at: limit as f64,
-                    label: format!("gate: {name}"),
-                    class: "bad".into(),
-                });
-            }
+        if *phase == Phase::Total
+            && let Some((limit, name)) = gate
+        {
+            c.rules.push(Rule {
+                vertical: false,
+                at: limit as f64,
+                label: format!("gate: {name}"),
+                class: "bad".into(),
+            });
         }
         figure(
             h,

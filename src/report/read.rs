@@ -567,7 +567,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
         }))
     }
     let s = s.trim().as_bytes();
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(s.len() / 4 * 3);

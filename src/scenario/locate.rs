@@ -282,10 +282,10 @@ impl Scanner<'_> {
         let mut path = KeyPath::default();
         for (n, part) in keys.iter().enumerate() {
             path = path.key(&part.name);
-            if n + 1 < keys.len() {
-                if let Some(count) = array_tables.get(&path) {
-                    path = path.index(count.saturating_sub(1));
-                }
+            if n + 1 < keys.len()
+                && let Some(count) = array_tables.get(&path)
+            {
+                path = path.index(count.saturating_sub(1));
             }
         }
         path

@@ -182,10 +182,10 @@ pub fn resolve_exact(text: &str) -> Result<&'static Product, String> {
     {
         return Ok(p);
     }
-    if let Ok(id) = uuid::Uuid::parse_str(t) {
-        if let Some(p) = all.iter().find(|p| p.sku_id == id) {
-            return Ok(p);
-        }
+    if let Ok(id) = uuid::Uuid::parse_str(t)
+        && let Some(p) = all.iter().find(|p| p.sku_id == id)
+    {
+        return Ok(p);
     }
     Err(format!("unknown product \"{t}\""))
 }

@@ -1462,17 +1462,17 @@ fn check_new_clients(cx: &mut Ctx<'_>, fleet: &Fleet, load: &Load) {
     if fleet.reuse != ClientReuse::New {
         return;
     }
-    if let Some(n) = load.bounds.max_attempts {
-        if n > fleet.size {
-            cx.err(
-                &root("load").key("attempts"),
-                format!(
-                    "{n} attempts need {n} new clients, but the fleet has {}",
-                    fleet.size
-                ),
-                Some("raise [fleet] size, or set [fleet] reuse = \"renew\"".to_owned()),
-            );
-        }
+    if let Some(n) = load.bounds.max_attempts
+        && n > fleet.size
+    {
+        cx.err(
+            &root("load").key("attempts"),
+            format!(
+                "{n} attempts need {n} new clients, but the fleet has {}",
+                fleet.size
+            ),
+            Some("raise [fleet] size, or set [fleet] reuse = \"renew\"".to_owned()),
+        );
     }
 }
 
@@ -1527,10 +1527,10 @@ fn gates(
             });
         }
     }
-    if let Some(r) = raw.max_error_rate {
-        if let Some(r) = cx.fraction(&base.key("max_error_rate"), r) {
-            out.push(Gate::MaxErrorRate(r));
-        }
+    if let Some(r) = raw.max_error_rate
+        && let Some(r) = cx.fraction(&base.key("max_error_rate"), r)
+    {
+        out.push(Gate::MaxErrorRate(r));
     }
     if let Some(t) = raw.threshold {
         let path = base.key("threshold");
@@ -1827,19 +1827,19 @@ fn window(
         );
         return None;
     }
-    if let Some(len) = run_length {
-        if start >= len {
-            cx.err(
-                &path.index(0),
-                format!(
-                    "starts at {}, after the run ends ({})",
-                    DisplayDuration(start),
-                    DisplayDuration(len)
-                ),
-                Some("move the window into the run, or lengthen [load] duration".to_owned()),
-            );
-            return None;
-        }
+    if let Some(len) = run_length
+        && start >= len
+    {
+        cx.err(
+            &path.index(0),
+            format!(
+                "starts at {}, after the run ends ({})",
+                DisplayDuration(start),
+                DisplayDuration(len)
+            ),
+            Some("move the window into the run, or lengthen [load] duration".to_owned()),
+        );
+        return None;
     }
     Some(Window { start, end })
 }

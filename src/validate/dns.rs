@@ -365,7 +365,7 @@ async fn failover(
     );
     let mut state = ClientDiscovery::default();
     // Ordered: no draw is made; the generator only satisfies the signature.
-    let mut rng = StdRng::from_entropy();
+    let mut rng = StdRng::from_rng(&mut rand::rng());
     let found = discovery.attempt(&mut state, &mut clients, &mut rng).await;
     let tried = list(
         found

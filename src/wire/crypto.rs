@@ -45,7 +45,7 @@
 
 use std::sync::LazyLock;
 
-use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
+use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -148,10 +148,10 @@ impl std::fmt::Debug for Aes128Cipher {
 
 impl BlockCipher128 for Aes128Cipher {
     fn encrypt_block(&self, block: &mut [u8; BLOCK_LEN]) {
-        BlockEncrypt::encrypt_block(&self.0, block.into());
+        BlockCipherEncrypt::encrypt_block(&self.0, block.into());
     }
     fn decrypt_block(&self, block: &mut [u8; BLOCK_LEN]) {
-        BlockDecrypt::decrypt_block(&self.0, block.into());
+        BlockCipherDecrypt::decrypt_block(&self.0, block.into());
     }
 }
 
@@ -303,7 +303,7 @@ impl Rijndael {
     /// hazmat call for the last round (no InvMixColumns): a full round with a zero key,
     /// then MixColumns, leaves InvShiftRows + InvSubBytes, and the last key is XORed after.
     fn decrypt_blocks_hw(&self, blocks: &mut [[u8; BLOCK_LEN]]) {
-        use aes::{Block, Block8};
+        use aes::hazmat::{Block, Block8};
         let rounds = self.rounds.min(MAX_ROUND_KEYS - 1);
         let mut keys = [Block8::default(); MAX_ROUND_KEYS];
         for (par, key) in keys.iter_mut().zip(&self.dec).take(rounds + 1) {
@@ -400,7 +400,7 @@ pub fn cbc_decrypt<C: BlockCipher128 + ?Sized>(
     iv: &[u8; BLOCK_LEN],
     buf: &mut [u8],
 ) -> Result<(), CryptoError> {
-    if buf.is_empty() || buf.len() % BLOCK_LEN != 0 {
+    if buf.is_empty() || !buf.len().is_multiple_of(BLOCK_LEN) {
         return Err(CryptoError::BadLength { len: buf.len() });
     }
     // P_i = D(C_i) ^ C_(i-1): decrypt a run of blocks together, then chain.
