@@ -137,7 +137,7 @@ fn deserialize_reporting_every_unknown_key(
             .map(toml::from_str::<raw::RawScenario>);
         let Some(result) = attempt else { break };
         let err = match result {
-            Ok(raw) => return (Some(raw), found),
+            Ok(raw) => return (Some(raw), in_file_order(found)),
             Err(e) => e,
         };
         let unknown = err.message().trim_start().starts_with("unknown field ");
@@ -163,7 +163,14 @@ fn deserialize_reporting_every_unknown_key(
             }
         }
     }
-    (None, found)
+    (None, in_file_order(found))
+}
+
+/// The parser meets unknown keys in its own table order (sorted by name, not by line), so
+/// the problems are put back in the order they appear in the file.
+fn in_file_order(mut found: Vec<ScenarioError>) -> Vec<ScenarioError> {
+    found.sort_by_key(|e| e.position.map_or((usize::MAX, 0), |p| (p.line, p.column)));
+    found
 }
 
 /// A strict product resolver: exact edition name (ignoring case), GVLK, or SKU ID.
