@@ -64,10 +64,15 @@ fn shards_split_a_run_attempt_for_attempt() {
         check(&child.wait_with_output().unwrap(), &format!("shard {i}"));
     }
 
-    // Together the shards are the unsharded run, attempt for attempt.
+    // Together the shards are the unsharded run, attempt for attempt. On a loaded machine an
+    // attempt due in the last milliseconds may start after the duration: it is then not
+    // started but counted (`not_started`, issue 12 item 6), so the plan is what was run plus
+    // what was counted.
+    let not_started = |d: &Path| summary(d)["not_started"].as_u64().unwrap();
     let expected = planned(&whole);
     // Stages ramp linearly: 0→60/s over 1 s (30) and 60→150/s over 3 s (315).
-    assert_eq!(expected.len(), 345);
+    assert_eq!(expected.len() as u64 + not_started(&whole), 345);
+    let shards_not_started: u64 = (0..4).map(|i| not_started(&shard_dir(i))).sum();
     let mut union = Planned::new();
     for i in 0..4u32 {
         let part = planned(&shard_dir(i));
@@ -79,11 +84,15 @@ fn shards_split_a_run_attempt_for_attempt() {
             assert!(union.insert(k, v).is_none(), "attempt {k} in two shards");
         }
     }
-    assert_eq!(
-        union.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>()
+    assert_eq!(union.len() as u64 + shards_not_started, 345);
+    let planned_keys = 0..345u64;
+    assert!(union.keys().all(|k| planned_keys.contains(k)));
+    let compared = expected.keys().filter(|k| union.contains_key(k)).count() as u64;
+    assert!(
+        compared + shards_not_started + not_started(&whole) >= 345,
+        "only {compared} attempts are in both runs"
     );
-    for (k, want) in &expected {
+    for (k, want) in expected.iter().filter(|(k, _)| union.contains_key(k)) {
         let got = &union[k];
         // events.csv's intended start is the schedule's, moved up to the timer's 2 ms slack
         // when the timer fired late (load::TIMER_SLACK): compare within that.
@@ -115,7 +124,7 @@ fn shards_split_a_run_attempt_for_attempt() {
         assert!(started >= humantime::parse_rfc3339(&start_at).unwrap());
         attempts += s["attempts"].as_u64().unwrap();
     }
-    assert_eq!(attempts, 345);
+    assert_eq!(attempts + shards_not_started, 345);
     let w = summary(&whole);
     assert_eq!(w["shard"]["count"], 1);
     assert_eq!(w["shard"]["run_id"], "sharded-s5");
@@ -221,7 +230,14 @@ fn merge_checks(dir: &Path, whole: &Path, host: &Host) {
     let w = summary(whole);
     let parts: Vec<Value> = shards.iter().map(|d| summary(d)).collect();
     // Exact sums: attempts, outcomes, codes, causes, faults.
-    assert_eq!(m["attempts"], w["attempts"]);
+    let sum = |key: &str| parts.iter().map(|p| p[key].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(m["attempts"].as_u64(), Some(sum("attempts")));
+    assert_eq!(m["not_started"].as_u64(), Some(sum("not_started")));
+    // Nothing was dropped for lateness in either run: they did the same attempts.
+    let same_attempts = sum("not_started") == 0 && w["not_started"] == 0;
+    if same_attempts {
+        assert_eq!(m["attempts"], w["attempts"]);
+    }
     assert_eq!(m["complete"], true);
     for key in ["by_outcome", "by_code", "by_cause"] {
         let mut sum: BTreeMap<String, u64> = BTreeMap::new();
@@ -259,7 +275,9 @@ fn merge_checks(dir: &Path, whole: &Path, host: &Host) {
     }
     assert_eq!(total["max"].as_u64(), Some(h.max()));
     // The unsharded run had as many fault-free attempts (the same ones).
-    assert_eq!(total["count"], w["latency_us"]["total"]["count"]);
+    if same_attempts {
+        assert_eq!(total["count"], w["latency_us"]["total"]["count"]);
+    }
     assert_eq!(m["shard"]["run_id"], "split-test");
     let md = fs::read_to_string(merged.join("report.md")).unwrap();
     assert!(
