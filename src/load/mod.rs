@@ -456,6 +456,7 @@ pub async fn run(
     Ok(RunResult {
         rebuilt: None,
         by_host,
+        merge: None,
         recorder,
         started,
         late_start_us,

@@ -34,6 +34,69 @@ impl fmt::Display for Shard {
     }
 }
 
+/// The command-line overrides of a run (`--target`, `--confirm-target`, `--rate`,
+/// `--duration`, `--source-address`), kept in summary.json's `shard.overrides` so that
+/// `kmsload merge` judges the merged result by the plan the shards ran, not by the bare
+/// scenario file. The seed and the output directory are recorded elsewhere.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct RunOverrides {
+    /// `--target`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `--confirm-target`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm_target: Option<String>,
+    /// `--rate`, arrivals per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// `--duration`, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// `--source-address` (may differ between the shards of one run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_addresses: Option<Vec<String>>,
+}
+
+impl RunOverrides {
+    /// The overrides given as `o`.
+    pub fn of(o: &crate::scenario::Overrides) -> Self {
+        Self {
+            target: o.target.clone(),
+            confirm_target: o.confirm_target.clone(),
+            rate: o.rate,
+            duration_s: o.duration.map(|d| d.as_secs_f64()),
+            source_addresses: o.source_addresses.clone(),
+        }
+    }
+
+    /// As scenario overrides (seed and output directory unset).
+    pub fn to_overrides(&self) -> crate::scenario::Overrides {
+        crate::scenario::Overrides {
+            target: self.target.clone(),
+            confirm_target: self.confirm_target.clone(),
+            rate: self.rate,
+            duration: self
+                .duration_s
+                .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()),
+            source_addresses: self.source_addresses.clone(),
+            ..crate::scenario::Overrides::default()
+        }
+    }
+
+    /// True when `self` and `other` ask for the same run: everything but the source
+    /// addresses, which each shard may choose.
+    pub fn same_run(&self, other: &Self) -> bool {
+        Self {
+            source_addresses: None,
+            ..self.clone()
+        } == Self {
+            source_addresses: None,
+            ..other.clone()
+        }
+    }
+}
+
 /// The largest number of shards accepted (a typo guard, far above any real deployment).
 pub const MAX_SHARDS: u32 = 10_000;
 

@@ -92,6 +92,11 @@ impl PhaseSet {
         self.h[phase.index()].as_ref().filter(|h| !h.is_empty())
     }
 
+    /// Adds the values of `h` (read back from a log) to `phase`.
+    pub(super) fn add_phase(&mut self, phase: Phase, h: &Histogram<u64>) {
+        add(self.h[phase.index()].get_or_insert_with(new_hist), h);
+    }
+
     pub(super) fn merge(&mut self, other: &Self) {
         for (mine, theirs) in self.h.iter_mut().zip(&other.h) {
             if let Some(t) = theirs {

@@ -204,6 +204,44 @@ impl HostTracker {
         }
     }
 
+    /// The tracker behind `summaries` (summary.json's `hosts`): every listed value with its
+    /// count and attempt range. Answers past the listed values are counted as unlisted ePIDs.
+    ///
+    /// # Errors
+    /// A HwID that is not 16 hex digits.
+    pub(super) fn restore(summaries: &[HostSummary]) -> Result<Self, String> {
+        let mut t = Self::default();
+        for h in summaries {
+            let e = t.entry(h.host, h.pool);
+            for s in &h.epids {
+                e.epids.seen.push(Seen {
+                    value: s.value.clone(),
+                    count: s.count,
+                    first_attempt: s.first_attempt,
+                    last_attempt: s.last_attempt,
+                });
+            }
+            for s in &h.hwids {
+                let mut value = [0u8; 8];
+                let bad = || format!("host {}: HwID {:?} is not 16 hex digits", h.host, s.value);
+                if s.value.len() != 16 || !s.value.is_ascii() {
+                    return Err(bad());
+                }
+                for (i, b) in value.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(&s.value[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+                }
+                e.hwids.seen.push(Seen {
+                    value,
+                    count: s.count,
+                    first_attempt: s.first_attempt,
+                    last_attempt: s.last_attempt,
+                });
+            }
+            e.epids.unlisted += h.unlisted;
+        }
+        Ok(t)
+    }
+
     /// True when any host showed more than one ePID or HwID for a pool.
     pub(super) fn changed(&self) -> bool {
         self.entries.iter().any(Entry::changed)

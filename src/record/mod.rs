@@ -13,7 +13,9 @@
 //!
 //! Every part merges ([`Recorder::merge`]), so shards can record separately and combine, and
 //! every attempt is counted exactly once: [`Recorder::invariant_check`] proves
-//! `attempts = activated + not_activated + failed = Σ by_code`.
+//! `attempts = activated + not_activated + failed = Σ by_code`. A recorder can be rebuilt
+//! from the files a run wrote ([`Recorder::restore`], all but the threshold tracker, which
+//! [`Recorder::observe_threshold`] refills from events.csv rows): `kmsload merge` does so.
 //!
 //! ```text
 //! runner ──AttemptRecord──► Recorder::record(rec, completion_second)
@@ -46,6 +48,7 @@ mod hosts;
 mod log;
 mod recorder;
 pub mod replay;
+mod restore;
 mod run;
 mod summary;
 mod tally;
@@ -58,7 +61,8 @@ pub use hist::{HIGHEST_US, LOWEST_US, SIGFIG};
 pub use hosts::VALUES_MAX as HOST_VALUES_MAX;
 pub use log::LogError;
 pub use recorder::{InvariantError, Recorder};
-pub use run::{GeneratorStats, LATE_AFTER, RunResult};
+pub use restore::Saved;
+pub use run::{GeneratorStats, LATE_AFTER, MergeInfo, RunResult, ShardRow};
 pub use summary::{
     ByOutcome, FaultSummary, HostSummary, LatencySummary, PhaseLatency, ProductSummary,
     SeenSummary, Summary,

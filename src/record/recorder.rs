@@ -68,10 +68,10 @@ pub enum InvariantError {
 }
 
 #[derive(Debug, Clone, Default)]
-struct Counts {
-    attempts: u64,
-    outcomes: [u64; 3],
-    codes: Tally<u32>,
+pub(super) struct Counts {
+    pub(super) attempts: u64,
+    pub(super) outcomes: [u64; 3],
+    pub(super) codes: Tally<u32>,
 }
 
 impl Counts {
@@ -103,34 +103,34 @@ impl Counts {
 }
 
 #[derive(Debug, Clone, Default)]
-struct ProductStats {
-    counts: Counts,
-    faulted: u64,
-    clean: PhaseSet,
+pub(super) struct ProductStats {
+    pub(super) counts: Counts,
+    pub(super) faulted: u64,
+    pub(super) clean: PhaseSet,
 }
 
 #[derive(Debug, Clone)]
-struct FaultStats {
-    fault: &'static str,
-    counts: Counts,
+pub(super) struct FaultStats {
+    pub(super) fault: &'static str,
+    pub(super) counts: Counts,
 }
 
 /// Collects a run's measurements. See the [module docs](super).
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
-    counts: Counts,
-    causes: Tally<&'static str>,
-    faulted: u64,
+    pub(super) counts: Counts,
+    pub(super) causes: Tally<&'static str>,
+    pub(super) faulted: u64,
     /// Fault-free latencies by outcome.
-    clean: [PhaseSet; 3],
+    pub(super) clean: [PhaseSet; 3],
     /// Latencies of faulted attempts by outcome.
-    dirty: [PhaseSet; 3],
+    pub(super) dirty: [PhaseSet; 3],
     /// Indexed by product index; grown on demand (at most 65536 slots).
-    products: Vec<Option<Box<ProductStats>>>,
-    faults: Vec<FaultStats>,
-    timeline: Timeline,
-    pools: [PoolTracker; 3],
-    hosts: HostTracker,
+    pub(super) products: Vec<Option<Box<ProductStats>>>,
+    pub(super) faults: Vec<FaultStats>,
+    pub(super) timeline: Timeline,
+    pub(super) pools: [PoolTracker; 3],
+    pub(super) hosts: HostTracker,
 }
 
 impl Recorder {
@@ -199,7 +199,7 @@ impl Recorder {
         self.timeline.sample_in_flight(second, in_flight);
     }
 
-    fn product_mut(&mut self, product: u16) -> &mut ProductStats {
+    pub(super) fn product_mut(&mut self, product: u16) -> &mut ProductStats {
         let i = usize::from(product);
         if self.products.len() <= i {
             self.products.resize_with(i + 1, || None);
@@ -355,7 +355,7 @@ impl Recorder {
 
     /// Calls `f(tag, histogram)` for every non-empty whole-run histogram: `"<phase>"` (fault-
     /// free, all outcomes), `"<phase>.<outcome>"`, `"faulted.<phase>"`,
-    /// `"faulted.<phase>.<outcome>"`.
+    /// `"faulted.<phase>.<outcome>"`, and `"product.<catalog index>.<phase>"` (fault-free).
     pub(super) fn for_each_run_histogram<E>(
         &self,
         mut f: impl FnMut(&str, &Histogram<u64>) -> Result<(), E>,
@@ -375,6 +375,15 @@ impl Recorder {
                             &format!("{prefix}{}.{}", phase.as_str(), outcome.as_str()),
                             h,
                         )?;
+                    }
+                }
+            }
+        }
+        for (i, p) in self.products.iter().enumerate() {
+            if let Some(p) = p {
+                for phase in Phase::ALL {
+                    if let Some(h) = p.clean.get(phase) {
+                        f(&format!("product.{i}.{}", phase.as_str()), h)?;
                     }
                 }
             }

@@ -43,6 +43,8 @@ pub struct RunResult {
     pub generator: GeneratorStats,
     /// With discovery: the split across the hosts found (empty otherwise).
     pub by_host: Vec<crate::discover::HostSplit>,
+    /// For a merged result: the shards it was made of (`None` for a run).
+    pub merge: Option<MergeInfo>,
 }
 
 /// How far an attempt may start after its intended time before it counts as late: well
@@ -66,4 +68,55 @@ pub struct GeneratorStats {
     /// `process_cpu_s` over the load's wall time times the cores kmsload may use: near 1,
     /// kmsload was short of CPU.
     pub process_cpu_busy: Option<f64>,
+}
+
+/// How a merged result was made up (`kmsload merge`): summary.json's `merge`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MergeInfo {
+    /// The run the shards belong to.
+    pub run_id: String,
+    /// Shards in the run.
+    pub count: u32,
+    /// The shards merged, by index.
+    pub shards: Vec<ShardRow>,
+    /// Indexes of the shards that were not there (`--allow-missing`): the result is
+    /// incomplete.
+    pub missing: Vec<u32>,
+    /// True when the threshold figures were recomputed from every shard's per-attempt
+    /// records in time order; false when some shard had no complete events.csv (then the
+    /// merged summary has no threshold figures).
+    pub threshold_recomputed: bool,
+    /// What could not be merged exactly, and why.
+    pub notes: Vec<String>,
+}
+
+/// One merged shard, for the per-shard table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShardRow {
+    /// Shard index.
+    pub index: u32,
+    /// Its results directory, as given to the merge.
+    pub dir: String,
+    /// Attempts it recorded.
+    pub attempts: u64,
+    /// Its own achieved rate, attempts per second.
+    pub achieved_rate: f64,
+    /// Its own offered rate (open model).
+    pub offered_rate: Option<f64>,
+    /// Its generator's largest lag, µs.
+    pub max_lag_us: u64,
+    /// Attempts its generator reached late.
+    pub late_attempts: u64,
+    /// Its start after the earliest shard's, µs.
+    pub start_offset_us: u64,
+    /// How late it started after `--start-at`, µs.
+    pub late_start_us: Option<u64>,
+    /// Its source addresses (`--source-address`), if it was given any.
+    pub source_addresses: Vec<String>,
+    /// Whether it completed its part.
+    pub complete: bool,
+    /// The gates that failed on its own figures.
+    pub failed_gates: Vec<String>,
 }

@@ -217,6 +217,45 @@ impl Timeline {
         }
     }
 
+    /// A timeline from its rows and per-second histograms as a results directory holds them
+    /// (summary.json's `timeline`, timeline.hlog), every second moved `shift` seconds later.
+    pub(super) fn restore(
+        rows: &[TimelineRow],
+        hists: &BTreeMap<u64, Histogram<u64>>,
+        shift: u64,
+    ) -> Self {
+        let mut t = Self::default();
+        for r in rows {
+            let s = r.second + shift;
+            if r.completed > 0 {
+                let c = t.closed.entry(s).or_default();
+                c.counts.completed += r.completed;
+                c.counts.outcomes[0] += r.activated;
+                c.counts.outcomes[1] += r.not_activated;
+                c.counts.outcomes[2] += r.failed;
+                c.counts.faulted += r.faulted;
+                for (code, n) in &r.by_code {
+                    c.counts.codes.add(code.0, *n);
+                }
+            }
+            if r.started > 0 {
+                *t.started.entry(s).or_default() += r.started;
+            }
+            if let Some(n) = r.in_flight {
+                let v = t.in_flight.entry(s).or_default();
+                *v = (*v).max(n);
+            }
+        }
+        for (&second, h) in hists {
+            t.closed
+                .entry(second + shift)
+                .or_default()
+                .hist
+                .merge(&SparseHist::from_hist(h));
+        }
+        t
+    }
+
     fn started_counts(&self) -> BTreeMap<u64, u64> {
         let mut m = self.started.clone();
         if let Some((s, n)) = self.started_last {

@@ -92,6 +92,9 @@ pub fn render(r: &Results) -> String {
     charge(&mut h, r);
     capacity(&mut h, r, knee.as_ref());
     codes(&mut h, r);
+    if let Some(m) = &s.merge {
+        shards(&mut h, m);
+    }
     details(&mut h, r, &episodes);
     let _ = writeln!(
         h,
@@ -981,6 +984,54 @@ fn codes(h: &mut String, r: &Results) {
         );
     }
     h.push_str("</tbody></table><p class=\"muted\">First and last seen: completion time since the run start. <code>kmsload explain CODE</code> says more.</p></section>");
+}
+
+/// The shards of a merged result (`kmsload merge`), one row each.
+fn shards(h: &mut String, m: &crate::record::MergeInfo) {
+    let _ = write!(
+        h,
+        "<section id=\"shards\"><h2>Shards</h2><p>Run <code>{}</code>: {} of {} shards merged.</p>",
+        esc(&m.run_id),
+        m.shards.len(),
+        m.count
+    );
+    if !m.missing.is_empty() {
+        let list: Vec<String> = m.missing.iter().map(u32::to_string).collect();
+        let _ = write!(
+            h,
+            "<p class=\"bad\"><b>INCOMPLETE:</b> shard(s) {} missing; the figures leave their attempts out.</p>",
+            list.join(", ")
+        );
+    }
+    for n in &m.notes {
+        let _ = write!(h, "<p class=\"muted\">Note: {}.</p>", esc(n));
+    }
+    h.push_str("<table><thead><tr><th>shard</th><th>attempts</th><th>achieved /s</th><th>max generator lag</th><th>late attempts</th><th>start offset</th><th>late start</th><th>source addresses</th><th>own gates</th></tr></thead><tbody>");
+    for s in &m.shards {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1} ms</td><td>{}</td><td>{:.1} ms</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            s.index,
+            s.attempts,
+            s.achieved_rate,
+            s.max_lag_us as f64 / 1000.0,
+            s.late_attempts,
+            s.start_offset_us as f64 / 1000.0,
+            s.late_start_us
+                .map_or("-".to_owned(), |us| format!("{:.1} ms", us as f64 / 1000.0)),
+            esc(&if s.source_addresses.is_empty() {
+                "-".to_owned()
+            } else {
+                s.source_addresses.join(", ")
+            }),
+            if s.failed_gates.is_empty() {
+                "pass".to_owned()
+            } else {
+                format!("FAIL ({})", esc(&s.failed_gates.join(", ")))
+            }
+        );
+    }
+    h.push_str("</tbody></table></section>");
 }
 
 fn details(h: &mut String, r: &Results, episodes: &[Episode]) {

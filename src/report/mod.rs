@@ -5,16 +5,17 @@
 //!
 //! | file | content |
 //! |---|---|
-//! | `summary.json` | schema_version, resolved config, counts by outcome and code, latency per phase, threshold per pool, hosts, gates, timeline, `complete` |
+//! | `summary.json` | schema_version, resolved config, counts by outcome and code, latency per phase, threshold per pool, hosts, gates, timeline, `complete`, `shard`; after `kmsload merge` also `merge` (the shards) |
 //! | `events.csv` | one row per attempt (written while the run goes) |
-//! | `histograms.hlog` | HdrHistogram interval log, one histogram per phase × outcome |
+//! | `histograms.hlog` | HdrHistogram interval log, one histogram per phase × outcome (fault-free and faulted) and per product × phase |
 //! | `timeline.hlog` | HdrHistogram interval log of total latency per second |
 //! | `report.md` | the human summary; `kmsload run` appends the text twin of report.html (capacity knee, codes over time, fault episodes: [`analysis::twin_markdown`]) |
 //! | `report.html` | self-contained page with charts ([`html`]); not with `--no-html`; `kmsload report DIR` writes it for any results directory |
 //! | `junit.xml` | only with `--junit FILE` (written there): one test case per gate |
 //!
 //! Reading a directory back is [`read`]'s job alone; [`compare`] judges a run against a
-//! baseline, [`knee`] finds the capacity knee, [`svg`] draws the charts.
+//! baseline, [`knee`] finds the capacity knee, [`svg`] draws the charts, [`merge`] makes one
+//! result of the shards of a run.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -36,6 +37,7 @@ pub mod gates;
 pub mod html;
 pub mod knee;
 pub mod loghist;
+pub mod merge;
 pub mod read;
 pub mod svg;
 
@@ -112,6 +114,9 @@ pub struct SummaryFile {
     /// With `discover`: attempts, outcomes, codes, latency and failovers per host found.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub by_host: Vec<crate::discover::HostSplit>,
+    /// For a merged result (`kmsload merge`): the shards it was made of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge: Option<crate::record::MergeInfo>,
 }
 
 impl SummaryFile {
@@ -156,7 +161,7 @@ pub fn codes(by_code: &BTreeMap<HexCode, u64>) -> Vec<(u32, u64)> {
 
 /// summary.json's `shard`: the part of a run these results are, for `kmsload merge`.
 /// A file without it (older kmsload) reads as a whole run with an empty run id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ShardInfo {
     /// 0-based shard index.
@@ -171,6 +176,8 @@ pub struct ShardInfo {
     pub start_at_utc: Option<String>,
     /// How far after `start_at_utc` this shard started, µs (0: on time).
     pub late_start_us: Option<u64>,
+    /// The command-line overrides it ran with.
+    pub overrides: crate::load::shard::RunOverrides,
 }
 
 impl Default for ShardInfo {
@@ -182,6 +189,7 @@ impl Default for ShardInfo {
             started_utc: String::new(),
             start_at_utc: None,
             late_start_us: None,
+            overrides: crate::load::shard::RunOverrides::default(),
         }
     }
 }
@@ -202,6 +210,7 @@ impl ShardInfo {
                 .start_at
                 .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             late_start_us: run.late_start_us,
+            overrides: plan.load.overrides.clone(),
         }
     }
 }
@@ -441,6 +450,7 @@ pub fn write_results(
         gates_passed: gates.iter().all(|g| g.pass),
         timeline: run.recorder.timeline(),
         by_host: run.by_host.clone(),
+        merge: run.merge.clone(),
     };
     let mut w = BufWriter::new(fs::File::create(dir.join("summary.json"))?);
     serde_json::to_writer_pretty(&mut w, &file).map_err(io::Error::other)?;
@@ -681,6 +691,9 @@ pub fn markdown(
                 if g.pass { "pass" } else { "**FAIL**" }
             );
         }
+    }
+    if let Some(m) = &run.merge {
+        s.push_str(&merge::shard_table_markdown(m));
     }
     s
 }

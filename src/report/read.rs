@@ -555,7 +555,7 @@ pub fn read_hlog(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Histogram
 }
 
 /// Standard base64 with `=` padding; `None` on any other character or a bad length.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     fn value(c: u8) -> Option<u32> {
         Some(u32::from(match c {
             b'A'..=b'Z' => c - b'A',

@@ -127,6 +127,7 @@ pub fn rebuild(dir: &Path, options: &Options) -> Result<Rebuilt, Error> {
         events_error: None,
         generator: GeneratorStats::default(),
         by_host: Vec::new(),
+        merge: None,
     };
     let finished = finish(dir, &plan, &target, &result, options)?;
     Ok(Rebuilt {

@@ -271,6 +271,9 @@ pub struct Load {
     pub start_at: Option<std::time::SystemTime>,
     /// Name of the run, shared by its shards (`--run-id`, or derived; not a scenario key).
     pub run_id: Option<String>,
+    /// The command-line overrides this plan was made with (not a scenario key): written to
+    /// summary.json so `kmsload merge` rebuilds the plan the shards ran.
+    pub overrides: crate::load::shard::RunOverrides,
 }
 
 /// The load model.

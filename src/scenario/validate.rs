@@ -1162,6 +1162,7 @@ fn load(cx: &mut Ctx<'_>, raw: RawLoad, ov: &Overrides) -> Option<Load> {
         shard: crate::load::Shard::WHOLE,
         start_at: None,
         run_id: None,
+        overrides: crate::load::shard::RunOverrides::default(),
     })
 }
 

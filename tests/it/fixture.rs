@@ -235,6 +235,7 @@ pub(crate) fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
         achieved_rate: k as f64 / elapsed.as_secs_f64().max(1e-3),
         events_error: None,
         by_host: Vec::new(),
+        merge: None,
     };
     let gates = evaluate(&plan.gates, &run.recorder, run.achieved_rate);
     let target = TargetInfo {

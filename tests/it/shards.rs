@@ -292,6 +292,111 @@ fn merge_checks(dir: &Path, whole: &Path, host: &Host) {
     );
     assert!(!md.contains("events.csv: No such file"), "{md}");
     assert!(fs::read_to_string(&junit).unwrap().contains("<testsuites>"));
+    let html = fs::read_to_string(merged.join("report.html")).unwrap();
+    assert!(
+        html.contains("<section id=\"shards\">"),
+        "report.html has the shard table"
+    );
+
+    // The merge block lists the shards with their own figures and source addresses.
+    let block = &m["merge"];
+    assert_eq!(block["count"], 4);
+    assert_eq!(block["threshold_recomputed"], true, "{block}");
+    assert_eq!(block["shards"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        block["shards"][1]["source_addresses"],
+        serde_json::json!(["127.0.0.3", "127.0.0.4"])
+    );
+    for (i, p) in parts.iter().enumerate() {
+        assert_eq!(block["shards"][i]["attempts"], p["attempts"]);
+    }
+    // The overrides the shards ran with (--target) are the merged plan's.
+    assert_eq!(
+        m["shard"]["overrides"]["target"],
+        parts[0]["shard"]["overrides"]["target"]
+    );
+    assert_eq!(m["target"]["address"], parts[0]["target"]["address"]);
+    assert_eq!(m["target"]["in_process"], false);
+    // Recomputed from every shard's rows, the threshold sees the unsharded run's clients.
+    for pool in w["threshold"].as_object().unwrap().keys() {
+        assert_eq!(
+            m["threshold"][pool]["distinct_clients"], w["threshold"][pool]["distinct_clients"],
+            "{pool}"
+        );
+        assert_eq!(
+            m["threshold"][pool]["answers"], w["threshold"][pool]["answers"],
+            "{pool}"
+        );
+    }
+    // In-flight samples: the shards' samples of a second add up (they started together).
+    let in_flight = |v: &Value| -> BTreeMap<u64, u64> {
+        v["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| Some((r["second"].as_u64()?, r["in_flight"].as_u64()?)))
+            .collect()
+    };
+    let mut summed: BTreeMap<u64, u64> = BTreeMap::new();
+    for p in &parts {
+        for (s, n) in in_flight(p) {
+            *summed.entry(s).or_default() += n;
+        }
+    }
+    assert!(!summed.is_empty());
+    assert_eq!(in_flight(&m), summed);
+
+    // Without events.csv (events off): histograms, tallies and the timeline are the same,
+    // merged from summary.json and the histogram logs; the threshold is left out, said why.
+    let bare: Vec<PathBuf> = (0..4).map(|i| dir.join(format!("bare-{i}"))).collect();
+    for (from, to) in shards.iter().zip(&bare) {
+        fs::create_dir_all(to).unwrap();
+        for f in [
+            "summary.json",
+            "scenario.toml",
+            "histograms.hlog",
+            "timeline.hlog",
+        ] {
+            fs::copy(from.join(f), to.join(f)).unwrap();
+        }
+    }
+    let bare_refs: Vec<&Path> = bare.iter().map(PathBuf::as_path).collect();
+    let merged_bare = dir.join("merged-bare");
+    check(
+        &merge(&bare_refs, &[], &merged_bare),
+        "merge without events.csv",
+    );
+    let b = summary(&merged_bare);
+    for key in [
+        "attempts",
+        "by_outcome",
+        "by_code",
+        "by_cause",
+        "latency_us",
+        "latency_us_by_outcome",
+        "latency_us_faulted",
+        "faulted_attempts",
+        "products",
+        "faults",
+        "timeline",
+        "hosts",
+    ] {
+        assert_eq!(b[key], m[key], "{key} without events.csv");
+    }
+    assert_eq!(b["merge"]["threshold_recomputed"], false);
+    assert!(
+        b["threshold"].as_object().is_none_or(|t| t.is_empty()),
+        "{}",
+        b["threshold"]
+    );
+    assert!(
+        b["merge"]["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("no events.csv (events off)"),
+        "{}",
+        b["merge"]["notes"]
+    );
 
     // Refusals: nothing is written, exit 2, the reason.
     let refused = |args: &[&Path], extra: &[&str], expect: &str| {
