@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Two logs: [`Recorder::write_run_log`] (one interval covering the run per phase, outcome
-//! and fault class) and [`Recorder::write_timeline_log`] (one interval per second: fault-free
+//! and fault class, and per product and phase) and [`Recorder::write_timeline_log`] (one interval per second: fault-free
 //! total time). The histograms use the compressed V2 encoding that the Java
 //! `HistogramLogReader` and HistogramLogAnalyzer read.
 
@@ -216,9 +216,12 @@ mod tests {
                 "faulted.connect",
                 "faulted.connect.activated",
                 "faulted.total",
-                "faulted.total.activated"
+                "faulted.total.activated",
+                "product.0.connect",
+                "product.0.total"
             ]
         );
+        assert_eq!(got[9].2.len(), 50, "the product's fault-free attempts");
         let total = &got[2].2;
         assert_eq!(total.len(), 50);
         assert_eq!(total.max(), 1049);
