@@ -1,6 +1,7 @@
 //! Reading `events.csv` back into [`AttemptRecord`]s and replaying them into a [`Recorder`]:
-//! the reverse of [`super::EventWriter`]. `kmsload merge` replays its shards' rows this way,
-//! and `kmsload report` rebuilds the results of a run that was killed before it could write
+//! the reverse of [`super::EventWriter`]. `kmsload merge` reads its shards' rows this way
+//! for the threshold tracker (the rest it merges from the shards' summaries and histogram
+//! logs, [`super::Recorder::restore`]), and `kmsload report` rebuilds the results of a run that was killed before it could write
 //! summary.json (SIGKILL, power loss) from the rows it had flushed.
 //!
 //! ```text
