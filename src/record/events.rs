@@ -3,7 +3,7 @@
 //! ```text
 //! intended_start_us,client_index,cmid,product,protocol,connect_us,bind_us,request_us,
 //! total_us,outcome,code,reported_count,fault,cause,attempt,host
-//! 10000,1,3f2a…-4…,Windows 10/11 Pro,6.0,212,301,1022,1611,activated,0x00000000,50,,,1,0
+//! 10000,1,3f2a…-4…,Windows 10/11 Pro,V6,212,301,1022,1611,activated,0x00000000,50,,,1,0
 //! ```
 //!
 //! Missing values (a phase that did not happen, no count, no fault) are empty fields. The
@@ -30,7 +30,7 @@ pub struct EventRow<'a> {
     pub cmid: Uuid,
     /// Product name (`#<index>` when not in the catalog).
     pub product: ProductName,
-    /// Protocol version, `major.minor`.
+    /// Protocol version as the rest of kmsload writes it: `V6` (`V6.1` for a minor version).
     pub protocol: VersionText,
     /// Connect time, µs.
     pub connect_us: Option<u64>,
@@ -113,23 +113,27 @@ impl Serialize for ProductName {
     }
 }
 
-/// A protocol version written as `major.minor` without allocating.
+/// A protocol version written as the reports, the host log and `kmsload activate` write it:
+/// `V6`, or `V6.1` when the minor version is not 0. No allocation per row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VersionText(pub Version);
 
 impl Serialize for VersionText {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut buf = [0u8; 11];
-        let mut n = push_decimal(&mut buf, 0, self.0.major);
-        buf[n] = b'.';
-        n = push_decimal(&mut buf, n + 1, self.0.minor);
-        // Digits and '.' only: always ASCII.
+        let mut buf = [0u8; 13];
+        buf[0] = b'V';
+        let mut n = push_decimal(&mut buf, 1, self.0.major);
+        if self.0.minor != 0 {
+            buf[n] = b'.';
+            n = push_decimal(&mut buf, n + 1, self.0.minor);
+        }
+        // 'V', digits and '.' only: always ASCII.
         s.serialize_str(std::str::from_utf8(&buf[..n]).unwrap_or("?"))
     }
 }
 
 /// Writes `v` in decimal at `buf[at..]`, returns the end. `buf` has room for 5 digits.
-fn push_decimal(buf: &mut [u8; 11], at: usize, v: u16) -> usize {
+fn push_decimal(buf: &mut [u8; 13], at: usize, v: u16) -> usize {
     let mut digits = [0u8; 5];
     let mut i = digits.len();
     let mut v = v;
@@ -247,7 +251,7 @@ mod tests {
         assert_eq!(lines.next(), Some(EventRow::HEADER.join(",").as_str()));
         let name = &products()[0].name;
         let want = format!(
-            "70000,3,01020304-0506-4708-890a-0b0c0d0e0f10,{name},6.0,212,,,5000,failed,0x80072746,,reset,reset in bind,7,1"
+            "70000,3,01020304-0506-4708-890a-0b0c0d0e0f10,{name},V6,212,,,5000,failed,0x80072746,,reset,reset in bind,7,1"
         );
         assert_eq!(lines.next(), Some(want.as_str()));
         assert_eq!(lines.next(), None);
@@ -272,7 +276,8 @@ mod tests {
         let rows: Vec<csv::StringRecord> = rd.records().collect::<Result<_, _>>().expect("parses");
         assert_eq!(rows.len(), 2);
         assert_eq!(&rows[0][3], "#60000");
-        assert_eq!(&rows[0][4], "65535.7");
+        assert_eq!(&rows[0][4], "V65535.7");
+        assert_eq!(&rows[1][4], "V6");
         assert_eq!(&rows[0][10], "0x00000000");
         assert_eq!(&rows[0][11], "50");
         assert_eq!(&rows[0][12], "");

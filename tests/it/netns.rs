@@ -732,7 +732,7 @@ fn activations_cross_a_veth_link() {
                 run.events.iter().map(|e| e.protocol.as_str()).collect();
             assert_eq!(
                 protocols,
-                BTreeSet::from(["4.0", "5.0", "6.0"]),
+                BTreeSet::from(["V4", "V5", "V6"]),
                 "{connection}"
             );
             run.check_latency_order();
