@@ -14,7 +14,7 @@ use crate::catalog::{hresult, lookup};
 use crate::load::{self, Live};
 use crate::report;
 use crate::run::{self, Prepared};
-use crate::scenario::{self, Overrides, Plan};
+use crate::scenario::{self, EventsMode, Overrides, Plan};
 
 /// Options of `kmsload run`.
 #[derive(Debug, clap::Args)]
@@ -97,6 +97,11 @@ pub struct Args {
     #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',')]
     pub source_address: Vec<String>,
 
+    /// Which attempts get an events.csv row: full (every attempt), failures (those that did
+    /// not activate) or off (no events.csv); replaces the scenario's `events`.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub events: Option<EventsMode>,
+
     /// Tolerances of the --baseline comparison (as for `kmsload compare`).
     #[command(flatten)]
     pub tolerances: super::compare::ToleranceArgs,
@@ -116,6 +121,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         seed: args.seed,
         out: args.out.clone(),
         source_addresses: (!args.source_address.is_empty()).then(|| args.source_address.clone()),
+        events: args.events,
     };
     let shard = load::Shard::from_sources(args.shard.as_deref(), args.shards, &|name| {
         std::env::var(name).ok()

@@ -205,7 +205,8 @@ struct Pooled {
 }
 
 /// Runs `plan` against `target` and returns what was recorded. `events`, if given, receives
-/// events.csv as the run goes. Sending `true` on `stop` interrupts the run (Ctrl-C).
+/// events.csv as the run goes (every attempt, or with `events = "failures"` those that did
+/// not activate). Sending `true` on `stop` interrupts the run (Ctrl-C).
 ///
 /// # Errors
 /// [`RunError`] when the plan's fleet cannot be built (nothing is started then).
@@ -278,6 +279,7 @@ pub async fn run(
     let recorder = tokio::spawn(record_loop(
         rx,
         events,
+        plan.events == scenario::EventsMode::Failures,
         live.clone(),
         start,
         watchdog,
@@ -773,10 +775,12 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// The recorder task: every record goes into the [`Recorder`] and, if asked, events.csv.
+/// The recorder task: every record goes into the [`Recorder`] and, if asked, events.csv
+/// (with `failures_only`, the records of attempts that did not activate).
 async fn record_loop(
     mut rx: mpsc::Receiver<AttemptRecord>,
     events: Option<Box<dyn io::Write + Send>>,
+    failures_only: bool,
     live: Arc<Live>,
     start: Instant,
     mut watchdog: Option<Watchdog>,
@@ -810,7 +814,9 @@ async fn record_loop(
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                     live.completed.fetch_add(1, Ordering::Relaxed);
-                    if let Some(w) = writer.as_mut()
+                    let wanted = !failures_only || rec.outcome != Outcome::Activated;
+                    if wanted
+                        && let Some(w) = writer.as_mut()
                         && let Err(e) = w.write(&rec) {
                             error.get_or_insert_with(|| e.to_string());
                             writer = None;

@@ -76,6 +76,9 @@ pub struct SummaryFile {
     pub started_utc: String,
     /// Which part of which run this is (`shard.count` 1: the whole run).
     pub shard: ShardInfo,
+    /// Which attempts events.csv holds: `full` (all; also what an older summary without
+    /// the key means), `failures` (those that did not activate) or `off` (no events.csv).
+    pub events: crate::scenario::EventsMode,
     /// Seconds from the first attempt to the end of the last.
     pub elapsed_s: f64,
     /// False when interrupted (a signal) or aborted (a gate) before the scenario's bounds.
@@ -434,6 +437,7 @@ pub fn write_results(
         target: target.clone(),
         started_utc: utc(run.started),
         shard: ShardInfo::of(plan, run),
+        events: plan.events,
         elapsed_s: run.elapsed.as_secs_f64(),
         complete: run.complete,
         aborted: run.aborted.clone(),
@@ -518,6 +522,18 @@ pub fn markdown(
         "- outcomes: {} activated, {} not activated, {} failed",
         b.activated, b.not_activated, b.failed
     );
+    match plan.events {
+        crate::scenario::EventsMode::Full => {}
+        crate::scenario::EventsMode::Failures => {
+            let _ = writeln!(
+                s,
+                "- events.csv: only the attempts that did not activate (`events = \"failures\"`)"
+            );
+        }
+        crate::scenario::EventsMode::Off => {
+            let _ = writeln!(s, "- events.csv: not written (`events = \"off\"`)");
+        }
+    }
     if let Some(note) = &run.rebuilt {
         let _ = writeln!(s, "\n> {note}\n");
     }

@@ -37,6 +37,7 @@ use super::loghist::LogHist;
 use crate::catalog::Application;
 use crate::catalog::{hresult, products};
 use crate::record::Phase;
+use crate::scenario::EventsMode;
 
 /// Rows of the lowest attempt numbers kept per pool for the charge curve.
 pub const CHARGE_ROWS_MAX: usize = 20_000;
@@ -243,37 +244,54 @@ pub fn read_dir(dir: &Path) -> Result<Results, ReadError> {
     let summary = read_summary(dir)?;
     let mut notes = Vec::new();
     let events_path = dir.join("events.csv");
-    let events = match fs::File::open(&events_path) {
-        Ok(f) => match read_events(io::BufReader::with_capacity(1 << 16, f), &events_path) {
-            Ok(e) => {
-                if e.skipped > 0 {
-                    notes.push(format!(
-                        "events.csv: {} rows could not be read and are left out (first: {})",
-                        e.skipped,
-                        e.first_skip.as_deref().unwrap_or("?")
-                    ));
-                }
-                if e.rows != summary.recorded.attempts {
-                    notes.push(format!(
-                        "events.csv has {} rows but the summary counts {} attempts; \
-                         per-second latency, charge curves and code times come from the rows",
-                        e.rows, summary.recorded.attempts
-                    ));
-                }
-                Some(e)
-            }
-            Err(e) => {
-                notes.push(e.to_string());
-                None
-            }
-        },
-        Err(e) => {
+    let events = match summary.events {
+        // Without a row per attempt, per-second figures from the rows would be wrong: the
+        // report uses the summary's timeline instead, as when events.csv is missing.
+        EventsMode::Failures | EventsMode::Off => {
             notes.push(format!(
-                "events.csv: {e}; per-second percentiles other than the total p50/p99, \
-                 per-product distributions and charge curves are not shown"
+                "events = \"{}\": events.csv {}; per-second percentiles other than the total \
+                 p50/p99, per-product distributions and charge curves are not shown",
+                summary.events.as_str(),
+                if summary.events == EventsMode::Off {
+                    "was not written"
+                } else {
+                    "holds only the attempts that did not activate"
+                }
             ));
             None
         }
+        EventsMode::Full => match fs::File::open(&events_path) {
+            Ok(f) => match read_events(io::BufReader::with_capacity(1 << 16, f), &events_path) {
+                Ok(e) => {
+                    if e.skipped > 0 {
+                        notes.push(format!(
+                            "events.csv: {} rows could not be read and are left out (first: {})",
+                            e.skipped,
+                            e.first_skip.as_deref().unwrap_or("?")
+                        ));
+                    }
+                    if e.rows != summary.recorded.attempts {
+                        notes.push(format!(
+                            "events.csv has {} rows but the summary counts {} attempts; \
+                         per-second latency, charge curves and code times come from the rows",
+                            e.rows, summary.recorded.attempts
+                        ));
+                    }
+                    Some(e)
+                }
+                Err(e) => {
+                    notes.push(e.to_string());
+                    None
+                }
+            },
+            Err(e) => {
+                notes.push(format!(
+                    "events.csv: {e}; per-second percentiles other than the total p50/p99, \
+                 per-product distributions and charge curves are not shown"
+                ));
+                None
+            }
+        },
     };
     let hlog_path = dir.join("histograms.hlog");
     let histograms = match fs::read(&hlog_path) {

@@ -34,7 +34,7 @@ use crate::record::RunResult;
 use crate::report::compare::{Comparison, Tolerances};
 use crate::report::read::{self, SummaryFile};
 use crate::report::{self, GateResult, TargetInfo, analysis, html};
-use crate::scenario::{self, Plan, Target};
+use crate::scenario::{self, EventsMode, Plan, Target};
 
 mod rebuild;
 
@@ -99,7 +99,7 @@ pub struct Prepared {
     target: TargetInfo,
     host: Option<host::HostHandle>,
     dir: PathBuf,
-    events: Box<dyn Write + Send>,
+    events: Option<Box<dyn Write + Send>>,
     live: Arc<Live>,
     load_done: (watch::Sender<bool>, watch::Receiver<bool>),
 }
@@ -161,14 +161,32 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
             ))
         })?;
     }
-    let events = fs::File::create(dir.join("events.csv"))
-        .map_err(|e| Error::Runtime(format!("cannot create {}/events.csv: {e}", dir.display())))?;
+    let events_path = dir.join("events.csv");
+    let events: Option<Box<dyn Write + Send>> = match plan.events {
+        EventsMode::Full | EventsMode::Failures => {
+            let file = fs::File::create(&events_path).map_err(|e| {
+                Error::Runtime(format!("cannot create {}: {e}", events_path.display()))
+            })?;
+            Some(Box::new(BufWriter::with_capacity(1 << 16, file)))
+        }
+        // No file, and none left over from an earlier run into the same `--out`, which
+        // would be read as this run's.
+        EventsMode::Off => match fs::remove_file(&events_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Runtime(format!(
+                    "cannot remove the old {}: {e}",
+                    events_path.display()
+                )));
+            }
+            _ => None,
+        },
+    };
     Ok(Prepared {
         addr,
         target,
         host,
         dir,
-        events: Box::new(BufWriter::with_capacity(1 << 16, events)),
+        events,
         live: Arc::new(Live::default()),
         load_done: watch::channel(false),
     })
@@ -268,7 +286,7 @@ impl Prepared {
                 report::gates::abort_reason(&gates, abort, recorder, elapsed)
             })
         });
-        let result = load::run(plan, addr, Some(events), live, stop, watchdog).await;
+        let result = load::run(plan, addr, events, live, stop, watchdog).await;
         let _ = load_done.0.send(true);
         if let Some(host) = host {
             host.shutdown().await;

@@ -44,9 +44,9 @@ pub use error::{Error, ScenarioError};
 pub use locate::Position;
 pub use plan::{
     Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED, Direction,
-    DiscoverTarget, FaultKind, FaultRule, Fleet, Gate, GateAbort, HostKey, HostOptions, LatencyOf,
-    Load, LoadModel, NdrMode, Plan, ProductShare, Region, RemoteTarget, Schedule, SkewDistribution,
-    Stage, StallPhase, Target, Timeouts, Window,
+    DiscoverTarget, EventsMode, FaultKind, FaultRule, Fleet, Gate, GateAbort, HostKey, HostOptions,
+    LatencyOf, Load, LoadModel, NdrMode, Plan, ProductShare, Region, RemoteTarget, Schedule,
+    SkewDistribution, Stage, StallPhase, Target, Timeouts, Window,
 };
 
 /// Values from the command line that replace keys of the file. They are applied before
@@ -69,6 +69,8 @@ pub struct Overrides {
     pub out: Option<PathBuf>,
     /// `--source-address ADDR,...`: replaces `[load] source_addresses`.
     pub source_addresses: Option<Vec<String>>,
+    /// `--events MODE`: replaces `events`.
+    pub events: Option<EventsMode>,
 }
 
 /// Reads and validates a scenario file.
@@ -704,6 +706,19 @@ mod tests {
                 max_attempts: None
             }
         );
+    }
+
+    #[test]
+    fn events_mode_from_the_file_and_the_flag() {
+        assert_eq!(parse(BOUND).unwrap().events, EventsMode::Full);
+        let text = format!("events = \"failures\"\n{BOUND}");
+        assert_eq!(parse(&text).unwrap().events, EventsMode::Failures);
+        let ov = Overrides {
+            events: Some(EventsMode::Off),
+            ..Overrides::default()
+        };
+        assert_eq!(parse_with(&text, &ov).unwrap().events, EventsMode::Off);
+        assert_error(&format!("events = \"some\"\n{BOUND}"), 1, "events", "full");
     }
 
     #[test]

@@ -48,6 +48,36 @@ pub struct Plan {
     pub faults: Vec<FaultRule>,
     /// Output directory (`out` key or `--out`); `None`: the runner's default.
     pub out: Option<PathBuf>,
+    /// Which attempts get an events.csv row (`events` key or `--events`).
+    pub events: EventsMode,
+}
+
+/// Which attempts events.csv holds (`events` key, `--events`). At tens of thousands of
+/// attempts per second a row per attempt is ~1 MB/s; the summary, the histograms and the
+/// timeline do not depend on it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventsMode {
+    /// One row per attempt.
+    #[default]
+    Full,
+    /// Rows only for the attempts that did not activate (not activated or failed).
+    Failures,
+    /// No events.csv.
+    Off,
+}
+
+impl EventsMode {
+    /// The name as written in the scenario file and summary.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Failures => "failures",
+            Self::Off => "off",
+        }
+    }
 }
 
 /// Where clients connect.

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use super::plan::{ClientReuse, Direction, LatencyOf, NdrMode, Region, StallPhase};
+use super::plan::{ClientReuse, Direction, EventsMode, LatencyOf, NdrMode, Region, StallPhase};
 use crate::catalog::Application;
 use crate::record::Phase;
 
@@ -28,6 +28,7 @@ pub(crate) struct RawScenario {
     pub(crate) confirm_discovered: Option<String>,
     pub(crate) seed: Option<u64>,
     pub(crate) out: Option<String>,
+    pub(crate) events: Option<EventsMode>,
     pub(crate) host: Option<RawHost>,
     pub(crate) fleet: Option<RawFleet>,
     pub(crate) client: Option<RawClient>,
@@ -352,6 +353,7 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
             "confirm_discovered",
             "seed",
             "out",
+            "events",
             "host",
             "fleet",
             "client",

@@ -315,6 +315,7 @@ pub(crate) fn validate(
         gate_abort,
         faults,
         out,
+        events: ov.events.or(raw.events).unwrap_or_default(),
     })
 }
 

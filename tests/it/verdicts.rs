@@ -352,3 +352,71 @@ fn runs_started_in_the_same_second_get_their_own_directories() {
         assert_eq!(assert_accounting(&d)["attempts"], 20);
     }
 }
+
+#[test]
+fn events_modes_full_failures_and_off() {
+    // A fresh host: the first 24 distinct Windows clients are not activated, the rest are.
+    let text = "name = \"modes\"\n[fleet]\nreuse = \"new\"\nsize = 40\n[load]\nrate = 400\nattempts = 40\n";
+    let run = |name: &str, text: &str, extra: &[&str]| {
+        let dir = temp_dir(name);
+        let file = write_scenario(&dir, text);
+        let out = dir.join("results");
+        let mut args = vec![
+            "run",
+            &file,
+            "--quiet",
+            "--no-html",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = crate::util::kmsload(&args);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", show(&o));
+        let s = summary(&out);
+        (out, s)
+    };
+    let rows = |out: &std::path::Path| -> Vec<csv::StringRecord> {
+        csv::Reader::from_path(out.join("events.csv"))
+            .unwrap()
+            .records()
+            .map(Result::unwrap)
+            .collect()
+    };
+
+    let (out, s) = run("events-full", text, &[]);
+    assert_eq!(s["events"], "full");
+    assert_eq!(s["by_outcome"]["not_activated"], 24);
+    assert_eq!(rows(&out).len(), 40);
+    assert!(
+        rows(&out)
+            .iter()
+            .all(|r| ["V4", "V5", "V6"].contains(&&r[4]))
+    );
+
+    let (out, s) = run("events-failures", text, &["--events", "failures"]);
+    assert_eq!(s["events"], "failures");
+    assert_eq!(s["attempts"], 40, "the summary still counts every attempt");
+    let failed = rows(&out);
+    assert_eq!(failed.len(), 24);
+    assert!(
+        failed.iter().all(|r| &r[9] == "not_activated"),
+        "{failed:?}"
+    );
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("events = \"failures\""), "{report}");
+
+    // The key in the file, and a results directory without events.csv that still renders.
+    let (out, s) = run("events-off", &format!("events = \"off\"\n{text}"), &[]);
+    assert_eq!(s["events"], "off");
+    assert_eq!(s["attempts"], 40);
+    assert!(!out.join("events.csv").exists());
+    let o = crate::util::kmsload(&["report", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    // --events replaces the key.
+    let (out, _) = run(
+        "events-flag-wins",
+        &format!("events = \"off\"\n{text}"),
+        &["--events", "full"],
+    );
+    assert_eq!(rows(&out).len(), 40);
+}
