@@ -97,8 +97,8 @@ pub struct Args {
     #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',')]
     pub source_address: Vec<String>,
 
-    /// Which attempts get an events.csv row: full (every attempt), failures (those that did
-    /// not activate) or off (no events.csv); replaces the scenario's `events`.
+    /// Per-attempt rows: full (events.csv, every attempt), failures (failures.csv, those that
+    /// did not activate) or off (neither); replaces the scenario's `events`.
     #[arg(long, value_enum, value_name = "MODE")]
     pub events: Option<EventsMode>,
 

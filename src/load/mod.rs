@@ -206,7 +206,7 @@ struct Pooled {
 
 /// Runs `plan` against `target` and returns what was recorded. `events`, if given, receives
 /// events.csv as the run goes (every attempt, or with `events = "failures"` those that did
-/// not activate). Sending `true` on `stop` interrupts the run (Ctrl-C).
+/// not activate, for failures.csv). Sending `true` on `stop` interrupts the run (Ctrl-C).
 ///
 /// # Errors
 /// [`RunError`] when the plan's fleet cannot be built (nothing is started then).

@@ -76,8 +76,9 @@ pub struct SummaryFile {
     pub started_utc: String,
     /// Which part of which run this is (`shard.count` 1: the whole run).
     pub shard: ShardInfo,
-    /// Which attempts events.csv holds: `full` (all; also what an older summary without
-    /// the key means), `failures` (those that did not activate) or `off` (no events.csv).
+    /// The per-attempt rows written: `full` (events.csv, every attempt; also what an older
+    /// summary without the key means), `failures` (failures.csv, the attempts that did not
+    /// activate) or `off` (neither).
     pub events: crate::scenario::EventsMode,
     /// Seconds from the first attempt to the end of the last.
     pub elapsed_s: f64,
@@ -527,11 +528,12 @@ pub fn markdown(
         crate::scenario::EventsMode::Failures => {
             let _ = writeln!(
                 s,
-                "- events.csv: only the attempts that did not activate (`events = \"failures\"`)"
+                "- events: failures.csv holds the attempts that did not activate, no events.csv \
+                 (`events = \"failures\"`)"
             );
         }
         crate::scenario::EventsMode::Off => {
-            let _ = writeln!(s, "- events.csv: not written (`events = \"off\"`)");
+            let _ = writeln!(s, "- events: no events.csv (`events = \"off\"`)");
         }
     }
     if let Some(note) = &run.rebuilt {

@@ -249,13 +249,13 @@ pub fn read_dir(dir: &Path) -> Result<Results, ReadError> {
         // report uses the summary's timeline instead, as when events.csv is missing.
         EventsMode::Failures | EventsMode::Off => {
             notes.push(format!(
-                "events = \"{}\": events.csv {}; per-second percentiles other than the total \
-                 p50/p99, per-product distributions and charge curves are not shown",
+                "events = \"{}\": no events.csv{}; per-second percentiles other than the \
+                 total p50/p99, per-product distributions and charge curves are not shown",
                 summary.events.as_str(),
                 if summary.events == EventsMode::Off {
-                    "was not written"
+                    ""
                 } else {
-                    "holds only the attempts that did not activate"
+                    " (failures.csv holds the attempts that did not activate)"
                 }
             ));
             None

@@ -161,25 +161,33 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
             ))
         })?;
     }
-    let events_path = dir.join("events.csv");
-    let events: Option<Box<dyn Write + Send>> = match plan.events {
-        EventsMode::Full | EventsMode::Failures => {
-            let file = fs::File::create(&events_path).map_err(|e| {
-                Error::Runtime(format!("cannot create {}: {e}", events_path.display()))
-            })?;
-            Some(Box::new(BufWriter::with_capacity(1 << 16, file)))
-        }
-        // No file, and none left over from an earlier run into the same `--out`, which
-        // would be read as this run's.
-        EventsMode::Off => match fs::remove_file(&events_path) {
+    // events.csv always holds every attempt (merge and the rebuild of a killed run rely on
+    // it); the failures alone go to failures.csv, with the same columns. A file of the other
+    // name left by an earlier run into the same `--out` would be read as this run's.
+    let (write, stale): (Option<&str>, &[&str]) = match plan.events {
+        EventsMode::Full => (Some("events.csv"), &["failures.csv"]),
+        EventsMode::Failures => (Some("failures.csv"), &["events.csv"]),
+        EventsMode::Off => (None, &["events.csv", "failures.csv"]),
+    };
+    for name in stale {
+        match fs::remove_file(dir.join(name)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(Error::Runtime(format!(
                     "cannot remove the old {}: {e}",
-                    events_path.display()
+                    dir.join(name).display()
                 )));
             }
-            _ => None,
-        },
+            _ => {}
+        }
+    }
+    let events: Option<Box<dyn Write + Send>> = match write {
+        Some(name) => {
+            let path = dir.join(name);
+            let file = fs::File::create(&path)
+                .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", path.display())))?;
+            Some(Box::new(BufWriter::with_capacity(1 << 16, file)))
+        }
+        None => None,
     };
     Ok(Prepared {
         addr,

@@ -52,20 +52,21 @@ pub struct Plan {
     pub events: EventsMode,
 }
 
-/// Which attempts events.csv holds (`events` key, `--events`). At tens of thousands of
-/// attempts per second a row per attempt is ~1 MB/s; the summary, the histograms and the
-/// timeline do not depend on it.
+/// Which attempts get a row (`events` key, `--events`). At tens of thousands of attempts per
+/// second a row per attempt is ~1 MB/s; the summary, the histograms and the timeline do not
+/// depend on it.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, clap::ValueEnum,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum EventsMode {
-    /// One row per attempt.
+    /// events.csv: one row per attempt.
     #[default]
     Full,
-    /// Rows only for the attempts that did not activate (not activated or failed).
+    /// failures.csv, with events.csv's columns: only the attempts that did not activate (not
+    /// activated or failed). No events.csv, which always means every attempt.
     Failures,
-    /// No events.csv.
+    /// Neither file.
     Off,
 }
 

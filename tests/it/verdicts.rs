@@ -375,8 +375,8 @@ fn events_modes_full_failures_and_off() {
         let s = summary(&out);
         (out, s)
     };
-    let rows = |out: &std::path::Path| -> Vec<csv::StringRecord> {
-        csv::Reader::from_path(out.join("events.csv"))
+    let rows = |path: std::path::PathBuf| -> Vec<csv::StringRecord> {
+        csv::Reader::from_path(path)
             .unwrap()
             .records()
             .map(Result::unwrap)
@@ -386,17 +386,20 @@ fn events_modes_full_failures_and_off() {
     let (out, s) = run("events-full", text, &[]);
     assert_eq!(s["events"], "full");
     assert_eq!(s["by_outcome"]["not_activated"], 24);
-    assert_eq!(rows(&out).len(), 40);
+    let all = rows(out.join("events.csv"));
+    assert_eq!(all.len(), 40);
     assert!(
-        rows(&out)
-            .iter()
-            .all(|r| ["V4", "V5", "V6"].contains(&&r[4]))
+        all.iter().all(|r| ["V4", "V5", "V6"].contains(&&r[4])),
+        "{all:?}"
     );
+    assert!(!out.join("failures.csv").exists());
 
     let (out, s) = run("events-failures", text, &["--events", "failures"]);
     assert_eq!(s["events"], "failures");
     assert_eq!(s["attempts"], 40, "the summary still counts every attempt");
-    let failed = rows(&out);
+    // events.csv always means every attempt: the failures go to their own file.
+    assert!(!out.join("events.csv").exists());
+    let failed = rows(out.join("failures.csv"));
     assert_eq!(failed.len(), 24);
     assert!(
         failed.iter().all(|r| &r[9] == "not_activated"),
@@ -409,7 +412,7 @@ fn events_modes_full_failures_and_off() {
     let (out, s) = run("events-off", &format!("events = \"off\"\n{text}"), &[]);
     assert_eq!(s["events"], "off");
     assert_eq!(s["attempts"], 40);
-    assert!(!out.join("events.csv").exists());
+    assert!(!out.join("events.csv").exists() && !out.join("failures.csv").exists());
     let o = crate::util::kmsload(&["report", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     // --events replaces the key.
@@ -418,5 +421,5 @@ fn events_modes_full_failures_and_off() {
         &format!("events = \"off\"\n{text}"),
         &["--events", "full"],
     );
-    assert_eq!(rows(&out).len(), 40);
+    assert_eq!(rows(out.join("events.csv")).len(), 40);
 }
