@@ -100,6 +100,47 @@ pub struct CodeChange {
     pub count: u64,
 }
 
+/// One way the offered load of the two runs differs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadDifference {
+    /// `load` (model, rate or clients), `duration`, `attempts` or `connection`.
+    pub what: &'static str,
+    /// The baseline's, as summary.json's `config` has it.
+    pub baseline: String,
+    /// The current run's.
+    pub current: String,
+}
+
+/// The ways the load of `b` and `c` differ. A key an older summary lacks is not compared.
+fn load_differences(b: &SummaryFile, c: &SummaryFile) -> Vec<LoadDifference> {
+    let (b, c) = (&b.config, &c.config);
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "none".to_owned());
+    let pairs = [
+        ("load", b.load.clone(), c.load.clone()),
+        (
+            "duration",
+            opt(b.max_duration_s.map(|s| format!("{} s", trim(s)))),
+            opt(c.max_duration_s.map(|s| format!("{} s", trim(s)))),
+        ),
+        (
+            "attempts",
+            opt(b.max_attempts.map(|n| n.to_string())),
+            opt(c.max_attempts.map(|n| n.to_string())),
+        ),
+        ("connection", b.connection.clone(), c.connection.clone()),
+    ];
+    let older = b.load.is_empty() || c.load.is_empty();
+    pairs
+        .into_iter()
+        .filter(|(_, x, y)| x != y && !older)
+        .map(|(what, baseline, current)| LoadDifference {
+            what,
+            baseline,
+            current,
+        })
+        .collect()
+}
+
 /// The result of [`compare`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
@@ -109,6 +150,10 @@ pub struct Comparison {
     pub current: String,
     /// Scenario names, when they differ (comparing different scenarios is allowed, and said).
     pub scenario_mismatch: Option<(String, String)>,
+    /// How the load the two runs offered differs (model and rate or clients, bounds,
+    /// connections); empty when it is the same. A "no regression" between different loads
+    /// says little, so every output warns about it.
+    pub load_differs: Vec<LoadDifference>,
     /// The tolerances applied.
     pub tolerances: Tolerances,
     /// Every compared figure.
@@ -326,6 +371,7 @@ pub fn compare(
         current: names.1.to_owned(),
         scenario_mismatch: (baseline.scenario != current.scenario)
             .then(|| (baseline.scenario.clone(), current.scenario.clone())),
+        load_differs: load_differences(baseline, current),
         tolerances: *tol,
         metrics: m,
         codes_appeared,
@@ -413,11 +459,33 @@ impl Comparison {
     }
 
     fn verdict(&self) -> String {
-        match self.regressions.len() {
+        let verdict = match self.regressions.len() {
             0 => "no regression".to_owned(),
             1 => format!("1 regression: {}", self.regressions[0]),
             n => format!("{n} regressions: {}", self.regressions.join(", ")),
+        };
+        if self.load_differs.is_empty() {
+            verdict
+        } else {
+            format!("{verdict} (under a different load)")
         }
+    }
+
+    /// The warning about a different offered load, if it differs.
+    fn load_warning(&self) -> Option<String> {
+        if self.load_differs.is_empty() {
+            return None;
+        }
+        let list: Vec<String> = self
+            .load_differs
+            .iter()
+            .map(|d| format!("{} {} vs {}", d.what, d.baseline, d.current))
+            .collect();
+        Some(format!(
+            "the runs offered different loads ({}): the figures are not comparable as a \
+             regression check",
+            list.join("; ")
+        ))
     }
 
     fn codes_lines(&self) -> Vec<String> {
@@ -451,6 +519,9 @@ impl Comparison {
         );
         if let Some((b, c)) = &self.scenario_mismatch {
             let _ = writeln!(s, "  note: different scenarios ({b} vs {c})");
+        }
+        if let Some(w) = self.load_warning() {
+            let _ = writeln!(s, "  warning: {w}");
         }
         let w = self
             .metrics
@@ -495,13 +566,16 @@ impl Comparison {
             if self.regressed() {
                 format!("**{}**", self.verdict())
             } else {
-                "no regression".to_owned()
+                self.verdict()
             },
             self.baseline.replace('`', "'"),
             self.current.replace('`', "'")
         );
         if let Some((b, c)) = &self.scenario_mismatch {
             let _ = writeln!(s, "\n> different scenarios: `{b}` vs `{c}`");
+        }
+        if let Some(w) = self.load_warning() {
+            let _ = writeln!(s, "\n> **warning:** {w}");
         }
         s.push_str("\n| metric | baseline | current | change | |\n|---|--:|--:|--:|---|\n");
         for m in &self.metrics {
@@ -721,6 +795,48 @@ mod tests {
             r.text()
                 .contains("codes new in the current run: 0xC004F038")
         );
+    }
+
+    #[test]
+    fn a_different_load_is_said_in_every_format() {
+        let mut b = summary();
+        b.config.load = "open, constant 100/s".into();
+        b.config.max_duration_s = Some(30.0);
+        b.config.connection = "new".into();
+        let c = b.clone();
+        let same = run(&b, &c);
+        assert!(same.load_differs.is_empty());
+        assert!(!same.text().contains("warning"), "{}", same.text());
+        assert!(!same.json().contains("different load"));
+
+        let mut c = b.clone();
+        c.config.load = "open, constant 500/s".into();
+        c.config.max_duration_s = Some(10.0);
+        let x = run(&b, &c);
+        assert!(!x.regressed(), "a different load alone is no regression");
+        let whats: Vec<&str> = x.load_differs.iter().map(|d| d.what).collect();
+        assert_eq!(whats, ["load", "duration"]);
+        let text = x.text();
+        assert!(
+            text.contains("warning: the runs offered different loads (load open, constant 100/s vs open, constant 500/s; duration 30 s vs 10 s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("verdict: no regression (under a different load)"),
+            "{text}"
+        );
+        assert!(
+            x.markdown()
+                .contains("> **warning:** the runs offered different loads")
+        );
+        let json: serde_json::Value = serde_json::from_str(&x.json()).unwrap();
+        assert_eq!(json["load_differs"][0]["current"], "open, constant 500/s");
+        assert_eq!(json["load_differs"][1]["baseline"], "30 s");
+
+        // A summary from before `config` was written is not guessed at.
+        let mut old = b.clone();
+        old.config.load = String::new();
+        assert!(run(&old, &c).load_differs.is_empty());
     }
 
     #[test]
