@@ -3,10 +3,22 @@
 
 use crate::wire::ndr::{RequestStub, ResponseStub, StubError, Syntax};
 use crate::wire::rpc::{
-    AlterContext, AlterContextResp, BindAck, ContextElem, ContextResult, Fault, KMS_INTERFACE,
-    NcaStatus, Pdu, PduError, PfcFlags, Ptype, RejectReason, Request, Response, SecondaryAddress,
-    TransferSyntax,
+    AlterContext, AlterContextResp, Bind, BindAck, BindNak, ContextElem, ContextResult, Fault,
+    Header, KMS_INTERFACE, NakReason, NcaStatus, Pdu, PduError, PfcFlags, Ptype, RejectReason,
+    Request, Response, SecondaryAddress, TransferSyntax,
 };
+
+/// Presentation contexts one association may hold. A KMS client needs at most two (NDR32
+/// and NDR64; the BTFN item is not a context); the margin covers clients that renumber.
+/// Without a bound, repeated alter_contexts register up to 65,536 per connection. Windows
+/// bounds them too (MS-RPCE 3.3.1.5: 4,000 per registered interface) and refuses the excess
+/// with a bind_nak, reason local_limit_exceeded.
+pub const MAX_CONTEXTS: usize = 8;
+
+/// The largest bind or alter_context PDU the host reads. A Windows client's bind (three items)
+/// is 160 bytes and its alter_context 72; a longer one is refused with a bind_nak (local
+/// limit exceeded) before its items are decoded.
+pub const MAX_NEGOTIATION_PDU: usize = 1024;
 
 use super::{CALL_FIXED_LEN, FAULT_LEN};
 
@@ -159,6 +171,10 @@ impl HostSession {
     /// the response payload, or an HRESULT to send as an error stub.
     ///
     /// - bind → bind_ack (once per association); alter_context → alter_context_resp;
+    /// - a bind or alter_context longer than [`MAX_NEGOTIATION_PDU`], or one that would leave
+    ///   the association with more than [`MAX_CONTEXTS`] contexts → bind_nak, reason
+    ///   local_limit_exceeded, and nothing recorded (after a refused bind the client may bind
+    ///   again; after a refused alter_context the contexts it had stay usable);
     /// - request on a negotiated context, opnum 0 → response in that context's syntax;
     /// - request on an unknown context → fault nca_s_unk_if (flags 0x23), checked first;
     /// - request with opnum ≠ 0 → fault nca_s_op_rng_error;
@@ -182,6 +198,28 @@ impl HostSession {
     where
         F: FnMut(&[u8]) -> Result<Vec<u8>, u32>,
     {
+        if pdu.len() > MAX_NEGOTIATION_PDU {
+            // Answered from the header alone: the items of an oversized bind are never read.
+            let h = match Header::new_checked(pdu).and_then(|h| h.check().map(|()| h)) {
+                Ok(h) => h,
+                Err(e) => return HostAction::Close(CloseReason::Malformed(e)),
+            };
+            match h.ptype() {
+                Ptype::BIND if self.is_bound() => {
+                    return HostAction::Close(CloseReason::SecondBind);
+                }
+                Ptype::ALTER_CONTEXT if !self.is_bound() => {
+                    return HostAction::Close(CloseReason::NotBound(Ptype::ALTER_CONTEXT));
+                }
+                Ptype::ALTER_CONTEXT if !self.config.alter_context => {
+                    return HostAction::Close(CloseReason::AlterContextUnsupported);
+                }
+                Ptype::BIND | Ptype::ALTER_CONTEXT => {
+                    return HostAction::Send(Self::nak(h.call_id()));
+                }
+                _ => {}
+            }
+        }
         let pdu = match Pdu::parse(pdu) {
             Ok(pdu) => pdu,
             Err(e) => return HostAction::Close(CloseReason::Malformed(e)),
@@ -191,7 +229,9 @@ impl HostSession {
                 if self.is_bound() {
                     return HostAction::Close(CloseReason::SecondBind);
                 }
-                let results = self.evaluate(&bind.contexts);
+                let Some(results) = self.evaluate(&bind) else {
+                    return HostAction::Send(Self::nak(bind.call_id));
+                };
                 let mpx = match self.config.bind_ack_flags {
                     BindAckFlags::MirrorConcMpx => bind.flags.contains(PfcFlags::CONC_MPX),
                     BindAckFlags::AlwaysConcMpx => true,
@@ -215,7 +255,9 @@ impl HostSession {
                 if !self.config.alter_context {
                     return HostAction::Close(CloseReason::AlterContextUnsupported);
                 }
-                let results = self.evaluate(&alter.contexts);
+                let Some(results) = self.evaluate(&alter) else {
+                    return HostAction::Send(Self::nak(alter.call_id));
+                };
                 let resp = AlterContextResp(BindAck {
                     flags: PfcFlags::SINGLE,
                     call_id: alter.call_id,
@@ -232,14 +274,22 @@ impl HostSession {
         }
     }
 
-    /// The results for a list of context items, recording accepted contexts.
-    fn evaluate(&mut self, items: &[ContextElem]) -> Vec<ContextResult> {
+    /// The results for a bind's or alter_context's items, recording the accepted contexts;
+    /// `None` (and nothing recorded) when the association would then hold more than
+    /// [`MAX_CONTEXTS`].
+    fn evaluate(&mut self, pdu: &Bind) -> Option<Vec<ContextResult>> {
+        let items = &pdu.contexts;
+        if items.len() > MAX_CONTEXTS + 1 {
+            // More items than contexts allowed plus the BTFN item: refused unread.
+            return None;
+        }
         let ndr64_offered = self.config.ndr64
             && items.iter().any(|c| {
                 c.abstract_syntax == KMS_INTERFACE
                     && c.transfer_syntaxes.contains(&TransferSyntax::Ndr64)
             });
         let mut results = Vec::with_capacity(items.len());
+        let mut contexts = self.contexts.clone();
         for item in items {
             let result = self.evaluate_item(item, ndr64_offered);
             let accepted = match result {
@@ -247,12 +297,27 @@ impl HostSession {
                 _ => None,
             };
             if let Some(syntax) = accepted {
-                self.contexts.retain(|&(id, _)| id != item.context_id);
-                self.contexts.push((item.context_id, syntax));
+                contexts.retain(|&(id, _)| id != item.context_id);
+                contexts.push((item.context_id, syntax));
             }
             results.push(result);
         }
-        results
+        if contexts.len() > MAX_CONTEXTS {
+            return None;
+        }
+        self.contexts = contexts;
+        Some(results)
+    }
+
+    /// A bind_nak refusing the negotiation for lack of room (MS-RPCE 3.3.1.5).
+    fn nak(call_id: u32) -> Vec<u8> {
+        BindNak {
+            flags: PfcFlags::SINGLE,
+            call_id,
+            reason: NakReason::LOCAL_LIMIT_EXCEEDED,
+            versions: vec![(5, 0)],
+        }
+        .to_bytes()
     }
 
     fn evaluate_item(&self, item: &ContextElem, ndr64_offered: bool) -> ContextResult {
@@ -450,6 +515,103 @@ mod tests {
             masked(&h(FAULT), &[field::CANCEL_COUNT, field::RESERVED])
         );
         assert!(!host.is_closed());
+    }
+
+    fn alter(call_id: u32, items: Vec<ContextElem>) -> Vec<u8> {
+        let mut bind = Bind::parse(&client_bind()).unwrap();
+        bind.call_id = call_id;
+        bind.contexts = items;
+        AlterContext(bind).to_bytes()
+    }
+
+    fn assert_nak(bytes: &[u8], call_id: u32) {
+        match Pdu::parse(bytes).unwrap() {
+            Pdu::BindNak(nak) => {
+                assert_eq!(nak.reason, NakReason::LOCAL_LIMIT_EXCEEDED);
+                assert_eq!(nak.call_id, call_id);
+            }
+            other => panic!("expected a bind_nak, got {other}"),
+        }
+    }
+
+    #[test]
+    fn host_bounds_the_contexts_of_an_association() {
+        let mut host = bound_host();
+        assert_eq!(host.contexts(), [(1, Syntax::Ndr64)]);
+        let mut acked = 0;
+        for id in 100..1100u16 {
+            let call_id = u32::from(id);
+            let reply = send(
+                &mut host,
+                &alter(call_id, vec![ContextElem::kms(id, TransferSyntax::Ndr64)]),
+            );
+            match Pdu::parse(&reply).unwrap() {
+                Pdu::AlterContextResp(_) => acked += 1,
+                _ => assert_nak(&reply, call_id),
+            }
+            assert!(host.contexts().len() <= MAX_CONTEXTS);
+        }
+        assert_eq!(acked, MAX_CONTEXTS - 1);
+        // Re-negotiating a context the association holds still works, and so do requests.
+        let reply = send(
+            &mut host,
+            &alter(5, vec![ContextElem::kms(1, TransferSyntax::Ndr64)]),
+        );
+        assert!(matches!(
+            Pdu::parse(&reply).unwrap(),
+            Pdu::AlterContextResp(_)
+        ));
+        let req = kms_request(1, 0, RequestStub { payload: b"ab" }.to_bytes(Syntax::Ndr64));
+        assert!(matches!(
+            Pdu::parse(&send(&mut host, &req)).unwrap(),
+            Pdu::Response(_)
+        ));
+        // A refused alter_context records none of its items.
+        let mut host = bound_host();
+        let many: Vec<_> = (10..10 + MAX_CONTEXTS as u16)
+            .map(|id| ContextElem::kms(id, TransferSyntax::Ndr64))
+            .collect();
+        assert_nak(&send(&mut host, &alter(9, many)), 9);
+        assert_eq!(host.contexts(), [(1, Syntax::Ndr64)]);
+        assert!(!host.is_closed());
+    }
+
+    #[test]
+    fn host_refuses_oversized_binds_and_alter_contexts_unread() {
+        let big = |call_id| {
+            // Each item repeats NDR32 40 times: 4 items of 844 bytes.
+            let items = (0..4)
+                .map(|id| ContextElem {
+                    transfer_syntaxes: vec![TransferSyntax::Ndr32; 40],
+                    ..ContextElem::kms(id, TransferSyntax::Ndr32)
+                })
+                .collect();
+            alter(call_id, items)
+        };
+        let alter_pdu = big(3);
+        assert!(alter_pdu.len() > MAX_NEGOTIATION_PDU);
+        let mut host = bound_host();
+        assert_nak(&send(&mut host, &alter_pdu), 3);
+        assert_eq!(host.contexts(), [(1, Syntax::Ndr64)]);
+
+        // The same items as a bind: refused, and the client may bind again.
+        let mut bind_pdu = alter_pdu.clone();
+        bind_pdu[2] = Ptype::BIND.0;
+        let mut host = HostSession::new(HostRpcConfig::default(), 7);
+        assert_nak(&send(&mut host, &bind_pdu), 3);
+        assert!(!host.is_bound());
+        assert!(matches!(
+            Pdu::parse(&send(&mut host, &client_bind())).unwrap(),
+            Pdu::BindAck(_)
+        ));
+        // Once bound, an oversized bind is a second bind, and closes.
+        assert_eq!(close(&mut host, &bind_pdu), CloseReason::SecondBind);
+        // Before the bind, an oversized alter_context closes as any alter_context does.
+        let mut host = HostSession::new(HostRpcConfig::default(), 7);
+        assert_eq!(
+            close(&mut host, &big(4)),
+            CloseReason::NotBound(Ptype::ALTER_CONTEXT)
+        );
     }
 
     #[test]
