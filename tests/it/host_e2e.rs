@@ -969,3 +969,67 @@ mod cli {
         );
     }
 }
+
+mod negotiation_limits {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use kmsload::wire::rpc::{AlterContext, Bind, ContextElem, Pdu, TransferSyntax};
+    use kmsload::wire::session::{ClientRpcConfig, ClientSession, MAX_CONTEXTS};
+
+    /// Reads one whole PDU, under a deadline.
+    async fn read_pdu(s: &mut TcpStream) -> Vec<u8> {
+        let read = async {
+            let mut pdu = vec![0u8; 16];
+            s.read_exact(&mut pdu).await.unwrap();
+            let len = usize::from(u16::from_le_bytes([pdu[8], pdu[9]]));
+            pdu.resize(len, 0);
+            s.read_exact(&mut pdu[16..]).await.unwrap();
+            pdu
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("the host answers within 10 s")
+    }
+
+    #[tokio::test]
+    async fn alter_context_floods_stay_bounded_and_other_clients_activate() {
+        let (host, clock) = host(|o| o.host.charged = true).await;
+        let bind = ClientSession::new(ClientRpcConfig::default())
+            .bind()
+            .unwrap();
+        let mut naks = 0;
+        let mut floods = Vec::new();
+        for _ in 0..4 {
+            let mut s = TcpStream::connect(host.addr()).await.unwrap();
+            s.write_all(&bind).await.unwrap();
+            assert!(matches!(
+                Pdu::parse(&read_pdu(&mut s).await),
+                Ok(Pdu::BindAck(_))
+            ));
+            for id in 100..400u16 {
+                let mut alter = Bind::parse(&bind).unwrap();
+                alter.call_id = u32::from(id);
+                alter.contexts = vec![ContextElem::kms(id, TransferSyntax::Ndr64)];
+                s.write_all(&AlterContext(alter).to_bytes()).await.unwrap();
+                match Pdu::parse(&read_pdu(&mut s).await).unwrap() {
+                    Pdu::AlterContextResp(_) => {}
+                    Pdu::BindNak(_) => naks += 1,
+                    other => panic!("unexpected {other}"),
+                }
+            }
+            floods.push(s);
+        }
+        // Per connection, the contexts beyond MAX_CONTEXTS (one is the bind's) were refused.
+        assert_eq!(naks, 4 * (300 - (MAX_CONTEXTS - 1)));
+        // The flooding connections are still open, and other clients still activate.
+        let mut c = client(host.addr());
+        let p = product(WIN_CLIENT);
+        for i in 0..5 {
+            let a = activate(&mut c, &request(p, 6, cmid(9, i), clock_now(&clock))).await;
+            assert_eq!(outcome(&a), Outcome::Activated, "{:?}", a.verdict());
+        }
+        drop(floods);
+    }
+}
