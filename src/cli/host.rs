@@ -346,9 +346,9 @@ fn open_files_warning(max_connections: usize, limit: Option<u64>) -> Option<Stri
     (needed > limit).then(|| {
         format!(
             "warning: --max-connections {connections} needs about {needed} open files, but the \
-             open-file limit is {limit}: connections beyond about {} will be refused at accept \
-             (counted in the statistics the host prints when it stops). Raise the limit (ulimit -n {needed}) or lower \
-             --max-connections.",
+             open-file limit is {limit}: connections beyond about {} will fail at accept (logged \
+             as they happen, at most one line a second). Raise the limit (ulimit -n {needed}) or \
+             lower --max-connections.",
             limit.saturating_sub(SLACK)
         )
     })

@@ -367,6 +367,80 @@ mod counting {
     }
 }
 
+mod logged_at_once {
+    /// Issue 12, item 15: an idle timeout too long for an `Instant` (a library caller's
+    /// `Duration::MAX`) once panicked every connection task; now it means "never".
+    #[tokio::test]
+    async fn an_idle_timeout_beyond_any_instant_still_serves() {
+        let (host, clock) = host(|o| {
+            o.host.charged = true;
+            o.idle_timeout = Duration::MAX;
+        })
+        .await;
+        let mut c = client(host.addr());
+        let attempts = fleet(&mut c, &clock, product(WIN_CLIENT), 16, 2).await;
+        assert!(attempts.iter().all(|a| outcome(a) == Outcome::Activated));
+        host.shutdown().await;
+    }
+
+    use std::sync::Mutex;
+
+    use kmsload::host::server::{LogEvent, Logger};
+
+    use super::*;
+
+    /// Issue 12, item 16: a failing save is logged when it fails, not only at exit.
+    #[tokio::test]
+    async fn a_failed_periodic_save_is_logged_when_it_fails() {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("host-e2e-save-fails-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = lines.clone();
+        let (host, clock) = host(|o| {
+            o.state_file = Some(path.clone());
+            o.state_interval = Duration::from_millis(50);
+            o.log = Some(Logger::new(move |e| {
+                if matches!(e, LogEvent::SaveFailed { .. }) {
+                    sink.lock().unwrap().push(e.to_string());
+                }
+            }));
+        })
+        .await;
+        let mut c = client(host.addr());
+        fleet(&mut c, &clock, product(OFFICE), 14, 1).await;
+        for _ in 0..100 {
+            if path.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(path.exists(), "first save");
+        // The directory goes away under the running host; the next change cannot be saved.
+        std::fs::remove_dir_all(&dir).unwrap();
+        fleet(&mut c, &clock, product(OFFICE), 15, 1).await;
+        let mut logged = Vec::new();
+        for _ in 0..100 {
+            logged = lines.lock().unwrap().clone();
+            if !logged.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let line = logged
+            .first()
+            .expect("a failed save logged within 5 s, before the stop");
+        assert!(line.contains("state NOT saved to"), "{line}");
+        assert!(line.contains(&path.display().to_string()), "{line}");
+        assert!(line.contains("tried again"), "{line}");
+        // Saving it again at stop fails too, and is reported as before.
+        let report = host.shutdown().await;
+        assert!(report.state_error.is_some());
+    }
+}
+
 mod checks {
     use super::*;
     use kmsload::host::HostKey;
@@ -949,6 +1023,95 @@ mod cli {
         );
         assert!(state.is_file(), "saved at exit");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Issue 12, item 17: with the open-file limit below --max-connections, the host warns at
+    /// start and logs failed accepts as they happen, at most one line a second with a count.
+    #[cfg(unix)]
+    #[test]
+    fn accept_errors_are_logged_as_they_happen_and_rate_limited() {
+        use std::sync::mpsc;
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "ulimit -n 48 && exec \"$0\" host --listen 127.0.0.1:0 --max-connections 500",
+                crate::util::KMSLOAD,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        let (tx, rx) = mpsc::channel::<(Instant, String)>();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        let next = |what: &str| {
+            rx.recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no stderr line ({what}) within 10 s"))
+        };
+        let (_, first) = next("listening");
+        let Some(addr) = first.strip_prefix("kmsload host listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            if (first.contains("ulimit") || first.contains("limit"))
+                && std::env::var("CI").as_deref() != Ok("true")
+            {
+                println!("SKIPPED: the shell cannot lower the open-file limit here ({first})");
+                return;
+            }
+            panic!("unexpected first line {first:?}");
+        };
+        let addr = addr.to_owned();
+        let (_, warning) = next("open-file warning");
+        assert!(warning.contains("open-file limit is 48"), "{warning}");
+        assert!(warning.contains("logged as they happen"), "{warning}");
+        // Hold more connections than the host has descriptors for.
+        let held: Vec<std::net::TcpStream> = (0..80)
+            .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+            .collect();
+        assert!(held.len() >= 60, "{} connections", held.len());
+        let mut failures: Vec<(Instant, String)> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && failures.len() < 3 {
+            if let Ok((at, line)) = rx.recv_timeout(Duration::from_millis(200))
+                && line.contains("not accepted")
+            {
+                failures.push((at, line));
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(held);
+        assert!(
+            failures.len() >= 2,
+            "accept failures logged while running: {failures:?}"
+        );
+        assert!(
+            failures[0].1.contains("Too many open files"),
+            "{}",
+            failures[0].1
+        );
+        assert!(failures[0].1.contains("ulimit -n"), "{}", failures[0].1);
+        // Rate-limited: lines at least ~1 s apart, the later ones counting several failures
+        // (the host retries a failed accept every 50 ms).
+        for w in failures.windows(2) {
+            assert!(
+                w[1].0 - w[0].0 >= Duration::from_millis(900),
+                "{failures:?}"
+            );
+        }
+        let later = &failures[1].1;
+        let count: u64 = later
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {later:?}"));
+        assert!(count > 1, "{later}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! deadline or a socket error.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -39,7 +40,7 @@ pub(super) async fn serve(
     loop {
         // Each PDU must arrive whole within the idle timeout. A PDU already buffered is served
         // even when the host is stopping; the stop ends only a wait for more bytes.
-        let deadline = Instant::now() + shared.idle_timeout;
+        let deadline = deadline_after(shared.idle_timeout);
         let read = tokio::select! {
             biased;
             () = stopped(&mut stop), if !reader.has_whole_pdu() => return Ok(()),
@@ -62,7 +63,7 @@ pub(super) async fn serve(
         if bytes.get(field::PTYPE) == Some(&Ptype::FAULT.0) {
             bump(&shared.stats.faults);
         }
-        let write_deadline = Instant::now() + shared.idle_timeout;
+        let write_deadline = deadline_after(shared.idle_timeout);
         match tokio::time::timeout_at(write_deadline, stream.write_all(&bytes)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(DropReason::Io(e.kind())),
@@ -71,5 +72,31 @@ pub(super) async fn serve(
         if is_request && shared.close_after_response {
             return Ok(());
         }
+    }
+}
+
+/// `now + d`, or a time so far ahead it is never reached when that does not fit an
+/// [`Instant`]: a huge idle timeout given as a library option must not panic a connection.
+pub(super) fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
+}
+
+/// About 30 years: what "never" means for a deadline.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let now = Instant::now();
+        assert!(deadline_after(Duration::MAX) > now + Duration::from_secs(86_400 * 365));
+        assert!(deadline_after(Duration::from_secs(u64::MAX / 2)) > now);
+        let d = deadline_after(Duration::from_secs(5));
+        assert!(d >= now + Duration::from_secs(5) && d < now + Duration::from_secs(60));
     }
 }

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::connection::serve;
 use super::stats::bump;
-use super::{ACCEPT_BACKOFF, LISTEN_BACKLOG, ServerShared};
+use super::{ACCEPT_BACKOFF, LISTEN_BACKLOG, LogEvent, ServerShared};
 use crate::host::rng::SplitMix64;
 use crate::host::state::{self, HostState};
 
@@ -59,6 +59,7 @@ pub(super) async fn supervise(
     let permits = Arc::new(Semaphore::new(max_connections));
     // Per-connection seeds: one draw from the thread RNG, then a SplitMix64 stream.
     let mut seeds = SplitMix64::new(rand::random(), "connections");
+    let mut accept_log = AcceptLog::default();
     loop {
         let permit = tokio::select! {
             biased;
@@ -73,10 +74,14 @@ pub(super) async fn supervise(
             () = stopped(&mut stop) => break,
             a = listener.accept() => a,
         };
-        let Ok((stream, peer)) = accepted else {
-            bump(&shared.stats.accept_errors);
-            tokio::time::sleep(ACCEPT_BACKOFF).await;
-            continue;
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                bump(&shared.stats.accept_errors);
+                accept_log.failed(&shared, &e);
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
         };
         bump(&shared.stats.connections);
         let open = shared.stats.open.fetch_add(1, Ordering::Relaxed) + 1;
@@ -101,11 +106,50 @@ pub(super) async fn supervise(
     drop(listener);
     drop(done_tx);
     let _ = done_rx.recv().await;
+    accept_log.flush(&shared);
     let (path, _) = state?;
     if let Some(saver) = saver {
         let _ = saver.await;
     }
     save(&shared, path).await.err()
+}
+
+/// Accept failures as they happen, at most one log line per second: the first failure is
+/// logged at once, later ones within the second are counted into the next line.
+#[derive(Default)]
+struct AcceptLog {
+    last_line: Option<Instant>,
+    pending: u64,
+    last_error: String,
+}
+
+impl AcceptLog {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn failed(&mut self, shared: &ServerShared, e: &io::Error) {
+        self.pending += 1;
+        self.last_error = e.to_string();
+        let due = self.last_line.is_none_or(|at| at.elapsed() >= Self::EVERY);
+        if due {
+            self.flush(shared);
+        }
+    }
+
+    /// Logs the failures not logged yet, if any.
+    fn flush(&mut self, shared: &ServerShared) {
+        if self.pending == 0 {
+            return;
+        }
+        if let Some(log) = &shared.log {
+            log.log(&LogEvent::AcceptErrors {
+                time: shared.clock.now(),
+                count: self.pending,
+                error: std::mem::take(&mut self.last_error),
+            });
+        }
+        self.pending = 0;
+        self.last_line = Some(Instant::now());
+    }
 }
 
 /// Saves the state every `every` when a request was handled since the last save.
@@ -116,7 +160,7 @@ async fn save_periodically(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut saved_at = shared.model().counters().requests;
-    let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+    let mut ticks = tokio::time::interval_at(super::connection::deadline_after(every), every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -128,9 +172,18 @@ async fn save_periodically(
         if requests == saved_at {
             continue;
         }
-        // A failed periodic save is retried at the next tick and reported at shutdown.
-        if save(&shared, path.clone()).await.is_ok() {
-            saved_at = requests;
+        // A failed periodic save is logged at once and retried at the next tick (and at stop).
+        match save(&shared, path.clone()).await {
+            Ok(()) => saved_at = requests,
+            Err(error) => {
+                if let Some(log) = &shared.log {
+                    log.log(&LogEvent::SaveFailed {
+                        time: shared.clock.now(),
+                        path: path.clone(),
+                        error,
+                    });
+                }
+            }
         }
     }
 }

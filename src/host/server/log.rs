@@ -60,6 +60,26 @@ pub enum LogEvent {
         /// Why.
         reason: DropReason,
     },
+    /// Saving the `--state` file failed; the table in memory is intact and the save is
+    /// tried again at the next interval (and at stop).
+    SaveFailed {
+        /// Host time.
+        time: FileTime,
+        /// The state file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        error: String,
+    },
+    /// Accepting connections failed (e.g. out of file descriptors): at most one event per
+    /// second, with the number of failures since the last one.
+    AcceptErrors {
+        /// Host time.
+        time: FileTime,
+        /// Failed accepts this event stands for.
+        count: u64,
+        /// The last failure.
+        error: String,
+    },
 }
 
 /// One answered KMS request.
@@ -201,6 +221,24 @@ impl fmt::Display for LogEvent {
             Self::Dropped { time, peer, reason } => {
                 write!(f, "{} {peer} connection dropped: {reason}", Utc(*time))
             }
+            Self::SaveFailed { time, path, error } => write!(
+                f,
+                "{} state NOT saved to {}: {error} (the table in memory is intact; the save \
+                 is tried again at the next interval)",
+                Utc(*time),
+                path.display()
+            ),
+            Self::AcceptErrors { time, count, error } => write!(
+                f,
+                "{} {count} connection{} not accepted: {error}{}",
+                Utc(*time),
+                if *count == 1 { "" } else { "s" },
+                if error.contains("Too many open files") || error.contains("os error 24") {
+                    " (the open-file limit is reached: raise ulimit -n or lower --max-connections)"
+                } else {
+                    ""
+                }
+            ),
         }
     }
 }

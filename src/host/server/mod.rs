@@ -38,13 +38,15 @@
 //!   Nothing a peer sends can panic the server or affect another connection.
 //! - Deadlines: each PDU must arrive whole within [`ServerOptions::idle_timeout`] (30 s, like
 //!   vlmcsd `-t`) of the end of the previous one, so a silent or trickling peer is dropped;
-//!   each write has the same deadline.
+//!   each write has the same deadline. A timeout too long for an `Instant` means "never",
+//!   not a panic.
 //! - [`ServerOptions::max_connections`]: when that many connections are open the accept loop
 //!   stops accepting until one ends. New connections then **wait** in the kernel's listen
 //!   backlog (4096, capped by `net.core.somaxconn`), as with vlmcsd `-m`: their TCP connect
 //!   completes, their bind is answered once a slot frees, and a client whose bind deadline
 //!   passes first sees a timeout. Waiting, rather than refusing, shows a saturated host the
-//!   way a load test should see it: as latency.
+//!   way a load test should see it: as latency. A failed accept (out of file descriptors) is
+//!   logged as it happens, at most one [`LogEvent::AcceptErrors`] line a second with a count.
 //! - The model sits behind a `std::sync::Mutex` held only for [`HostModel::handle`] (never
 //!   across an `.await`). Time comes from the [`Clock`] in the options: [`SystemClock`], or a
 //!   [`VirtualClock`] that tests advance by 30 days.
@@ -52,7 +54,8 @@
 //!   from a SplitMix64 per connection seeded from the thread RNG: 8 bytes of state.
 //! - `--state FILE`: loaded at start when the file exists; saved (atomically, see
 //!   [`super::state`]) every [`ServerOptions::state_interval`] when a request was handled since
-//!   the last save, and at shutdown.
+//!   the last save, and at shutdown. A failed periodic save is logged at once
+//!   ([`LogEvent::SaveFailed`]) and tried again at the next interval.
 //! - An idle connection holds no read buffer: the buffer is released whenever no partial PDU
 //!   is pending and allocated again when bytes arrive.
 //!
