@@ -90,12 +90,14 @@ fn check(
 
 impl Recorder {
     /// The recorder that wrote `saved`, with every timeline second moved `shift_s` later;
-    /// its threshold tracker is empty (see the [module docs](self)).
+    /// its threshold tracker is empty (see the [module docs](self)). Also returns what could
+    /// not be restored: a histograms.hlog written before it held per-product histograms
+    /// (the products' tallies are restored, their latency is not).
     ///
     /// # Errors
     /// When the files disagree (a histogram's count is not the summary's, a HwID is
     /// malformed): the directory was damaged or mixed from two runs.
-    pub fn restore(saved: &Saved<'_>, shift_s: u64) -> Result<Self, String> {
+    pub fn restore(saved: &Saved<'_>, shift_s: u64) -> Result<(Self, Vec<String>), String> {
         let s = saved.summary;
         let hist = |tag: String| saved.run_histograms.get(&tag);
         let mut r = Self {
@@ -142,12 +144,27 @@ impl Recorder {
                 ));
             }
         }
+        let mut notes = Vec::new();
+        let per_product = saved
+            .run_histograms
+            .keys()
+            .any(|k| k.starts_with("product."));
+        if !per_product && s.products.iter().any(|p| p.latency_us.total.is_some()) {
+            notes.push(
+                "histograms.hlog has no per-product histograms (written by an older kmsload): \
+                 per-product latency is left out"
+                    .to_owned(),
+            );
+        }
         for p in &s.products {
             let stats = r.product_mut(p.index);
             stats.counts = counts(p.attempts, &p.by_outcome, &p.by_code);
             stats.faulted = p.faulted_attempts;
             for phase in Phase::ALL {
                 let h = hist(format!("product.{}.{phase}", p.index));
+                if !per_product {
+                    continue;
+                }
                 check(
                     &format!("product {} {phase}", p.index),
                     &p.latency_us,
@@ -165,7 +182,7 @@ impl Recorder {
                 counts: counts(f.attempts, &f.by_outcome, &f.by_code),
             });
         }
-        Ok(r)
+        Ok((r, notes))
     }
 
     /// Feeds one attempt to the threshold tracker only: for a restored recorder, whose

@@ -327,8 +327,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path, allow_missing: bool) -> Result<Merged
             run_histograms: &s.run_histograms,
             second_histograms: &s.second_histograms,
         };
-        let r = Recorder::restore(&saved, (offset_us + 500_000) / 1_000_000)
+        let (r, restore_notes) = Recorder::restore(&saved, (offset_us + 500_000) / 1_000_000)
             .map_err(|e| fail(format!("{}: {e}", s.dir.display())))?;
+        for n in restore_notes {
+            notes.push(format!("shard {}: {n}", s.summary.shard.index));
+        }
         r.invariant_check().map_err(|e| {
             fail(format!(
                 "{}: summary.json does not add up ({e}); the directory is damaged",
@@ -699,6 +702,7 @@ mod tests {
             shift_s,
         )
         .unwrap()
+        .0
     }
 
     #[test]
@@ -785,6 +789,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("total activated"), "{e}");
+    }
+
+    #[test]
+    fn a_log_without_product_histograms_restores_with_a_note() {
+        let recs = records(60);
+        let mut r = Recorder::new();
+        for (rec, second) in &recs {
+            r.record(rec, *second);
+        }
+        let summary = r.summary();
+        let timeline = r.timeline();
+        let (mut run, seconds) = files(&r);
+        run.retain(|tag, _| !tag.starts_with("product."));
+        let (back, notes) = Recorder::restore(
+            &Saved {
+                summary: &summary,
+                timeline: &timeline,
+                run_histograms: &run,
+                second_histograms: &seconds,
+            },
+            0,
+        )
+        .unwrap();
+        assert!(notes[0].contains("no per-product histograms"), "{notes:?}");
+        let got = back.summary();
+        assert_eq!(got.latency_us, summary.latency_us);
+        assert_eq!(got.products.len(), summary.products.len());
+        for (g, w) in got.products.iter().zip(&summary.products) {
+            assert_eq!((g.attempts, &g.by_code), (w.attempts, &w.by_code));
+            assert_eq!(g.latency_us.total, None);
+        }
     }
 
     #[test]
