@@ -275,7 +275,7 @@ fn announce(args: &Args, options: &ServerOptions, handle: &HostHandle) {
     }
     let _ = writeln!(
         err,
-        "RPC: NDR64 {}  BTFN {}  alter_context {}  {}  idle timeout {:?}  max {} connections{}",
+        "RPC: NDR64 {}  BTFN {}  alter_context {}  {}  idle timeout {}  max {} connections{}",
         on_off(options.rpc.ndr64),
         on_off(options.rpc.btfn),
         on_off(options.rpc.alter_context),
@@ -284,7 +284,7 @@ fn announce(args: &Args, options: &ServerOptions, handle: &HostHandle) {
         } else {
             "keep-alive"
         },
-        options.idle_timeout,
+        crate::scenario::DisplayDuration(options.idle_timeout),
         options.max_connections,
         match &options.state_file {
             Some(p) => format!("  state {}", p.display()),

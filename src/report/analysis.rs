@@ -28,9 +28,24 @@ pub fn knee(r: &Results) -> Option<Knee> {
         return None;
     }
     let events = r.events.as_ref()?;
+    // With holds, a second counts only when it lies wholly inside one: the seconds in which
+    // a stage ramps from one hold to the next offered a rate nobody asked to measure.
+    let holds = &r.summary.config.holds_s;
+    let held = |second: u64| {
+        holds.is_empty()
+            || holds
+                .iter()
+                .any(|h| second as f64 >= h[0] - 1e-9 && (second + 1) as f64 <= h[1] + 1e-9)
+    };
+    let ramp_seconds = events
+        .seconds
+        .iter()
+        .filter(|(s, e)| e.started > 0 && !held(**s))
+        .count() as u64;
     let seconds: Vec<SecondLoad> = events
         .seconds
         .iter()
+        .filter(|(s, _)| held(**s))
         .map(|(&second, s)| SecondLoad {
             second,
             offered: s.started,
@@ -42,7 +57,10 @@ pub fn knee(r: &Results) -> Option<Knee> {
         Some((l, name)) => (l, LimitSource::Gate(name.to_owned())),
         None => (DEFAULT_LIMIT_US, LimitSource::Default),
     };
-    Some(knee::find(&seconds, limit, source))
+    let mut k = knee::find(&seconds, limit, source, r.summary.max_error_rate_gate());
+    k.ramp_seconds = ramp_seconds;
+    k.in_process = r.summary.target.in_process;
+    Some(k)
 }
 
 /// A time range in which faults were injected.
@@ -79,19 +97,29 @@ pub fn fault_episodes(r: &Results) -> Vec<Episode> {
             .collect(),
     };
     let inside = |s: u64, e: &Episode| (s as f64) < e.to_s && (s + 1) as f64 > e.from_s;
-    let mut out: Vec<Episode> = r
+    // Rules often share a window: overlapping windows are one episode, so every faulted
+    // attempt is counted once and the episodes add up to the faults table.
+    let mut windows: Vec<[f64; 2]> = r
         .summary
         .config
         .fault_windows_s
         .iter()
         .filter(|w| w[1] > w[0])
-        .map(|w| Episode {
-            from_s: w[0],
-            to_s: w[1],
-            source: "scenario window",
-            faulted: 0,
-        })
+        .copied()
         .collect();
+    windows.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    let mut out: Vec<Episode> = Vec::new();
+    for w in windows {
+        match out.last_mut() {
+            Some(e) if w[0] <= e.to_s => e.to_s = e.to_s.max(w[1]),
+            _ => out.push(Episode {
+                from_s: w[0],
+                to_s: w[1],
+                source: "scenario window",
+                faulted: 0,
+            }),
+        }
+    }
     let windows = out.len();
     for &(s, n) in &per_second {
         if let Some(e) = out[..windows].iter_mut().find(|e| inside(s, e)) {
@@ -201,24 +229,29 @@ pub fn twin_markdown(r: &Results, html: Option<&str>) -> String {
         let _ = writeln!(s, "\n## Capacity\n\n**{}**\n", k.sentence());
         let _ = writeln!(
             s,
-            "p99 limit: {} ({}). Offered rates grouped within {:.0} %; a group needs {} fault-free attempts to count.\n",
+            "p99 limit: {} ({}){}. Offered rates grouped within {:.0} %; a group needs {} fault-free attempts to count.{}\n",
             fmt_us(k.limit_us as f64),
             match &k.limit_source {
                 LimitSource::Gate(g) => format!("gate `{g}`"),
                 LimitSource::Default => "no `total p99` gate: default".to_owned(),
             },
+            k.max_error_rate.map_or_else(String::new, |m| format!(
+                "; error limit: {m} (gate `max_error_rate`)"
+            )),
             knee::GROUP_TOLERANCE * 100.0,
-            knee::MIN_SAMPLES
+            knee::MIN_SAMPLES,
+            left_out(&k)
         );
         let _ = writeln!(
             s,
-            "| {} | |\n|--:|--:|--:|--:|--:|--:|--:|---|",
+            "| {} | |\n|--:|--:|--:|--:|--:|--:|--:|--:|---|",
             Knee::TABLE_HEADER.join(" | ")
         );
         for (cells, mark) in k.table_rows() {
             let note = match mark {
                 RowMark::Knee => "**knee**",
-                RowMark::FirstOver => "first over the limit",
+                RowMark::HighestWithin => "highest rate offered, within the limits",
+                RowMark::FirstOver => "first over the limits",
                 RowMark::TooFewSamples => "too few samples",
                 RowMark::None => "",
             };
@@ -251,11 +284,11 @@ pub fn twin_markdown(r: &Results, html: Option<&str>) -> String {
         for e in &episodes {
             let _ = writeln!(
                 s,
-                "- {} – {} ({}): {} attempts touched by a fault",
+                "- {} – {} ({}): {} touched by a fault",
                 secs(e.from_s),
                 secs(e.to_s),
                 e.source,
-                e.faulted
+                plural(e.faulted, "attempt")
             );
         }
     }
@@ -264,6 +297,41 @@ pub fn twin_markdown(r: &Results, html: Option<&str>) -> String {
     }
     if let Some(h) = html {
         let _ = writeln!(s, "\nCharts: {h}");
+    }
+    s
+}
+
+/// `1 second`, `2 seconds`.
+pub fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// What the capacity table leaves out, as a sentence (empty when nothing).
+pub fn left_out(k: &Knee) -> String {
+    let mut s = String::new();
+    if k.ramp_seconds > 0 {
+        let _ = write!(
+            s,
+            " {} in which a stage ramped between two holds {} left out.",
+            plural(k.ramp_seconds, "second"),
+            if k.ramp_seconds == 1 { "is" } else { "are" }
+        );
+    }
+    if k.ramp_down_seconds > 0 {
+        let _ = write!(
+            s,
+            " {} of ramp-down after the peak {} left out (they carry its backlog).",
+            plural(k.ramp_down_seconds, "second"),
+            if k.ramp_down_seconds == 1 {
+                "is"
+            } else {
+                "are"
+            }
+        );
     }
     s
 }
@@ -317,6 +385,28 @@ mod tests {
                 (60.0, 61.0, "faulted attempts", 4)
             ]
         );
+    }
+
+    #[test]
+    fn rules_sharing_a_window_make_one_episode_and_the_counts_add_up() {
+        // faults.toml: nine rules with window ["20s", "40s"]; one rule overlapping it.
+        let mut s = SummaryFile::default();
+        s.config.fault_windows_s = vec![[20.0, 40.0]; 9];
+        s.config.fault_windows_s.push([35.0, 45.0]);
+        let mut e = EventData::default();
+        for (sec, n) in [(21u64, 30u64), (39, 5), (44, 2), (47, 1)] {
+            e.seconds.insert(
+                sec,
+                SecondEvents {
+                    faulted: n,
+                    ..SecondEvents::default()
+                },
+            );
+        }
+        let eps = fault_episodes(&results(s, Some(e)));
+        let got: Vec<(f64, f64, u64)> = eps.iter().map(|e| (e.from_s, e.to_s, e.faulted)).collect();
+        assert_eq!(got, [(20.0, 45.0, 37), (47.0, 48.0, 1)]);
+        assert_eq!(eps.iter().map(|e| e.faulted).sum::<u64>(), 38);
     }
 
     #[test]

@@ -911,7 +911,12 @@ fn capacity(h: &mut String, r: &Results, knee: Option<&Knee>) {
             x: b.offered_rate,
             y: b.p99_us.unwrap_or(0) as f64,
             label: format!(
-                "knee: {}/s, p99 {}",
+                "{}: {}/s, p99 {}",
+                if k.reached() {
+                    "knee"
+                } else {
+                    "highest rate, within the limits"
+                },
                 fmt_num(b.offered_rate.round()),
                 fmt_us(b.p99_us.unwrap_or(0) as f64)
             ),
@@ -921,15 +926,13 @@ fn capacity(h: &mut String, r: &Results, knee: Option<&Knee>) {
     figure(
         h,
         &format!(
-            "Each point is a group of seconds with about the same offered rate (within 10 %); latency of the attempts started in them, no fault touched. The knee is the highest rate whose p99 stays under the limit, with every lower rate under it too.{}",
-            if k.ramp_down_seconds > 0 {
-                format!(
-                    " {} ramp-down seconds after the peak are left out (they carry its backlog).",
-                    k.ramp_down_seconds
-                )
+            "Each point is a group of seconds with about the same offered rate (within 10 %); latency of the attempts started in them, no fault touched. The knee is the highest rate whose p99 stays under the limit{}, with every lower rate within the limits too.{}",
+            if k.max_error_rate.is_some() {
+                " and whose share of attempts not activated is within the error gate"
             } else {
-                String::new()
-            }
+                ""
+            },
+            analysis::left_out(k)
         ),
         &c,
     );
@@ -941,7 +944,10 @@ fn capacity(h: &mut String, r: &Results, knee: Option<&Knee>) {
     for (cells, mark) in k.table_rows() {
         let note = match mark {
             RowMark::Knee => "<strong class=\"ok\">knee</strong>",
-            RowMark::FirstOver => "<span class=\"bad\">first over the limit</span>",
+            RowMark::HighestWithin => {
+                "<span class=\"ok\">highest rate offered, within the limits</span>"
+            }
+            RowMark::FirstOver => "<span class=\"bad\">first over the limits</span>",
             RowMark::TooFewSamples => "<span class=\"muted\">too few samples</span>",
             RowMark::None => "",
         };
@@ -1060,11 +1066,11 @@ fn details(h: &mut String, r: &Results, episodes: &[Episode]) {
         for e in episodes {
             let _ = write!(
                 h,
-                "<li>{} – {} ({}): {} attempts touched</li>",
+                "<li>{} – {} ({}): {} touched by a fault</li>",
                 secs(e.from_s),
                 secs(e.to_s),
                 e.source,
-                e.faulted
+                analysis::plural(e.faulted, "attempt")
             );
         }
         h.push_str("</ul>");

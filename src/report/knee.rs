@@ -14,16 +14,22 @@
 //!    a stage's hold is one group, a 1 s ramp between holds is a small group of its own
 //! 3. per group: merge the latency histograms, p50/p90/p99; a group with fewer than
 //!    MIN_SAMPLES fault-free attempts has no trustworthy p99 and is shown but never decides
-//! 4. walk the groups upwards: the first trustworthy group whose p99 >= limit is the first
-//!    one over; the knee is the last trustworthy group before it (all of them when none is
-//!    over). A group under the limit above an over-limit one does not move the knee up: the
-//!    host did not *stay* under the limit up to it.
+//! 4. walk the groups upwards: the first trustworthy group whose p99 >= limit (or whose error
+//!    rate is over the scenario's `max_error_rate` gate) is the first one over; the knee is
+//!    the last trustworthy group before it. A group within the limits above an over-limit one
+//!    does not move the knee up: the host did not *stay* within them up to it.
 //! ```
 //!
 //! The limit is the scenario's `total p99 < X` gate when it has one, else [`DEFAULT_LIMIT_US`]
 //! (100 ms: far above a healthy host's few milliseconds, well below the 2 s request timeout
 //! of a client). The rate said is the *activation* rate of the knee group (activated attempts
 //! started per second), which equals the offered rate when everything activated.
+//!
+//! So a capacity is only stated for rates at which the run met its gates (p99 and error
+//! rate; other gates are about the whole run). When no group went over, the knee was not
+//! reached: the highest rate offered is named as such, never as "the knee". When the host ran
+//! in-process, the sentence says it shared the CPU with the load generator. The caller leaves
+//! out the seconds in which a stage ramped between two holds ([`Knee::ramp_seconds`]).
 //!
 //! Left out: closed-model runs (their offered rate is their achieved rate, so there is no
 //! independent variable) — callers show the knee only for open-model runs.
@@ -72,11 +78,17 @@ pub struct Bucket {
     pub p99_us: Option<u64>,
     /// At least [`MIN_SAMPLES`] samples: the p99 counts.
     pub enough: bool,
+    /// Attempts started in the group that did not activate, over those started.
+    pub error_rate: f64,
 }
 
 impl Bucket {
-    fn over(&self, limit_us: u64) -> bool {
-        self.p99_us.is_some_and(|p| p >= limit_us)
+    fn over(&self, limit_us: u64, max_error_rate: Option<f64>) -> bool {
+        self.p99_us.is_some_and(|p| p >= limit_us) || self.errors_over(max_error_rate)
+    }
+
+    fn errors_over(&self, max_error_rate: Option<f64>) -> bool {
+        max_error_rate.is_some_and(|m| self.error_rate > m)
     }
 }
 
@@ -95,7 +107,9 @@ pub enum LimitSource {
 pub enum RowMark {
     /// The knee group.
     Knee,
-    /// The first group whose p99 is over the limit.
+    /// The highest rate offered, within the limits: the knee was not reached.
+    HighestWithin,
+    /// The first group whose p99 (or error rate) is over the limit.
     FirstOver,
     /// Fewer than [`MIN_SAMPLES`] samples: its p99 does not count.
     TooFewSamples,
@@ -118,10 +132,22 @@ pub struct Knee {
     pub first_over: Option<usize>,
     /// Seconds left out as ramp-down.
     pub ramp_down_seconds: u64,
+    /// The scenario's `max_error_rate` gate: a group over it is over the limits.
+    pub max_error_rate: Option<f64>,
+    /// Seconds the caller left out because a stage ramped in them (between two holds).
+    pub ramp_seconds: u64,
+    /// The host ran in-process and shared the CPU with the load generator.
+    pub in_process: bool,
 }
 
-/// Finds the knee of `seconds` against `limit_us` (see the module docs).
-pub fn find(seconds: &[SecondLoad], limit_us: u64, limit_source: LimitSource) -> Knee {
+/// Finds the knee of `seconds` against `limit_us` and, when given, the error-rate limit
+/// (see the module docs).
+pub fn find(
+    seconds: &[SecondLoad],
+    limit_us: u64,
+    limit_source: LimitSource,
+    max_error_rate: Option<f64>,
+) -> Knee {
     let mut used: Vec<&SecondLoad> = seconds.iter().filter(|s| s.offered > 0).collect();
     used.sort_by_key(|s| s.second);
     let peak = used.iter().map(|s| s.offered).max().unwrap_or(0) as f64;
@@ -146,7 +172,9 @@ pub fn find(seconds: &[SecondLoad], limit_us: u64, limit_source: LimitSource) ->
         buckets.push(bucket(&group));
     }
 
-    let first_over = buckets.iter().position(|b| b.enough && b.over(limit_us));
+    let first_over = buckets
+        .iter()
+        .position(|b| b.enough && b.over(limit_us, max_error_rate));
     let below = first_over.unwrap_or(buckets.len());
     let knee = buckets[..below].iter().rposition(|b| b.enough);
     Knee {
@@ -156,6 +184,9 @@ pub fn find(seconds: &[SecondLoad], limit_us: u64, limit_source: LimitSource) ->
         knee,
         first_over,
         ramp_down_seconds,
+        max_error_rate,
+        ramp_seconds: 0,
+        in_process: false,
     }
 }
 
@@ -177,15 +208,22 @@ fn bucket(group: &[&SecondLoad]) -> Bucket {
         p90_us: h.quantile(0.9),
         p99_us: h.quantile(0.99),
         enough: h.len() >= MIN_SAMPLES,
+        error_rate: if offered == 0 {
+            0.0
+        } else {
+            offered.saturating_sub(activated) as f64 / offered as f64
+        },
     }
 }
 
 impl Knee {
     /// The capacity table both report formats print: the header, and per group its cells
-    /// (offered/s, activated/s, seconds, samples, p50, p90, p99) and what marks it.
-    pub const TABLE_HEADER: [&'static str; 7] = [
+    /// (offered/s, activated/s, not activated, seconds, samples, p50, p90, p99) and what
+    /// marks it.
+    pub const TABLE_HEADER: [&'static str; 8] = [
         "offered/s",
         "activated/s",
+        "not activated",
         "seconds",
         "samples",
         "p50",
@@ -194,14 +232,16 @@ impl Knee {
     ];
 
     /// One row per group, in [`Knee::TABLE_HEADER`]'s order, with the group's mark.
-    pub fn table_rows(&self) -> Vec<([String; 7], RowMark)> {
+    pub fn table_rows(&self) -> Vec<([String; 8], RowMark)> {
         let us = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| fmt_us(v as f64));
         self.buckets
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                let mark = if Some(i) == self.knee {
+                let mark = if Some(i) == self.knee && self.reached() {
                     RowMark::Knee
+                } else if Some(i) == self.knee {
+                    RowMark::HighestWithin
                 } else if Some(i) == self.first_over {
                     RowMark::FirstOver
                 } else if !b.enough {
@@ -212,6 +252,7 @@ impl Knee {
                 let cells = [
                     format!("{:.1}", b.offered_rate),
                     format!("{:.1}", b.activated_rate),
+                    percent(b.error_rate),
                     b.seconds.to_string(),
                     b.samples.to_string(),
                     us(b.p50_us),
@@ -221,6 +262,12 @@ impl Knee {
                 (cells, mark)
             })
             .collect()
+    }
+
+    /// True when a rate offered went over the limits, so the knee lies below it; false when
+    /// every rate stayed within them (the knee is above the highest rate offered).
+    pub fn reached(&self) -> bool {
+        self.first_over.is_some()
     }
 
     /// Groups whose p99 counts.
@@ -237,41 +284,75 @@ impl Knee {
     /// The knee in words, e.g. "this host sustains 5000 activations/s with p99 < 500 ms".
     pub fn sentence(&self) -> String {
         let limit = fmt_us(self.limit_us as f64);
+        let limits = match self.max_error_rate {
+            Some(m) => format!("p99 < {limit} and errors <= {}", percent(m)),
+            None => format!("p99 < {limit}"),
+        };
         let p99 = |b: &Bucket| {
             b.p99_us
                 .map_or_else(|| "-".to_owned(), |v| fmt_us(v as f64))
         };
-        match (
+        // What put a group over: its p99, its error rate, or both.
+        let why = |b: &Bucket| {
+            let slow = b.p99_us.is_some_and(|p| p >= self.limit_us);
+            let errors = format!("{} did not activate", percent(b.error_rate));
+            match (slow, b.errors_over(self.max_error_rate)) {
+                (true, true) => format!("p99 was {} and {errors}", p99(b)),
+                (false, true) => errors,
+                _ => format!("p99 was {}", p99(b)),
+            }
+        };
+        let mut s = match (
             self.knee.map(|i| &self.buckets[i]),
             self.first_over.map(|i| &self.buckets[i]),
         ) {
             (Some(k), Some(o)) => format!(
-                "this host sustains {} activations/s with p99 < {limit} (p99 {} at {} offered/s); \
-                 at {} offered/s p99 was {}",
+                "this host sustains {} activations/s with {limits} (p99 {} at {} offered/s); \
+                 at {} offered/s {}",
                 rate(k.activated_rate),
                 p99(k),
                 rate(k.offered_rate),
                 rate(o.offered_rate),
-                p99(o)
+                why(o)
             ),
             (Some(k), None) => format!(
-                "this host sustains {} activations/s with p99 < {limit} (p99 {} at {} offered/s, \
-                 the highest rate offered: the knee was not reached)",
+                "this host sustains at least {} activations/s with {limits} (p99 {} at {} \
+                 offered/s, the highest rate offered); every rate stayed within the limits, so \
+                 the knee lies above it",
                 rate(k.activated_rate),
                 p99(k),
                 rate(k.offered_rate)
             ),
             (None, Some(o)) => format!(
-                "p99 was at or above {limit} at every rate offered, from {} offered/s \
-                 (p99 {}) up",
+                "no capacity can be stated: no rate offered stayed within {limits}; from {} \
+                 offered/s up, {}",
                 rate(o.offered_rate),
-                p99(o)
+                why(o)
             ),
             (None, None) => format!(
                 "not enough fault-free attempts at any offered rate to place the knee \
                  (at least {MIN_SAMPLES} per rate are needed)"
             ),
+        };
+        if self.in_process && self.knee.is_some() {
+            s.push_str(
+                " — measured against the in-process reference host, which shared the CPU with \
+                 the load generator",
+            );
         }
+        s
+    }
+}
+
+/// `1.5 %`, `0 %`.
+fn percent(f: f64) -> String {
+    let p = f * 100.0;
+    if p == 0.0 {
+        "0 %".to_owned()
+    } else if p < 10.0 {
+        format!("{p:.1} %")
+    } else {
+        format!("{p:.0} %")
     }
 }
 
@@ -320,7 +401,7 @@ mod tests {
 
     #[test]
     fn flat_latency_never_reaches_the_knee() {
-        let k = find(&ramp(|_| 3000), 500_000, gate());
+        let k = find(&ramp(|_| 3000), 500_000, gate(), None);
         assert_eq!(k.buckets.len(), 4);
         assert!(k.is_ramp());
         assert_eq!(k.knee, Some(3));
@@ -328,10 +409,16 @@ mod tests {
         assert_eq!(k.buckets[3].offered_rate, 10_000.0);
         let s = k.sentence();
         assert!(
-            s.starts_with("this host sustains 10000 activations/s with p99 < 500 ms"),
+            s.starts_with("this host sustains at least 10000 activations/s with p99 < 500 ms"),
             "{s}"
         );
-        assert!(s.contains("knee was not reached"), "{s}");
+        assert!(s.contains("the knee lies above it"), "{s}");
+        assert!(!s.contains("knee was not reached"), "{s}");
+        // The top row is the highest rate offered, not labelled a knee.
+        let marks: Vec<RowMark> = k.table_rows().into_iter().map(|(_, m)| m).collect();
+        assert_eq!(marks[3], RowMark::HighestWithin);
+        assert!(!marks.contains(&RowMark::Knee));
+        assert!(!k.reached());
     }
 
     #[test]
@@ -343,7 +430,7 @@ mod tests {
             5000 => 300_000,
             _ => 2_000_000,
         };
-        let k = find(&ramp(p), 500_000, gate());
+        let k = find(&ramp(p), 500_000, gate(), None);
         assert_eq!(k.knee, Some(2));
         assert_eq!(k.first_over, Some(3));
         let s = k.sentence();
@@ -353,18 +440,70 @@ mod tests {
         );
         assert!(s.contains("at 10000 offered/s p99 was 2"), "{s}");
         // The same ramp against a 100 ms default limit bends one step earlier.
-        let k = find(&ramp(p), DEFAULT_LIMIT_US, LimitSource::Default);
+        let k = find(&ramp(p), DEFAULT_LIMIT_US, LimitSource::Default, None);
         assert_eq!((k.knee, k.first_over), (Some(1), Some(2)));
     }
 
     #[test]
     fn never_under_the_limit_has_no_knee() {
-        let k = find(&ramp(|_| 900_000), 500_000, gate());
+        let k = find(&ramp(|_| 900_000), 500_000, gate(), None);
         assert_eq!((k.knee, k.first_over), (None, Some(0)));
         let s = k.sentence();
         assert!(
-            s.starts_with("p99 was at or above 500 ms at every rate offered, from 500"),
+            s.starts_with(
+                "no capacity can be stated: no rate offered stayed within p99 < 500 ms; from \
+                 500 offered/s up, p99 was 9"
+            ),
             "{s}"
+        );
+        assert!(!s.contains("sustains"), "{s}");
+    }
+
+    #[test]
+    fn a_rate_that_fails_the_error_gate_is_not_a_capacity() {
+        // Fast at every rate, but from 5000/s 3 % do not activate against a 1 % gate: the
+        // knee is 2000/s, and the sentence says why 5000/s is over.
+        let mut v = ramp(|_| 3000);
+        for s in v.iter_mut().filter(|s| s.offered >= 5000) {
+            s.activated = s.offered * 97 / 100;
+        }
+        let k = find(&v, 500_000, gate(), Some(0.01));
+        assert_eq!((k.knee, k.first_over), (Some(1), Some(2)));
+        let s = k.sentence();
+        assert!(
+            s.starts_with(
+                "this host sustains 2000 activations/s with p99 < 500 ms and errors <= 1.0 %"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("at 5000 offered/s 3.0 % did not activate"),
+            "{s}"
+        );
+        let rows = k.table_rows();
+        assert_eq!(rows[2].0[2], "3.0 %");
+        assert_eq!(rows[1].1, RowMark::Knee);
+        // Every rate over the error gate: no capacity at all.
+        for s in &mut v {
+            s.activated = s.offered / 2;
+        }
+        let k = find(&v, 500_000, gate(), Some(0.01));
+        assert_eq!(k.knee, None);
+        let s = k.sentence();
+        assert!(s.starts_with("no capacity can be stated"), "{s}");
+        assert!(!s.contains("sustains"), "{s}");
+    }
+
+    #[test]
+    fn an_in_process_host_is_said_to_share_the_cpu() {
+        let mut k = find(&ramp(|_| 3000), 500_000, gate(), None);
+        k.in_process = true;
+        assert!(
+            k.sentence().ends_with(
+                "in-process reference host, which shared the CPU with the load generator"
+            ),
+            "{}",
+            k.sentence()
         );
     }
 
@@ -389,7 +528,7 @@ mod tests {
                 second += 1;
             }
         }
-        let k = find(&v, 500_000, gate());
+        let k = find(&v, 500_000, gate(), None);
         assert_eq!(k.buckets.len(), 5, "{:?}", k.buckets);
         assert_eq!(k.buckets.iter().map(|b| b.seconds).sum::<u64>(), 30);
         assert_eq!(k.knee, Some(2));
@@ -414,7 +553,7 @@ mod tests {
             second: 13,
             ..SecondLoad::default()
         });
-        let k = find(&v, 500_000, gate());
+        let k = find(&v, 500_000, gate(), None);
         assert_eq!(k.ramp_down_seconds, 2);
         assert_eq!(k.buckets.len(), 3);
         assert!(!k.buckets[0].enough && k.buckets[0].offered_rate == 40.0);
@@ -430,10 +569,10 @@ mod tests {
             s.activated = 900;
         }
         v.extend(hold(4, 4, 100, |_, _| 5000));
-        let k = find(&v, 100_000, LimitSource::Default);
+        let k = find(&v, 100_000, LimitSource::Default, None);
         let s = k.sentence();
         assert!(
-            s.starts_with("this host sustains 900 activations/s with p99 < 100 ms"),
+            s.starts_with("this host sustains at least 900 activations/s with p99 < 100 ms"),
             "{s}"
         );
         assert!(s.contains("1000 offered/s"), "{s}");
@@ -441,13 +580,14 @@ mod tests {
 
     #[test]
     fn empty_and_single_rate_runs() {
-        let k = find(&[], 100_000, LimitSource::Default);
+        let k = find(&[], 100_000, LimitSource::Default, None);
         assert!(k.buckets.is_empty() && !k.is_ramp());
         assert!(k.sentence().starts_with("not enough fault-free attempts"));
         let k = find(
             &hold(0, 10, 100, |_, i| 1000 + i),
             100_000,
             LimitSource::Default,
+            None,
         );
         assert_eq!(k.buckets.len(), 1);
         assert!(!k.is_ramp());

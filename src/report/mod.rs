@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Application;
 use crate::catalog::{hresult, products};
 use crate::record::{GeneratorStats, HexCode, LATE_AFTER, RunResult, Summary, TimelineRow};
-use crate::scenario::{LoadModel, Plan, Schedule};
+use crate::scenario::{DisplayDuration, LoadModel, Plan, Schedule};
 
 pub mod analysis;
 pub mod compare;
@@ -40,6 +40,7 @@ pub mod loghist;
 pub mod merge;
 pub mod read;
 pub mod svg;
+pub mod terms;
 
 pub use gates::{GateResult, evaluate};
 
@@ -150,6 +151,14 @@ impl SummaryFile {
                 .flatten()
                 .map(|l| (l, g.name.as_str()))
         })
+    }
+
+    /// The limit of the scenario's `max_error_rate` gate (a fraction), if it has one.
+    pub fn max_error_rate_gate(&self) -> Option<f64> {
+        self.gates
+            .iter()
+            .find(|g| g.name.starts_with("error rate <="))
+            .and_then(|g| g.limit.as_f64())
     }
 
     /// True for open-model runs (the offered rate does not depend on the host).
@@ -266,6 +275,10 @@ pub struct ConfigView {
     /// The fault rules' windows, `[start, end)` in seconds from the run start (rules without
     /// a window apply to the whole run and are not listed): the report shades them.
     pub fault_windows_s: Vec<[f64; 2]>,
+    /// Staged load: the stages that hold a rate (target = the rate before), `[start, end)` in
+    /// seconds; the seconds between them ramp, and the capacity table leaves them out. Empty
+    /// for other schedules.
+    pub holds_s: Vec<[f64; 2]>,
 }
 
 /// One product of the mix.
@@ -303,13 +316,13 @@ impl ConfigView {
                 })
                 .collect(),
             vm_fraction: f.vm_fraction,
-            skew: format!("{:?}", f.skew),
-            reuse: format!("{:?}", f.reuse).to_lowercase(),
+            skew: terms::skew(&f.skew),
+            reuse: terms::reuse(f.reuse).to_owned(),
             cmid_pool: f.cmid_pool,
             load: describe_load(&plan.load.model),
             max_duration_s: plan.load.bounds.max_duration.map(|d| d.as_secs_f64()),
             max_attempts: plan.load.bounds.max_attempts,
-            connection: format!("{:?}", plan.load.connection),
+            connection: terms::connection(&plan.load.connection),
             source_addresses: plan
                 .load
                 .source_addresses
@@ -323,17 +336,35 @@ impl ConfigView {
                 plan.timeouts.request.as_secs_f64(),
                 plan.timeouts.drain.as_secs_f64(),
             ],
-            client: format!("{:?}", plan.client),
+            client: terms::client(&plan.client),
             gates: plan.gates.iter().map(ToString::to_string).collect(),
-            faults: plan.faults.iter().map(|f| format!("{f:?}")).collect(),
+            faults: plan.faults.iter().map(terms::fault_rule).collect(),
             fault_windows_s: plan
                 .faults
                 .iter()
                 .filter_map(|f| f.window)
                 .map(|w| [w.start.as_secs_f64(), w.end.as_secs_f64()])
                 .collect(),
+            holds_s: holds(&plan.load.model),
         }
     }
+}
+
+/// The holds of a staged schedule (see [`ConfigView::holds_s`]).
+fn holds(model: &LoadModel) -> Vec<[f64; 2]> {
+    let LoadModel::Open(Schedule::Stages { start_rate, stages }) = model else {
+        return Vec::new();
+    };
+    let (mut at, mut rate) = (0.0, *start_rate);
+    let mut out = Vec::new();
+    for s in stages {
+        let end = at + s.duration.as_secs_f64();
+        if s.target_rate == rate {
+            out.push([at, end]);
+        }
+        (at, rate) = (end, s.target_rate);
+    }
+    out
 }
 
 /// The load model in words: `open, constant 100/s`.
@@ -343,7 +374,7 @@ pub fn describe_load(model: &LoadModel) -> String {
         LoadModel::Open(Schedule::Stages { start_rate, stages }) => {
             let steps: Vec<String> = stages
                 .iter()
-                .map(|s| format!("{}/s over {:?}", s.target_rate, s.duration))
+                .map(|s| format!("{}/s over {}", s.target_rate, DisplayDuration(s.duration)))
                 .collect();
             format!("open, stages from {start_rate}/s: {}", steps.join(", "))
         }
@@ -354,14 +385,19 @@ pub fn describe_load(model: &LoadModel) -> String {
             length,
         }) => {
             format!(
-                "open, {base_rate}/s with bursts of {burst_rate}/s for {length:?} every {every:?}"
+                "open, {base_rate}/s with bursts of {burst_rate}/s for {} every {}",
+                DisplayDuration(*length),
+                DisplayDuration(*every)
             )
         }
         LoadModel::Closed {
             clients,
             think_time,
         } => {
-            format!("closed, {clients} clients, think time {think_time:?}")
+            format!(
+                "closed, {clients} clients, think time {}",
+                DisplayDuration(*think_time)
+            )
         }
     }
 }

@@ -9,6 +9,8 @@
 //! - `pair`: the client's session against the host model in memory: no socket, virtual time.
 //! - `netns`: `kmsload run` across a kernel-shaped veth link between network namespaces.
 //! - `report_html`: report.html in headless Chromium, the text twin, `kmsload compare`.
+//! - `reports`: what people read: report.md, report.html and the console in the scenario's
+//!   terms, numbers that agree, the capacity sentence, the live progress lines.
 //! - `run_e2e`: `kmsload run` end to end: result files, accounting, gates, exit codes.
 //! - `slurm`: a one-node Slurm cluster on loopback, brought up by the test, running the
 //!   shipped job-array and merge scripts.
@@ -33,6 +35,7 @@ mod host_e2e;
 mod netns;
 mod pair;
 mod report_html;
+mod reports;
 mod run_e2e;
 mod scaleout;
 mod shards;

@@ -1,0 +1,209 @@
+//! The plan written back in the scenario file's own terms, for summary.json's `config` and
+//! the reports: `connection = "keep-alive", requests_per_connection = 1000`, `kind = "delay",
+//! on = "receive", delay = "200ms", ...` — the keys and values a user wrote (or would write),
+//! never Rust's debug notation.
+//!
+//! Each function gives `key = value` pairs joined by `, `; durations as scenario files write
+//! them ([`DisplayDuration`]).
+
+use std::fmt::Write as _;
+
+use crate::scenario::{
+    ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, Direction, DisplayDuration, FaultKind,
+    FaultRule, NdrMode, Region, SkewDistribution, StallPhase,
+};
+
+/// `"5s"`, quoted as in a file.
+fn dur(d: std::time::Duration) -> String {
+    format!("\"{}\"", DisplayDuration(d))
+}
+
+/// `[load] connection` (and `requests_per_connection`).
+pub fn connection(c: &ConnectionPolicy) -> String {
+    match c {
+        ConnectionPolicy::NewPerActivation => "connection = \"new\"".to_owned(),
+        ConnectionPolicy::KeepAlive {
+            requests_per_connection: None,
+        } => "connection = \"keep-alive\"".to_owned(),
+        ConnectionPolicy::KeepAlive {
+            requests_per_connection: Some(n),
+        } => format!("connection = \"keep-alive\", requests_per_connection = {n}"),
+    }
+}
+
+/// `[client]`.
+pub fn client(c: &ClientOptions) -> String {
+    let ndr = match c.ndr {
+        NdrMode::Windows => "windows",
+        NdrMode::Ndr32Only => "ndr32-only",
+        NdrMode::Ndr64Preferred => "ndr64-preferred",
+    };
+    format!("ndr = \"{ndr}\", btfn = {}", c.btfn)
+}
+
+/// `[fleet] reuse`.
+pub fn reuse(r: ClientReuse) -> &'static str {
+    match r {
+        ClientReuse::Renew => "renew",
+        ClientReuse::New => "new",
+    }
+}
+
+/// `[fleet.skew]`.
+pub fn skew(s: &SkewDistribution) -> String {
+    match s {
+        SkewDistribution::None => "kind = \"none\"".to_owned(),
+        SkewDistribution::Fixed(o) => format!("kind = \"fixed\", offset = \"{o}\""),
+        SkewDistribution::Uniform { min, max } => {
+            format!("kind = \"uniform\", min = \"{min}\", max = \"{max}\"")
+        }
+        SkewDistribution::Normal { mean, stddev } => format!(
+            "kind = \"normal\", mean = \"{mean}\", stddev = {}",
+            dur(*stddev)
+        ),
+        SkewDistribution::List(offsets) => {
+            let list: Vec<String> = offsets.iter().map(|o| format!("\"{o}\"")).collect();
+            format!("kind = \"list\", offsets = [{}]", list.join(", "))
+        }
+    }
+}
+
+fn direction(d: Direction) -> &'static str {
+    match d {
+        Direction::Connect => "connect",
+        Direction::Send => "send",
+        Direction::Receive => "receive",
+    }
+}
+
+/// One `[[faults]]` rule.
+pub fn fault_rule(f: &FaultRule) -> String {
+    let mut s = format!("kind = \"{}\"", f.kind.name());
+    match f.kind {
+        FaultKind::Delay { on, delay, jitter } => {
+            let _ = write!(
+                s,
+                ", on = \"{}\", delay = {}, jitter = {}",
+                direction(on),
+                dur(delay),
+                dur(jitter)
+            );
+        }
+        FaultKind::Refuse | FaultKind::Blackhole => {}
+        FaultKind::Reset { at } | FaultKind::Truncate { at } => match at {
+            CutPoint::AfterBytes(n) => {
+                let _ = write!(s, ", after_bytes = {n}");
+            }
+            CutPoint::MidPdu => s.push_str(" (inside the next PDU)"),
+        },
+        FaultKind::Corrupt { region, bytes } => {
+            let region = match region {
+                Region::RpcHeader => "rpc-header",
+                Region::Stub => "stub",
+                Region::Payload => "payload",
+            };
+            let _ = write!(s, ", region = \"{region}\", bytes = {bytes}");
+        }
+        FaultKind::Stall { phase, duration } => {
+            let phase = match phase {
+                StallPhase::Bind => "bind",
+                StallPhase::Request => "request",
+            };
+            let _ = write!(s, ", phase = \"{phase}\"");
+            match duration {
+                Some(d) => {
+                    let _ = write!(s, ", duration = {}", dur(d));
+                }
+                None => s.push_str(" (until the phase times out)"),
+            }
+        }
+        FaultKind::Trickle { on, chunk, every } => {
+            let _ = write!(
+                s,
+                ", on = \"{}\", bytes = {chunk}, every = {}",
+                direction(on),
+                dur(every)
+            );
+        }
+    }
+    let _ = write!(s, ", probability = {}", f.probability);
+    if let Some(w) = f.window {
+        let _ = write!(s, ", window = [{}, {}]", dur(w.start), dur(w.end));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::scenario::{ClockOffset, Window};
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn plans_read_as_scenario_keys() {
+        assert_eq!(
+            connection(&ConnectionPolicy::KeepAlive {
+                requests_per_connection: None
+            }),
+            "connection = \"keep-alive\""
+        );
+        assert_eq!(
+            connection(&ConnectionPolicy::KeepAlive {
+                requests_per_connection: Some(1000)
+            }),
+            "connection = \"keep-alive\", requests_per_connection = 1000"
+        );
+        assert_eq!(
+            connection(&ConnectionPolicy::NewPerActivation),
+            "connection = \"new\""
+        );
+        let rule = FaultRule {
+            kind: FaultKind::Delay {
+                on: Direction::Receive,
+                delay: ms(200),
+                jitter: ms(100),
+            },
+            probability: 0.2,
+            window: Some(Window {
+                start: ms(20_000),
+                end: ms(40_000),
+            }),
+        };
+        assert_eq!(
+            fault_rule(&rule),
+            "kind = \"delay\", on = \"receive\", delay = \"200ms\", jitter = \"100ms\", \
+             probability = 0.2, window = [\"20s\", \"40s\"]"
+        );
+        let stall = FaultRule {
+            kind: FaultKind::Stall {
+                phase: StallPhase::Request,
+                duration: None,
+            },
+            probability: 0.02,
+            window: None,
+        };
+        assert_eq!(
+            fault_rule(&stall),
+            "kind = \"stall\", phase = \"request\" (until the phase times out), probability = 0.02"
+        );
+        assert_eq!(
+            skew(&SkewDistribution::Normal {
+                mean: ClockOffset::from_millis(0),
+                stddev: Duration::from_secs(7200)
+            }),
+            "kind = \"normal\", mean = \"+0s\", stddev = \"2h\""
+        );
+        assert_eq!(
+            client(&ClientOptions {
+                ndr: NdrMode::Ndr32Only,
+                btfn: false
+            }),
+            "ndr = \"ndr32-only\", btfn = false"
+        );
+    }
+}

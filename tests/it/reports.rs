@@ -1,0 +1,215 @@
+//! What people read (issue 12, items 9 and 10): report.md, report.html and the console of a
+//! real run written in the scenario file's terms, with no Rust debug values; numbers that
+//! describe the same thing agreeing; a capacity stated only for the stages that met the
+//! gates, saying the in-process host shared the CPU; the ramp seconds between holds left out
+//! of the capacity table.
+
+use std::fs;
+
+use serde_json::Value;
+
+use crate::util::{kmsload, show, stderr, stdout, temp_dir, write_scenario};
+
+/// Keep-alive with a per-connection limit, a staged ramp (hold, 1 s ramp, hold), faults in
+/// two windows (two rules sharing the second), a p99 gate and an error gate that the second
+/// hold fails.
+const SCENARIO: &str = r#"
+name = "people"
+[host]
+charged = true
+[fleet]
+size = 3000
+products = [{ product = "Windows 10/11 Pro" }]
+[load]
+start_rate = 50
+stages = [
+  { duration = "4s", rate = 50 },
+  { duration = "1s", rate = 150 },
+  { duration = "3s", rate = 150 },
+]
+connection = "keep-alive"
+requests_per_connection = 5
+[timeouts]
+connect = "1s"
+request = "1s"
+[[faults]]
+kind = "delay"
+on = "receive"
+delay = "5ms"
+probability = 0.1
+window = ["0s", "2s"]
+[[faults]]
+kind = "reset"
+probability = 0.15
+window = ["5s", "8s"]
+[[faults]]
+kind = "corrupt"
+region = "payload"
+probability = 0.15
+window = ["5s", "8s"]
+[gates]
+max_error_rate = 0.05
+latency = [{ phase = "total", percentile = 99, below = "500ms" }]
+"#;
+
+/// The page's text: no style sheet, no tags.
+fn page_text(html: &str) -> String {
+    let mut text = String::new();
+    let mut rest = html;
+    while let Some(at) = rest.find("<style") {
+        text.push_str(&rest[..at]);
+        rest = rest[at..]
+            .find("</style>")
+            .map_or("", |end| &rest[at + end + 8..]);
+    }
+    text.push_str(rest);
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn assert_no_debug_values(what: &str, text: &str) {
+    for bad in [
+        "{",
+        "}",
+        "Some(",
+        "None",
+        "KeepAlive",
+        "FaultRule",
+        "Delay {",
+        "Window {",
+    ] {
+        assert!(!text.contains(bad), "{what} contains `{bad}`:\n{text}");
+    }
+}
+
+/// The report.md lines of a table under `heading`: rows starting with `|`, header and rule
+/// left out.
+fn table_rows<'a>(md: &'a str, heading: &str) -> Vec<Vec<&'a str>> {
+    let at = md
+        .find(heading)
+        .unwrap_or_else(|| panic!("{heading} missing:\n{md}"));
+    md[at..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect()
+}
+
+#[test]
+fn reports_speak_the_scenario_terms_and_agree_with_themselves() {
+    let dir = temp_dir("people");
+    let file = write_scenario(&dir, SCENARIO);
+    let out = dir.join("out");
+    let o = kmsload(&["run", &file, "--out", out.to_str().unwrap()]);
+    // The error gate fails overall (the second hold's faults): exit 1.
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let md = fs::read_to_string(out.join("report.md")).unwrap();
+    let html = fs::read_to_string(out.join("report.html")).unwrap();
+    let page = page_text(&html);
+    let s: Value =
+        serde_json::from_str(&fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+
+    // No debug values anywhere a person reads.
+    assert_no_debug_values("report.md", &md);
+    assert_no_debug_values("report.html", &page);
+    assert_no_debug_values("stdout", &stdout(&o));
+    assert_no_debug_values("stderr", &stderr(&o));
+    // The configuration as the file says it.
+    assert!(
+        page.contains(r#"connection = "keep-alive", requests_per_connection = 5"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            r#"kind = "delay", on = "receive", delay = "5ms", jitter = "0s", probability = 0.1, window = ["0s", "2s"]"#
+        ),
+        "{page}"
+    );
+    assert_eq!(
+        s["config"]["faults"][2],
+        r#"kind = "corrupt", region = "payload", bytes = 1, probability = 0.15, window = ["5s", "8s"]"#
+    );
+
+    // Faulted attempts: the summary, the faults table, the episodes (one per window, the
+    // two rules sharing 5-8 s counted once) and the page's list all say the same.
+    let faulted = s["faulted_attempts"].as_u64().unwrap();
+    assert!(faulted > 50, "{faulted}");
+    assert!(
+        md.contains(&format!("{faulted} attempts had a fault injected")),
+        "{md}"
+    );
+    let table: u64 = table_rows(&md, "## Injected faults")
+        .iter()
+        .map(|r| r[1].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(table, faulted, "{md}");
+    let episodes: Vec<&str> = md
+        .lines()
+        .filter(|l| l.contains("touched by a fault"))
+        .collect();
+    assert_eq!(episodes.len(), 2, "{md}");
+    let touched: u64 = episodes
+        .iter()
+        .map(|l| {
+            let n = l.rsplit("): ").next().unwrap();
+            n.split_whitespace().next().unwrap().parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(touched, faulted, "{md}");
+    assert!(md.contains("- 5.00 s – 8.00 s (scenario window): "), "{md}");
+    assert!(
+        page.contains("5.00 s – 8.00 s (scenario window): "),
+        "{page}"
+    );
+
+    // Capacity: the first hold met both gates and is the knee; the second did not (errors)
+    // and is not stated as a capacity; the 1 s ramp between them is not a row.
+    let rows = table_rows(&md, "## Capacity");
+    let rates: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(rates, ["50.0", "150.0"], "{md}");
+    assert_eq!(rows[0][8], "**knee**");
+    assert_eq!(rows[1][8], "first over the limits");
+    assert!(md.contains("1 second in which a stage ramped between two holds is left out"));
+    let sentence = md
+        .lines()
+        .find(|l| l.starts_with("**this host sustains"))
+        .unwrap_or_else(|| panic!("no capacity sentence:\n{md}"));
+    assert!(
+        sentence.starts_with(
+            "**this host sustains 50 activations/s with p99 < 500 ms and errors <= 5.0 %"
+        ),
+        "{sentence}"
+    );
+    assert!(sentence.contains(&format!("at 150 offered/s {} did not activate", rows[1][2])));
+    assert!(
+        sentence
+            .contains("in-process reference host, which shared the CPU with the load generator"),
+        "{sentence}"
+    );
+    for text in [&md, &page, &stdout(&o)] {
+        assert!(!text.contains("knee was not reached"), "{text}");
+        assert!(!text.contains("sustains 1"), "no capacity at 150/s: {text}");
+    }
+    assert!(
+        page.contains("knee: 50/s"),
+        "the chart marks the knee the table names"
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
