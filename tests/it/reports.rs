@@ -200,11 +200,13 @@ fn reports_speak_the_scenario_terms_and_agree_with_themselves() {
         sentence.contains(" activations/s with p99 < 500 ms and errors <= 5.0 % (p99 "),
         "{sentence}"
     );
-    let over = format!(
-        "; at {:.0} offered/s {} did not activate",
-        rates[1], rows[1][2]
+    // (On a loaded machine its p99 may be over the limit too; the sentence then says both.)
+    let over = format!("; at {:.0} offered/s ", rates[1]);
+    let errors = format!("{} did not activate", rows[1][2]);
+    assert!(
+        sentence.contains(&over) && sentence.contains(&errors),
+        "{sentence} lacks {over} or {errors}"
     );
-    assert!(sentence.contains(&over), "{sentence} lacks {over}");
     assert!(
         sentence
             .contains("in-process reference host, which shared the CPU with the load generator"),
