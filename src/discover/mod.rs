@@ -63,8 +63,8 @@ use serde::{Deserialize, Serialize};
 
 pub use clients::HostClients;
 pub use order::{first_choice_shares, try_order};
-pub use resolve::Resolver;
-pub use split::{HostSplit, NO_HOST, SplitLatency, SplitRecorder};
+pub use resolve::{Resolver, StaticZone};
+pub use split::{HostOutage, HostSplit, NO_HOST, SplitLatency, SplitRecorder, bucket_width};
 
 use crate::catalog::hresult::code;
 use crate::client::outcome::{Cause, Outcome, Verdict, classify};
@@ -558,6 +558,16 @@ impl Discovery {
             resolver,
             gate,
         })
+    }
+
+    /// Discovery through `resolver` instead of one made from the configuration (a static
+    /// zone: see [`Resolver::fixed`]); the draw, cache and failover are the same.
+    pub fn with_resolver(config: DiscoveryConfig, gate: HostGate, resolver: Resolver) -> Self {
+        Self {
+            config,
+            resolver,
+            gate,
+        }
     }
 
     /// The configuration.

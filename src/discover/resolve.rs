@@ -1,7 +1,9 @@
 //! DNS lookups for discovery through hickory-resolver on tokio: the SRV query and the A/AAAA
 //! lookup of each target, each under a deadline, each failure sorted into a [`DnsCause`].
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
@@ -13,12 +15,30 @@ use hickory_resolver::proto::rr::RData;
 
 use super::{DnsCause, DnsError, SrvAnswer, SrvRecord, srv_name};
 
-/// A DNS resolver for discovery: the system's configuration, or one given server.
+/// A DNS resolver for discovery: the system's configuration, one given server, or a static
+/// zone standing in for DNS (a scenario's `srv` list naming its in-process hosts).
 #[derive(Clone)]
 pub struct Resolver {
-    inner: TokioResolver,
+    inner: Source,
     timeout: Duration,
     server: Option<SocketAddr>,
+}
+
+#[derive(Clone)]
+enum Source {
+    Dns(Box<TokioResolver>),
+    Static(Arc<StaticZone>),
+}
+
+/// The answers a static zone gives: one SRV answer for its domain, and an address per target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticZone {
+    /// The domain whose `_vlmcs._tcp` name holds `answer`.
+    pub domain: String,
+    /// The SRV answer (sorted, non-empty).
+    pub answer: SrvAnswer,
+    /// Each target's address (`target` as in the records).
+    pub addresses: HashMap<String, IpAddr>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -65,10 +85,21 @@ impl Resolver {
             .build()
             .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
         Ok(Self {
-            inner,
+            inner: Source::Dns(Box::new(inner)),
             timeout,
             server,
         })
+    }
+
+    /// A resolver that asks no server: `zone` answers the SRV query of its domain and the
+    /// address lookups of its targets; any other name is NXDOMAIN, as from a DNS server
+    /// holding only that zone.
+    pub fn fixed(zone: StaticZone, timeout: Duration) -> Self {
+        Self {
+            inner: Source::Static(Arc::new(zone)),
+            timeout,
+            server: None,
+        }
     }
 
     /// The server asked, when one was given.
@@ -89,9 +120,14 @@ impl Resolver {
     /// timeout and an unreachable server apart.
     pub async fn srv(&self, domain: &str) -> Result<SrvAnswer, DnsError> {
         let name = srv_name(domain);
-        let lookup = self
-            .bounded(&name, self.inner.srv_lookup(name.as_str()))
-            .await?;
+        let dns = match &self.inner {
+            Source::Dns(dns) => dns,
+            Source::Static(zone) if srv_name(&zone.domain) == name => {
+                return Ok(zone.answer.clone());
+            }
+            Source::Static(_) => return Err(nxdomain(name)),
+        };
+        let lookup = self.bounded(&name, dns.srv_lookup(name.as_str())).await?;
         let mut ttl = u32::MAX;
         let mut records = Vec::new();
         for r in lookup.answers() {
@@ -132,9 +168,16 @@ impl Resolver {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
         let name = format!("{}.", normalise(target));
-        let lookup = self
-            .bounded(&name, self.inner.lookup_ip(name.as_str()))
-            .await?;
+        let dns = match &self.inner {
+            Source::Dns(dns) => dns,
+            Source::Static(zone) => {
+                return match zone.addresses.get(&normalise(target)) {
+                    Some(ip) => Ok(vec![SocketAddr::new(*ip, port)]),
+                    None => Err(nxdomain(name)),
+                };
+            }
+        };
+        let lookup = self.bounded(&name, dns.lookup_ip(name.as_str())).await?;
         let addrs: Vec<SocketAddr> = lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect();
         if addrs.is_empty() {
             return Err(DnsError {
@@ -164,6 +207,14 @@ impl Resolver {
                 detail: format!("no answer within {:?}", self.timeout),
             }),
         }
+    }
+}
+
+fn nxdomain(name: String) -> DnsError {
+    DnsError {
+        name,
+        cause: DnsCause::NxDomain,
+        detail: "not in the scenario's static SRV zone".into(),
     }
 }
 

@@ -83,6 +83,28 @@ pub struct Live {
     pub in_flight: AtomicU64,
     /// Latest per-second view from the recorder: error codes so far and last second's p99.
     pub snapshot: Mutex<Snapshot>,
+    /// The instant the load started (time 0 of the run: intended starts, fault windows,
+    /// outage windows count from it), once it has.
+    started: std::sync::OnceLock<Instant>,
+    started_signal: tokio::sync::Notify,
+}
+
+impl Live {
+    /// Waits until the load has started and returns its time 0.
+    pub async fn started(&self) -> Instant {
+        loop {
+            let signalled = self.started_signal.notified();
+            if let Some(at) = self.started.get() {
+                return *at;
+            }
+            signalled.await;
+        }
+    }
+
+    fn mark_started(&self, at: Instant) {
+        let _ = self.started.set(at);
+        self.started_signal.notify_waiters();
+    }
 }
 
 /// What the recorder task publishes once a second.
@@ -242,6 +264,7 @@ pub async fn run(
     };
     let started = SystemTime::now();
     let start = Instant::now();
+    live.mark_started(start);
     let (target, discovery) = match endpoint {
         Endpoint::Fixed(addr) => (addr, None),
         Endpoint::Discover(d) => (
@@ -685,6 +708,7 @@ async fn discovered_attempt(
         verdict.outcome,
         verdict.hresult,
         total_us,
+        intended.saturating_duration_since(shared.start).as_secs(),
     );
     let host_name = found
         .host

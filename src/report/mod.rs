@@ -122,6 +122,9 @@ pub struct SummaryFile {
     /// For a merged result (`kmsload merge`): the shards it was made of.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merge: Option<crate::record::MergeInfo>,
+    /// The in-process hosts' outage windows (`down`), as the scenario set them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outages: Vec<crate::discover::HostOutage>,
 }
 
 impl SummaryFile {
@@ -492,6 +495,7 @@ pub fn write_results(
         timeline: run.recorder.timeline(),
         by_host: run.by_host.clone(),
         merge: run.merge.clone(),
+        outages: plan_outages(plan),
     };
     let mut w = BufWriter::new(fs::File::create(dir.join("summary.json"))?);
     serde_json::to_writer_pretty(&mut w, &file).map_err(io::Error::other)?;
@@ -681,6 +685,7 @@ pub fn markdown(
     }
     if !run.by_host.is_empty() {
         by_host_markdown(&mut s, &run.by_host);
+        hosts_over_time_markdown(&mut s, &run.by_host, &plan_outages(plan));
     }
     if !summary.hosts.is_empty() {
         let _ = writeln!(s, "\n## Host identity\n");
@@ -818,6 +823,25 @@ fn xml(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The outage windows of the plan's in-process hosts.
+pub fn plan_outages(plan: &Plan) -> Vec<crate::discover::HostOutage> {
+    let hosts: &[crate::scenario::HostOptions] = match &plan.target {
+        crate::scenario::Target::InProcess(h) => std::slice::from_ref(h),
+        crate::scenario::Target::Discover(d) => &d.hosts,
+        crate::scenario::Target::Remote(_) => &[],
+    };
+    hosts
+        .iter()
+        .flat_map(|h| {
+            h.down.iter().map(|w| crate::discover::HostOutage {
+                host: h.name.clone(),
+                from_s: w.start.as_secs_f64(),
+                to_s: w.end.as_secs_f64(),
+            })
+        })
+        .collect()
+}
+
 /// report.md's "Hosts found by discovery" table: the split, the failovers and their cost.
 fn by_host_markdown(s: &mut String, split: &[crate::discover::HostSplit]) {
     let total: u64 = split.iter().map(|h| h.attempts).sum();
@@ -856,6 +880,84 @@ fn by_host_markdown(s: &mut String, split: &[crate::discover::HostSplit]) {
             s,
             "\n{failovers} attempts failed over: a host they tried first did not connect and bind, and the next one answered; the last column is the mean time they lost before it did."
         );
+    }
+    if let Some(cost) = failover_cost_sentence(split) {
+        let _ = writeln!(s, "\n{cost}");
+    }
+}
+
+/// "Failing over cost ...": the extra time of the attempts that failed over, against the
+/// median of the attempts that did not; `None` without failovers.
+pub fn failover_cost_sentence(split: &[crate::discover::HostSplit]) -> Option<String> {
+    let failovers: u64 = split.iter().map(|h| h.failovers_in).sum();
+    if failovers == 0 {
+        return None;
+    }
+    let total_us: u64 = split
+        .iter()
+        .filter_map(|h| Some(h.failover_cost_us_mean? * h.failovers_in))
+        .sum();
+    let max_us = split
+        .iter()
+        .filter_map(|h| h.failover_cost_us_max)
+        .max()
+        .unwrap_or(0);
+    Some(format!(
+        "Failover cost: {failovers} attempts lost {:.2} ms each on average (at most {:.2} ms) on hosts that did not answer before one did: time spent on DNS and on the failed connects and binds, added to their latency.",
+        total_us as f64 / failovers as f64 / 1e3,
+        max_us as f64 / 1e3
+    ))
+}
+
+/// report.md's "Hosts over time": attempts each host answered per time slice (at most 30
+/// rows), the failovers, and which hosts were down.
+fn hosts_over_time_markdown(
+    s: &mut String,
+    split: &[crate::discover::HostSplit],
+    outages: &[crate::discover::HostOutage],
+) {
+    let seconds = split.iter().map(|h| h.per_second.len()).max().unwrap_or(0);
+    if seconds == 0 {
+        return;
+    }
+    let width = crate::discover::bucket_width(seconds, 30);
+    let _ = writeln!(s, "\n## Hosts over time\n");
+    let _ = writeln!(
+        s,
+        "Attempts each host answered, by intended start{}; \"failed over\" counts the attempts that reached their host only after another failed.\n",
+        if width > 1 {
+            format!(", {width} s per row")
+        } else {
+            String::new()
+        }
+    );
+    let mut head = String::from("| s |");
+    let mut rule = String::from("|---|");
+    for h in split {
+        let _ = write!(head, " {} |", h.host);
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(s, "{head} failed over | down |");
+    let _ = writeln!(s, "{rule}---:|---|");
+    let sum = |v: &[u64], from: usize| -> u64 { v.iter().skip(from).take(width).sum() };
+    for from in (0..seconds).step_by(width) {
+        let mut row = format!("| {from}–{} |", from + width);
+        for h in split {
+            let _ = write!(row, " {} |", sum(&h.per_second, from));
+        }
+        let failed_over: u64 = split
+            .iter()
+            .map(|h| sum(&h.failovers_per_second, from))
+            .sum();
+        let (lo, hi) = (from as f64, (from + width) as f64);
+        let mut down: Vec<&str> = outages
+            .iter()
+            .filter(|o| o.from_s < hi && o.to_s > lo)
+            .map(|o| o.host.as_str())
+            .collect();
+        down.dedup();
+        let _ = writeln!(row, " {failed_over} | {} |", down.join(", "));
+        s.push_str(&row);
     }
 }
 

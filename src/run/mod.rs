@@ -97,7 +97,8 @@ pub fn read_baseline(path: &Path, what: &str) -> Result<SummaryFile, Error> {
 pub struct Prepared {
     addr: load::Endpoint,
     target: TargetInfo,
-    host: Option<host::HostHandle>,
+    /// The in-process hosts, each with its outage windows.
+    hosts: Vec<(host::HostHandle, Vec<scenario::Window>)>,
     dir: PathBuf,
     events: Option<Box<dyn Write + Send>>,
     live: Arc<Live>,
@@ -111,18 +112,17 @@ pub struct Prepared {
 /// [`Error::Runtime`] when the host cannot start, the target cannot be resolved or the
 /// directory cannot be created.
 pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
-    // The in-process host lives until `execute` stops it.
-    let (addr, target, host) = match &plan.target {
+    // The in-process hosts live until `execute` stops them.
+    let (addr, target, hosts) = match &plan.target {
         Target::InProcess(options) => {
-            let host = start_in_process(options, plan.seed)
-                .await
-                .map_err(|e| Error::Runtime(format!("cannot start the in-process host: {e}")))?;
+            let host = start_in_process(options, plan.seed).await?;
             let addr = host.addr();
             let target = TargetInfo {
                 address: addr.to_string(),
                 in_process: true,
             };
-            (load::Endpoint::Fixed(addr), target, Some(host))
+            let hosts = vec![(host, options.down.clone())];
+            (load::Endpoint::Fixed(addr), target, hosts)
         }
         Target::Remote(remote) => {
             let addr = resolve(&remote.host, remote.port, plan.timeouts.connect).await?;
@@ -130,16 +130,52 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
                 address: remote.addr(),
                 in_process: false,
             };
-            (load::Endpoint::Fixed(addr), target, None)
+            (load::Endpoint::Fixed(addr), target, Vec::new())
         }
         Target::Discover(d) => {
-            let discovery = crate::discover::Discovery::new(d.config.clone(), d.gate.clone())
-                .map_err(Error::Runtime)?;
-            let target = TargetInfo {
-                address: format!("discover:{}", d.config.domain),
-                in_process: false,
+            let mut hosts = Vec::new();
+            for (i, options) in d.hosts.iter().enumerate() {
+                // Different seeds: each host its own ePID and HwID, as real hosts have.
+                let seed = plan.seed.wrapping_add(i as u64);
+                hosts.push((start_in_process(options, seed).await?, options.down.clone()));
+            }
+            let discovery = match &d.srv {
+                None => crate::discover::Discovery::new(d.config.clone(), d.gate.clone())
+                    .map_err(Error::Runtime)?,
+                Some(records) => {
+                    let zone = static_zone(&d.config, &d.hosts, &hosts, records);
+                    let resolver = crate::discover::Resolver::fixed(zone, d.config.dns_timeout);
+                    crate::discover::Discovery::with_resolver(
+                        d.config.clone(),
+                        d.gate.clone(),
+                        resolver,
+                    )
+                }
             };
-            (load::Endpoint::Discover(Arc::new(discovery)), target, None)
+            let listed: Vec<String> = d
+                .hosts
+                .iter()
+                .zip(&hosts)
+                .map(|(o, (h, _))| format!("{} {}", o.name, h.addr()))
+                .collect();
+            let target = TargetInfo {
+                address: if listed.is_empty() {
+                    format!("discover:{}", d.config.domain)
+                } else {
+                    format!(
+                        "discover:{} ({}{})",
+                        d.config.domain,
+                        listed.join(", "),
+                        if d.srv.is_some() {
+                            "; records from srv"
+                        } else {
+                            ""
+                        }
+                    )
+                },
+                in_process: !hosts.is_empty(),
+            };
+            (load::Endpoint::Discover(Arc::new(discovery)), target, hosts)
         }
     };
     let dir = match &plan.out {
@@ -192,7 +228,7 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
     Ok(Prepared {
         addr,
         target,
-        host,
+        hosts,
         dir,
         events,
         live: Arc::new(Live::default()),
@@ -282,7 +318,7 @@ impl Prepared {
         let Self {
             addr,
             target,
-            host,
+            hosts,
             dir,
             events,
             live,
@@ -294,9 +330,13 @@ impl Prepared {
                 report::gates::abort_reason(&gates, abort, recorder, elapsed)
             })
         });
-        let result = load::run(plan, addr, events, live, stop, watchdog).await;
+        // The outage windows run beside the load, from its time 0, and end with it.
+        let result = tokio::select! {
+            r = load::run(plan, addr, events, live.clone(), stop, watchdog) => r,
+            () = outages(&hosts, &live) => unreachable!("the outage schedule never ends"),
+        };
         let _ = load_done.0.send(true);
-        if let Some(host) = host {
+        for (host, _) in hosts {
             host.shutdown().await;
         }
         let result = result.map_err(|e| Error::Usage(e.to_string()))?;
@@ -488,12 +528,69 @@ async fn resolve(host: &str, port: u16, limit: Duration) -> Result<SocketAddr, E
         .map_err(|e| Error::Runtime(format!("target: {e}")))
 }
 
-/// Starts the reference host in-process on loopback, configured from the scenario's
-/// `[host]` section.
+/// Takes each host down and up at its outage windows, counted from the load's time 0; then
+/// waits forever (the caller ends it with the load).
+async fn outages(hosts: &[(host::HostHandle, Vec<scenario::Window>)], live: &Live) {
+    let mut changes: Vec<(Duration, usize, bool)> = hosts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, windows))| {
+            windows
+                .iter()
+                .flat_map(move |w| [(w.start, i, true), (w.end, i, false)])
+        })
+        .collect();
+    if !changes.is_empty() {
+        // Ends before starts at the same instant: back-to-back windows stay apart.
+        changes.sort_by_key(|&(at, i, down)| (at, down, i));
+        let zero = live.started().await;
+        for (at, i, down) in changes {
+            tokio::time::sleep_until((zero + at).into()).await;
+            hosts[i].0.set_down(down);
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+/// The static zone of a scenario's `srv` list: each record's target is its host's name, at
+/// the port and address that host listens on; the answer's TTL is `dns_ttl`, else an hour.
+fn static_zone(
+    config: &crate::discover::DiscoveryConfig,
+    options: &[scenario::HostOptions],
+    hosts: &[(host::HostHandle, Vec<scenario::Window>)],
+    records: &[scenario::StaticSrv],
+) -> crate::discover::StaticZone {
+    let mut list: Vec<crate::discover::SrvRecord> = records
+        .iter()
+        .map(|r| crate::discover::SrvRecord {
+            target: options[r.host].name.clone(),
+            port: hosts[r.host].0.addr().port(),
+            priority: r.priority,
+            weight: r.weight,
+        })
+        .collect();
+    list.sort();
+    crate::discover::StaticZone {
+        domain: config.domain.clone(),
+        answer: crate::discover::SrvAnswer {
+            name: crate::discover::srv_name(&config.domain),
+            records: list,
+            ttl: config.dns_ttl.unwrap_or(Duration::from_secs(3600)),
+        },
+        addresses: options
+            .iter()
+            .zip(hosts)
+            .map(|(o, (h, _))| (o.name.clone(), h.addr().ip()))
+            .collect(),
+    }
+}
+
+/// Starts a reference host in-process on loopback, configured from the scenario's `[host]`
+/// section or one `[[hosts]]` entry.
 async fn start_in_process(
     options: &scenario::HostOptions,
     seed: u64,
-) -> Result<host::HostHandle, host::ServerError> {
+) -> Result<host::HostHandle, Error> {
     let minutes = |d: Duration| u32::try_from(d.as_secs() / 60).unwrap_or(u32::MAX);
     let mut config = host::HostConfig {
         charged: options.charged,
@@ -513,7 +610,7 @@ async fn start_in_process(
         }
     }
     let server = host::ServerOptions {
-        listen: SocketAddr::from(([127, 0, 0, 1], options.port)),
+        listen: SocketAddr::from((options.address, options.port)),
         host: config,
         rpc: crate::wire::session::HostRpcConfig {
             ndr64: options.ndr64,
@@ -523,7 +620,12 @@ async fn start_in_process(
         close_after_response: options.close_after_response,
         ..host::ServerOptions::default()
     };
-    host::server::start(server).await
+    host::server::start(server).await.map_err(|e| {
+        Error::Runtime(format!(
+            "cannot start the in-process host {}: {e}",
+            options.name
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub use plan::{
     Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED, Direction,
     DiscoverTarget, EventsMode, FaultKind, FaultRule, Fleet, Gate, GateAbort, HostKey, HostOptions,
     LatencyOf, Load, LoadModel, NdrMode, Plan, ProductShare, Region, RemoteTarget, Schedule,
-    SkewDistribution, Stage, StallPhase, Target, Timeouts, Window,
+    SkewDistribution, Stage, StallPhase, StaticSrv, Target, Timeouts, Window,
 };
 
 /// Values from the command line that replace keys of the file. They are applied before
@@ -235,6 +235,8 @@ mod tests {
     }
 
     const BOUND: &str = "[load]\nduration = \"1s\"\n";
+
+    mod hosts;
 
     // ---- errors from the parser -------------------------------------------------------
 
@@ -820,7 +822,10 @@ mod tests {
         assert_eq!(
             *h,
             HostOptions {
+                name: "kms01".into(),
+                address: std::net::Ipv4Addr::LOCALHOST,
                 port: 0,
+                down: Vec::new(),
                 charged: false,
                 host_key: HostKey::VolumeOnly,
                 time_check: true,
@@ -1056,11 +1061,13 @@ window = ["1s", "2s"]
                 f.file_stem().and_then(|s| s.to_str())
             );
             assert!(plan.description.is_some(), "{}", f.display());
-            assert!(
-                matches!(plan.target, Target::InProcess(_)),
-                "{}",
-                f.display()
-            );
+            // Every ready scenario runs on a fresh machine: in-process hosts only.
+            let in_process = match &plan.target {
+                Target::InProcess(_) => true,
+                Target::Discover(d) => d.srv.is_some(),
+                Target::Remote(_) => false,
+            };
+            assert!(in_process, "{}", f.display());
         }
     }
 
@@ -1182,6 +1189,10 @@ window = ["1s", "2s"]
         let probes = [
             ("", "zzz = 1\n"),
             ("host", "[host]\nzzz = 1\n"),
+            ("host.down", "[host]\ndown = [{ zzz = 1 }]\n"),
+            ("hosts", "[[hosts]]\nzzz = 1\n"),
+            ("hosts.down", "[[hosts]]\ndown = [{ zzz = 1 }]\n"),
+            ("srv", "srv = [{ zzz = 1 }]\n"),
             ("fleet", "[fleet]\nzzz = 1\n"),
             ("fleet.products", "[fleet]\nproducts = [{ zzz = 1 }]\n"),
             ("fleet.skew", "[fleet.skew]\nzzz = 1\n"),

@@ -103,6 +103,23 @@ pub struct DiscoverTarget {
     pub config: crate::discover::DiscoveryConfig,
     /// Which discovered hosts may be contacted.
     pub gate: crate::discover::HostGate,
+    /// `[[hosts]]`: reference hosts started in-process for the run, which the records lead
+    /// to (through `srv`, or through DNS records naming their addresses and ports).
+    pub hosts: Vec<HostOptions>,
+    /// `srv`: the SRV records of the domain, standing in for DNS; each leads to one of
+    /// `hosts`. `None`: ask DNS.
+    pub srv: Option<Vec<StaticSrv>>,
+}
+
+/// One record of a scenario's `srv` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticSrv {
+    /// Index of the host in [`DiscoverTarget::hosts`].
+    pub host: usize,
+    /// Lower is tried first.
+    pub priority: u16,
+    /// Relative share within a priority.
+    pub weight: u16,
 }
 
 /// A host given as `host:port`.
@@ -131,11 +148,19 @@ impl RemoteTarget {
     }
 }
 
-/// Options of the in-process reference host (`[host]`).
+/// Options of an in-process reference host (`[host]`, or one `[[hosts]]` entry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostOptions {
-    /// Port on 127.0.0.1; 0 lets the system choose a free one.
+    /// Its name: the SRV target clients look up (`name`; `kms01`, `kms02`, ... by position).
+    pub name: String,
+    /// Loopback address listened on: 127.0.0.1 for `[host]`; for `[[hosts]]`, 127.0.0.2,
+    /// 127.0.0.3, ... in order, one address each as real hosts have.
+    pub address: std::net::Ipv4Addr,
+    /// Port; 0 lets the system choose a free one.
     pub port: u16,
+    /// Outage windows (`down`), sorted and disjoint, from the run's start: the host is a
+    /// stopped service during each (see [`crate::host::HostHandle::set_down`]).
+    pub down: Vec<Window>,
     /// Start with a charged client table (the first client already sees the threshold)
     /// instead of an empty one, as a fresh real host has.
     pub charged: bool,

@@ -30,6 +30,9 @@ pub(crate) struct RawScenario {
     pub(crate) out: Option<String>,
     pub(crate) events: Option<EventsMode>,
     pub(crate) host: Option<RawHost>,
+    #[serde(default)]
+    pub(crate) hosts: Vec<RawHost>,
+    pub(crate) srv: Option<Vec<RawSrv>>,
     pub(crate) fleet: Option<RawFleet>,
     pub(crate) client: Option<RawClient>,
     pub(crate) load: Option<RawLoad>,
@@ -39,10 +42,12 @@ pub(crate) struct RawScenario {
     pub(crate) faults: Vec<RawFault>,
 }
 
-/// `[host]`: the in-process reference host.
+/// `[host]`, or one `[[hosts]]` entry: an in-process reference host.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHost {
+    pub(crate) name: Option<String>,
+    pub(crate) down: Option<Vec<RawDown>>,
     pub(crate) port: Option<u16>,
     pub(crate) charged: Option<bool>,
     pub(crate) host_key: Option<RawHostKey>,
@@ -52,6 +57,24 @@ pub(crate) struct RawHost {
     pub(crate) close_after_response: Option<bool>,
     pub(crate) activation_interval: Option<String>,
     pub(crate) renewal_interval: Option<String>,
+}
+
+/// One outage window of an in-process host: `{ from = "10s", for = "20s" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDown {
+    pub(crate) from: String,
+    #[serde(rename = "for")]
+    pub(crate) length: String,
+}
+
+/// One entry of `srv`: a static SRV record naming a `[[hosts]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSrv {
+    pub(crate) host: String,
+    pub(crate) priority: Option<u16>,
+    pub(crate) weight: Option<u16>,
 }
 
 /// `[fleet]`.
@@ -334,6 +357,21 @@ impl<'de> Deserialize<'de> for RawCode {
     }
 }
 
+/// The keys of `[host]` and of each `[[hosts]]` entry.
+const HOST_KEYS: &[&str] = &[
+    "name",
+    "port",
+    "charged",
+    "host_key",
+    "time_check",
+    "ndr64",
+    "btfn",
+    "close_after_response",
+    "activation_interval",
+    "renewal_interval",
+    "down",
+];
+
 /// Every section and its keys, for "did you mean" across sections and for the docs test.
 /// `tests::key_lists_match_the_structs` keeps this in step with the structs above.
 pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
@@ -355,6 +393,8 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
             "out",
             "events",
             "host",
+            "hosts",
+            "srv",
             "fleet",
             "client",
             "load",
@@ -363,20 +403,11 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
             "faults",
         ],
     ),
-    (
-        "host",
-        &[
-            "port",
-            "charged",
-            "host_key",
-            "time_check",
-            "ndr64",
-            "btfn",
-            "close_after_response",
-            "activation_interval",
-            "renewal_interval",
-        ],
-    ),
+    ("host", HOST_KEYS),
+    ("host.down", &["from", "for"]),
+    ("hosts", HOST_KEYS),
+    ("hosts.down", &["from", "for"]),
+    ("srv", &["host", "priority", "weight"]),
     (
         "fleet",
         &[
@@ -473,6 +504,12 @@ pub(crate) fn value_hint(key: &str) -> Option<&'static str> {
             "clock offsets are strings with a unit and an optional sign, e.g. \"-6h\""
         }
         "window" => "a window is two durations, e.g. window = [\"20s\", \"40s\"]",
+        "down" => {
+            "down = [{ from = \"10s\", for = \"20s\" }]: down from 10 s after the start, for 20 s"
+        }
+        "from" | "for" => "durations are strings with a unit, e.g. \"10s\"",
+        "hosts" => "each host is a [[hosts]] table, e.g. [[hosts]] name = \"kms01\"",
+        "srv" => "srv = [{ host = \"kms01\", priority = 0, weight = 0 }, ...]",
         "rate" | "start_rate" | "base_rate" | "burst_rate" | "min_achieved_rate" => {
             "rates are numbers of attempts per second, e.g. 500"
         }

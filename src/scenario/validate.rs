@@ -96,6 +96,7 @@ impl<'a> Ctx<'a> {
                     .offset_of(&path)
                     .map(|o| Position::of(self.text, o));
                 let key = match path.0.as_slice() {
+                    [super::locate::Seg::Key(k)] if k == "hosts" => "[[hosts]]".to_owned(),
                     [super::locate::Seg::Key(k)] if is_table_key(k) => {
                         format!("[{k}]")
                     }
@@ -242,6 +243,14 @@ pub(crate) fn validate(
         dns_timeout: raw.dns_timeout,
         confirm_discovered: raw.confirm_discovered,
     };
+    let run_length = load.as_ref().and_then(|l| l.bounds.max_duration);
+    if raw.host.is_some() && !raw.hosts.is_empty() {
+        cx.err(
+            &root("hosts"),
+            "[host] and [[hosts]] both configure in-process hosts",
+            Some("keep [[hosts]] (one table per host), or [host] for a single host".to_owned()),
+        );
+    }
     let target = match discover_keys.discover.clone() {
         Some(domain) if ov.target.is_none() => {
             if raw.target.is_some() {
@@ -258,14 +267,60 @@ pub(crate) fn validate(
                 cx.err(
                     &root("host"),
                     "[host] configures the in-process host, which is not started when `discover` is set",
-                    Some("remove [host], or remove `discover`".to_owned()),
+                    Some("remove [host], or remove `discover`; in-process hosts behind the domain are [[hosts]] tables".to_owned()),
                 );
             }
-            discover_target(cx, &domain, discover_keys, raw.confirm_target, ov)
+            let hosts = in_process_hosts(cx, raw.hosts, run_length, resolve);
+            discover_target(
+                cx,
+                &domain,
+                discover_keys,
+                raw.confirm_target,
+                ov,
+                hosts,
+                raw.srv,
+            )
         }
         _ => {
             discover_keys.refuse_without_discover(cx);
-            target(cx, raw.target, raw.confirm_target, raw.host, ov, resolve)
+            if raw.srv.is_some() && ov.target.is_none() {
+                cx.err(
+                    &root("srv"),
+                    "`srv` lists the SRV records of the `discover` domain, but `discover` is not set",
+                    Some("add discover = \"DOMAIN\" (e.g. \"corp.example\"), or remove `srv`".to_owned()),
+                );
+            }
+            if raw.hosts.is_empty() || ov.target.is_some() {
+                target(
+                    cx,
+                    raw.target,
+                    raw.confirm_target,
+                    raw.host,
+                    ov,
+                    run_length,
+                    resolve,
+                )
+            } else {
+                if raw.target.is_some() {
+                    cx.err(
+                        &root("hosts"),
+                        "[[hosts]] configures in-process hosts, which are not started when `target` is set",
+                        Some("remove [[hosts]], or remove `target`".to_owned()),
+                    );
+                }
+                let count = raw.hosts.len();
+                let hosts = in_process_hosts(cx, raw.hosts, run_length, resolve);
+                if count > 1 {
+                    cx.err(
+                        &root("hosts"),
+                        format!("{count} in-process hosts, but nothing tells the clients how to find them"),
+                        Some("clients find several hosts as Windows clients do, through SRV records: add discover = \"corp.example\" and srv = [{ host = \"kms01\" }, { host = \"kms02\", priority = 10 }]".to_owned()),
+                    );
+                    None
+                } else {
+                    hosts.and_then(|mut h| h.pop()).map(Target::InProcess)
+                }
+            }
         }
     };
     let client = client(raw.client.unwrap_or_default());
@@ -363,13 +418,21 @@ fn target(
     confirm: Option<String>,
     host: Option<RawHost>,
     ov: &Overrides,
+    run_length: Option<Duration>,
     resolve: &dyn Fn(&str) -> Result<&'static Product, String>,
 ) -> Option<Target> {
     let (text, at) = match (&ov.target, written) {
         (Some(t), _) => (t.clone(), At::Flag("--target")),
         (None, Some(t)) => (t, At::Key(root("target"))),
         (None, None) => {
-            return host_options(cx, host.unwrap_or_default(), resolve).map(Target::InProcess);
+            let spot = HostSpot {
+                base: root("host"),
+                name: "kms01".to_owned(),
+                address: std::net::Ipv4Addr::LOCALHOST,
+                run_length,
+            };
+            return host_options(cx, &spot, host.unwrap_or_default(), resolve)
+                .map(Target::InProcess);
         }
     };
     if host.is_some() && matches!(at, At::Key(_)) {
@@ -517,12 +580,160 @@ fn is_loopback(host: &str) -> bool {
     }
 }
 
+/// Most `[[hosts]]` entries (each has its own loopback address, 127.0.0.2 upwards).
+const MAX_HOSTS: usize = 64;
+
+/// Where a host's options come from, and what it gets when the file does not say.
+struct HostSpot {
+    /// `[host]`, or `hosts[i]`.
+    base: KeyPath,
+    /// The name it gets without `name`.
+    name: String,
+    /// The loopback address it listens on.
+    address: std::net::Ipv4Addr,
+    /// The run's duration bound, for outage windows.
+    run_length: Option<Duration>,
+}
+
+/// The `[[hosts]]` entries: each checked as `[host]` is, names unique.
+fn in_process_hosts(
+    cx: &mut Ctx<'_>,
+    raw: Vec<RawHost>,
+    run_length: Option<Duration>,
+    resolve: &dyn Fn(&str) -> Result<&'static Product, String>,
+) -> Option<Vec<HostOptions>> {
+    if raw.len() > MAX_HOSTS {
+        cx.err(
+            &root("hosts"),
+            format!(
+                "{} hosts; at most {MAX_HOSTS} can run in-process",
+                raw.len()
+            ),
+            None,
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, h) in raw.into_iter().enumerate() {
+        let spot = HostSpot {
+            base: root("hosts").index(i),
+            name: format!("kms{:02}", i + 1),
+            // At most 64 entries: 127.0.0.2 to 127.0.0.65.
+            address: std::net::Ipv4Addr::new(127, 0, 0, 2 + i as u8),
+            run_length,
+        };
+        let named = h.name.is_some();
+        match host_options(cx, &spot, h, resolve) {
+            Some(o) => {
+                if out.iter().any(|p: &HostOptions| p.name == o.name) {
+                    let at = if named {
+                        spot.base.key("name")
+                    } else {
+                        spot.base.clone()
+                    };
+                    cx.err(
+                        &at,
+                        format!("a second host named `{}`", o.name),
+                        Some("give every [[hosts]] entry its own name".to_owned()),
+                    );
+                    ok = false;
+                }
+                out.push(o);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `down = [{ from = "10s", for = "20s" }, ...]`: sorted, disjoint windows of run time.
+fn outages(
+    cx: &mut Ctx<'_>,
+    path: &KeyPath,
+    raw: &[super::raw::RawDown],
+    run_length: Option<Duration>,
+) -> Option<Vec<Window>> {
+    let hint =
+        "down = [{ from = \"10s\", for = \"20s\" }]: down from 10 s after the start, for 20 s";
+    let mut windows: Vec<(usize, Window)> = Vec::new();
+    let mut ok = true;
+    for (i, d) in raw.iter().enumerate() {
+        let item = path.index(i);
+        let from = cx.duration(&item.key("from"), &d.from);
+        let length = cx.positive_duration(&item.key("for"), &d.length);
+        let (Some(from), Some(length)) = (from, length) else {
+            ok = false;
+            continue;
+        };
+        if let Some(len) = run_length.filter(|len| from >= *len) {
+            cx.err(
+                &item.key("from"),
+                format!(
+                    "starts at {}, after the run ends ({})",
+                    DisplayDuration(from),
+                    DisplayDuration(len)
+                ),
+                Some("move the outage into the run, or lengthen [load] duration".to_owned()),
+            );
+            ok = false;
+            continue;
+        }
+        windows.push((
+            i,
+            Window {
+                start: from,
+                end: from.saturating_add(length),
+            },
+        ));
+    }
+    windows.sort_by_key(|(_, w)| w.start);
+    for pair in windows.windows(2) {
+        let ((_, a), (j, b)) = (pair[0], pair[1]);
+        if b.start < a.end {
+            cx.err(
+                &path.index(j),
+                format!(
+                    "overlaps the outage from {} to {}",
+                    DisplayDuration(a.start),
+                    DisplayDuration(a.end)
+                ),
+                Some(format!(
+                    "{hint}; make the windows one, or move this one after {}",
+                    DisplayDuration(a.end)
+                )),
+            );
+            ok = false;
+        }
+    }
+    ok.then(|| windows.into_iter().map(|(_, w)| w).collect())
+}
+
 fn host_options(
     cx: &mut Ctx<'_>,
+    spot: &HostSpot,
     raw: RawHost,
     resolve: &dyn Fn(&str) -> Result<&'static Product, String>,
 ) -> Option<HostOptions> {
-    let base = root("host");
+    let base = spot.base.clone();
+    let name = match raw.name.as_deref().map(str::trim) {
+        None => Some(spot.name.clone()),
+        Some(n) if is_host_name(n) && n.parse::<IpAddr>().is_err() => {
+            Some(n.trim_end_matches('.').to_ascii_lowercase())
+        }
+        Some(n) => {
+            cx.err(
+                &base.key("name"),
+                format!("`{n}` is not a host name"),
+                Some("the name clients look up: letters, digits and '-', dots between labels, e.g. \"kms01\" or \"kms01.corp.example\"".to_owned()),
+            );
+            None
+        }
+    };
+    let down = match &raw.down {
+        None => Some(Vec::new()),
+        Some(d) => outages(cx, &base.key("down"), d, spot.run_length),
+    };
     let host_key = match raw.host_key {
         None => Some(HostKey::VolumeOnly),
         Some(k) => host_key(cx, &base.key("host_key"), k, resolve),
@@ -555,7 +766,10 @@ fn host_options(
         defaults::RENEWAL_INTERVAL,
     );
     Some(HostOptions {
+        name: name?,
+        address: spot.address,
         port: raw.port.unwrap_or(0),
+        down: down?,
         charged: raw.charged.unwrap_or(false),
         host_key: host_key?,
         time_check: raw.time_check.unwrap_or(true),
@@ -1347,6 +1561,8 @@ fn discover_target(
     keys: DiscoverKeys,
     confirm: Option<String>,
     ov: &Overrides,
+    hosts: Option<Vec<HostOptions>>,
+    srv: Option<Vec<super::raw::RawSrv>>,
 ) -> Option<Target> {
     use crate::discover::{self, DiscoveryConfig, HostGate, SrvOrder};
     let domain = match discover::parse_domain(domain) {
@@ -1411,10 +1627,119 @@ fn discover_target(
             ok = false;
         }
     }
+    let hosts = hosts?;
+    let srv = match srv {
+        None => {
+            // Through DNS: the records must name the hosts' addresses and ports.
+            for (i, h) in hosts.iter().enumerate() {
+                if h.port == 0 {
+                    cx.err(
+                        &root("hosts").index(i),
+                        format!("`{}` has no fixed `port`, so no DNS record can name it", h.name),
+                        Some(format!(
+                            "give it the port of its SRV record (and an A record {} for its target), or list the records in the scenario: srv = [{{ host = \"{}\" }}]",
+                            h.address, h.name
+                        )),
+                    );
+                    ok = false;
+                }
+            }
+            None
+        }
+        Some(list) => {
+            let records = static_srv(cx, &list, &hosts);
+            if keys.dns_server.is_some() {
+                cx.err(
+                    &root("dns_server"),
+                    "no DNS server is asked: `srv` gives the records",
+                    Some("remove `dns_server` to use `srv`, or remove `srv` (and [[hosts]]' need for it) to ask DNS".to_owned()),
+                );
+                ok = false;
+            }
+            Some(records?)
+        }
+    };
     ok.then_some(Target::Discover(crate::scenario::DiscoverTarget {
         config,
         gate,
+        hosts,
+        srv,
     }))
+}
+
+/// `srv = [{ host, priority, weight }, ...]`: each names a `[[hosts]]` entry, once; every
+/// entry is named.
+fn static_srv(
+    cx: &mut Ctx<'_>,
+    list: &[super::raw::RawSrv],
+    hosts: &[HostOptions],
+) -> Option<Vec<super::plan::StaticSrv>> {
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    if hosts.is_empty() {
+        cx.err(
+            &root("srv"),
+            "`srv` names in-process hosts, but there is no [[hosts]] table",
+            Some("add one [[hosts]] table per record, e.g. [[hosts]] name = \"kms01\"; to ask DNS for the records instead, remove `srv`".to_owned()),
+        );
+        return None;
+    }
+    if list.is_empty() {
+        cx.err(
+            &root("srv"),
+            "is empty: clients would find no host",
+            Some("srv = [{ host = \"kms01\" }, { host = \"kms02\", priority = 10 }]".to_owned()),
+        );
+        return None;
+    }
+    let mut out: Vec<super::plan::StaticSrv> = Vec::new();
+    let mut ok = true;
+    for (i, r) in list.iter().enumerate() {
+        let wanted = r.host.trim().trim_end_matches('.').to_ascii_lowercase();
+        let Some(host) = names.iter().position(|n| *n == wanted) else {
+            let hint = match closest(&wanted, &names) {
+                Some(best) => format!("did you mean \"{best}\"?"),
+                None => format!("the [[hosts]] names are: {}", names.join(", ")),
+            };
+            cx.err(
+                &root("srv").index(i).key("host"),
+                format!("no [[hosts]] entry is named `{}`", r.host),
+                Some(hint),
+            );
+            ok = false;
+            continue;
+        };
+        if out.iter().any(|o| o.host == host) {
+            cx.err(
+                &root("srv").index(i).key("host"),
+                format!("a second record for `{wanted}`"),
+                Some("one record per host; priority and weight say how clients pick".to_owned()),
+            );
+            ok = false;
+            continue;
+        }
+        out.push(super::plan::StaticSrv {
+            host,
+            priority: r.priority.unwrap_or(0),
+            weight: r.weight.unwrap_or(0),
+        });
+    }
+    for (i, h) in hosts.iter().enumerate() {
+        if ok && !out.iter().any(|o| o.host == i) {
+            cx.err(
+                &root("hosts").index(i),
+                format!(
+                    "no `srv` record leads to `{}`: no client would reach it",
+                    h.name
+                ),
+                Some(format!(
+                    "add {{ host = \"{}\" }} to srv, or remove the host",
+                    h.name
+                )),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(out)
 }
 
 // ---------------------------------------------------------------------------------------

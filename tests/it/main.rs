@@ -3,6 +3,8 @@
 //!
 //! - `cli_catalog`: `kmsload products` and `kmsload explain` through the built binary.
 //! - `discover`: DNS SRV discovery against a real dnsmasq, and `kmsload activate --discover`.
+//! - `failover`: several in-process hosts (`[[hosts]]`) with outage windows, and runs whose
+//!   clients fail over between them through a scenario's static SRV records.
 //! - `faults`: injected faults against a real loopback host.
 //! - `fuzz_corpus`: the fuzz corpus replayed, and its seeds kept current.
 //! - `host_e2e`: the client and `kmsload activate` against the reference host.
@@ -28,6 +30,7 @@
 mod cli_catalog;
 mod deploy;
 mod discover;
+mod failover;
 mod faults;
 mod fixture;
 mod fuzz_corpus;

@@ -39,10 +39,18 @@ pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 /// Accepts until told to stop, then waits for the connections and saves the state. Returns
 /// the final save's error, if any.
+///
+/// While `down` is true (an outage window of an in-process host) the host is a stopped
+/// service: the listening socket is closed, so connects are refused, and every open
+/// connection is closed as at a stop. When `down` turns false the same address is bound
+/// again (retried every [`ACCEPT_BACKOFF`] while it is taken).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn supervise(
     listener: TcpListener,
+    addr: SocketAddr,
     shared: Arc<ServerShared>,
     mut stop: watch::Receiver<bool>,
+    mut down: watch::Receiver<bool>,
     max_connections: usize,
     state: Option<(PathBuf, Duration)>,
 ) -> Option<String> {
@@ -60,48 +68,79 @@ pub(super) async fn supervise(
     // Per-connection seeds: one draw from the thread RNG, then a SplitMix64 stream.
     let mut seeds = SplitMix64::new(rand::random(), "connections");
     let mut accept_log = AcceptLog::default();
-    loop {
-        let permit = tokio::select! {
-            biased;
-            () = stopped(&mut stop) => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break, // the semaphore is never closed
-            },
-        };
-        let accepted = tokio::select! {
-            biased;
-            () = stopped(&mut stop) => break,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                bump(&shared.stats.accept_errors);
-                accept_log.failed(&shared, &e);
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
+    let mut listener = Some(listener);
+    'run: loop {
+        let Some(open) = listener.take() else {
+            // Down: wait for the outage to end, then listen on the same address again.
+            tokio::select! {
+                biased;
+                () = stopped(&mut stop) => break 'run,
+                () = went(&mut down, false) => {}
             }
-        };
-        bump(&shared.stats.connections);
-        let open = shared.stats.open.fetch_add(1, Ordering::Relaxed) + 1;
-        shared.stats.peak_open.fetch_max(open, Ordering::Relaxed);
-        let (shared, stop, done, seed) = (
-            shared.clone(),
-            stop.clone(),
-            done_tx.clone(),
-            seeds.next_u64(),
-        );
-        tokio::spawn(async move {
-            // Answers are one write each, sent as soon as they are ready.
-            let _ = stream.set_nodelay(true);
-            if let Err(reason) = serve(&shared, stream, peer, seed, stop).await {
-                shared.dropped(peer, reason);
+            match listen(addr) {
+                Ok(l) => listener = Some(l),
+                Err(_) => {
+                    bump(&shared.stats.accept_errors);
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
             }
-            shared.stats.open.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-            drop(done);
-        });
+            continue;
+        };
+        // The connections of this up period end when it does (down or stop): dropping
+        // `period` wakes them as a stop does.
+        let (period, period_rx) = watch::channel(false);
+        loop {
+            let permit = tokio::select! {
+                biased;
+                () = stopped(&mut stop) => break 'run,
+                () = went(&mut down, true) => break,
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break 'run, // the semaphore is never closed
+                },
+            };
+            let accepted = tokio::select! {
+                biased;
+                () = stopped(&mut stop) => break 'run,
+                () = went(&mut down, true) => break,
+                a = open.accept() => a,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    bump(&shared.stats.accept_errors);
+                    accept_log.failed(&shared, &e);
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            };
+            bump(&shared.stats.connections);
+            let now_open = shared.stats.open.fetch_add(1, Ordering::Relaxed) + 1;
+            shared
+                .stats
+                .peak_open
+                .fetch_max(now_open, Ordering::Relaxed);
+            let (shared, stop, done, seed) = (
+                shared.clone(),
+                period_rx.clone(),
+                done_tx.clone(),
+                seeds.next_u64(),
+            );
+            tokio::spawn(async move {
+                // Answers are one write each, sent as soon as they are ready.
+                let _ = stream.set_nodelay(true);
+                if let Err(reason) = serve(&shared, stream, peer, seed, stop).await {
+                    shared.dropped(peer, reason);
+                }
+                shared.stats.open.fetch_sub(1, Ordering::Relaxed);
+                drop(permit);
+                drop(done);
+            });
+        }
+        // Down: close the listening socket (connects are refused) and this period's
+        // connections.
+        drop(open);
+        drop(period);
     }
     drop(listener);
     drop(done_tx);
@@ -149,6 +188,13 @@ impl AcceptLog {
         }
         self.pending = 0;
         self.last_line = Some(Instant::now());
+    }
+}
+
+/// Returns once `down` is `to`; never when its sender is gone (the host then stops).
+async fn went(down: &mut watch::Receiver<bool>, to: bool) {
+    if down.wait_for(|&d| d == to).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

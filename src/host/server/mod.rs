@@ -183,6 +183,7 @@ pub struct HostHandle {
     addr: SocketAddr,
     shared: Arc<ServerShared>,
     stop: watch::Sender<bool>,
+    down: watch::Sender<bool>,
     supervisor: JoinHandle<Option<String>>,
 }
 
@@ -190,6 +191,14 @@ impl HostHandle {
     /// The address the host listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Takes the host down (`true`) or brings it back (`false`), as a stopped and restarted
+    /// KMS service: while down the listening socket is closed, so connects are refused
+    /// (0x8007274D WSAECONNREFUSED at the client), and open connections are closed; the
+    /// client table and identity are kept. Back up, it listens on the same address again.
+    pub fn set_down(&self, down: bool) {
+        self.down.send_replace(down);
     }
 
     /// Connection and request statistics so far.
@@ -460,10 +469,13 @@ pub async fn start(options: ServerOptions) -> Result<HostHandle, ServerError> {
         stats: Stats::default(),
     });
     let (stop, stop_rx) = watch::channel(false);
+    let (down, down_rx) = watch::channel(false);
     let supervisor = tokio::spawn(supervise(
         listener,
+        addr,
         shared.clone(),
         stop_rx,
+        down_rx,
         options.max_connections.min(Semaphore::MAX_PERMITS),
         options
             .state_file
@@ -473,6 +485,7 @@ pub async fn start(options: ServerOptions) -> Result<HostHandle, ServerError> {
         addr,
         shared,
         stop,
+        down,
         supervisor,
     })
 }
