@@ -16,7 +16,10 @@
 //!
 //! - [`Resolver`] asks DNS (hickory-resolver on tokio, every lookup under a deadline) and sorts
 //!   failures into a [`DnsCause`]: NXDOMAIN, an empty answer, SERVFAIL, REFUSED, a timeout and
-//!   an unreachable server are different problems with different fixes.
+//!   an unreachable server are different problems with different fixes. [`Resolver::fixed`]
+//!   answers from a [`StaticZone`] instead (a scenario's `srv` records naming its in-process
+//!   hosts), so such a run needs no DNS server and still goes through the same draw, cache
+//!   and failover.
 //! - [`order`] is the sans-IO try order (RFC 2782 weighted draw, random, ordered) with an
 //!   injected random generator, and the expected share of first tries per host.
 //! - [`Discovery::attempt`] is one client's activation through discovery: the cached host,

@@ -5,9 +5,12 @@
 //! ```text
 //! preflight(plan, options)   refuse what cannot run (over-committed faults, unreadable
 //!                            --baseline) before anything starts
-//! prepare(plan)              start the in-process host or resolve the target; create the
-//!                            results directory and events.csv          → Prepared
-//! Prepared::execute(...)     load::run, stop the host, gates, summary.json + logs +
+//! prepare(plan)              start the in-process host(s) ([host] / [[hosts]]), resolve
+//!                            the target or set up discovery (DNS, or the scenario's static
+//!                            `srv` records); create the results directory and events.csv
+//!                                                                      → Prepared
+//! Prepared::execute(...)     load::run beside the hosts' outage windows (`down`, from the
+//!                            load's time 0), stop the hosts, gates, summary.json + logs +
 //!                            report.md, JUnit, report.md's text twin, report.html,
 //!                            the --baseline comparison, the accounting check → Finished
 //! ```

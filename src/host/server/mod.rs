@@ -56,6 +56,9 @@
 //!   [`super::state`]) every [`ServerOptions::state_interval`] when a request was handled since
 //!   the last save, and at shutdown. A failed periodic save is logged at once
 //!   ([`LogEvent::SaveFailed`]) and tried again at the next interval.
+//! - [`HostHandle::set_down`] plays an outage (a scenario's `down` windows): the listening
+//!   socket is closed, so connects are refused, and open connections are closed as at a stop;
+//!   back up, the host binds the same address again with its model untouched.
 //! - An idle connection holds no read buffer: the buffer is released whenever no partial PDU
 //!   is pending and allocated again when bytes arrive.
 //!
