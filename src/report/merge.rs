@@ -244,6 +244,9 @@ pub fn merge_by_host<'a>(splits: impl IntoIterator<Item = &'a [HostSplit]>) -> V
             };
             m.failed_tries += h.failed_tries;
             m.failovers_in += h.failovers_in;
+            m.failover_cost_us_max = m.failover_cost_us_max.max(h.failover_cost_us_max);
+            add_seconds(&mut m.per_second, &h.per_second);
+            add_seconds(&mut m.failovers_per_second, &h.failovers_per_second);
             *cost += u128::from(h.failover_cost_us_mean.unwrap_or(0)) * u128::from(h.failovers_in);
         }
     }
@@ -254,6 +257,16 @@ pub fn merge_by_host<'a>(splits: impl IntoIterator<Item = &'a [HostSplit]>) -> V
             m
         })
         .collect()
+}
+
+/// Adds `from` to `to` second by second (the shards share the run's time 0).
+fn add_seconds(to: &mut Vec<u64>, from: &[u64]) {
+    if to.len() < from.len() {
+        to.resize(from.len(), 0);
+    }
+    for (t, f) in to.iter_mut().zip(from) {
+        *t += f;
+    }
 }
 
 /// Feeds one shard's events.csv to `recorder`'s threshold tracker (with the one events
@@ -842,6 +855,9 @@ mod tests {
             failed_tries: attempts - ok,
             failovers_in: failovers,
             failover_cost_us_mean: (failovers > 0).then_some(cost),
+            failover_cost_us_max: (failovers > 0).then_some(cost * 2),
+            per_second: vec![attempts / 2, attempts - attempts / 2],
+            failovers_per_second: vec![0, failovers],
         };
         let a = vec![
             split("kms1:1688", 10, 8, 2, 1000, (500, 900, 1000)),
@@ -859,6 +875,9 @@ mod tests {
         assert_eq!(k1.codes["0x00000000"], 14);
         assert_eq!(k1.codes["0x8007274D"], 2);
         assert_eq!((k1.failovers_in, k1.failover_cost_us_mean), (4, Some(2000)));
+        assert_eq!(k1.failover_cost_us_max, Some(6000));
+        assert_eq!(k1.per_second, [8, 8]);
+        assert_eq!(k1.failovers_per_second, [0, 4]);
         assert_eq!(
             k1.latency_us,
             Some(SplitLatency {
