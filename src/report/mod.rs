@@ -681,6 +681,26 @@ pub fn markdown(
                 t.required,
                 t.sentence()
             );
+            // Clients of one pool may need different N (Windows Server 5, Windows client 25):
+            // each flips on its own, which the pool's line alone does not show.
+            if t.by_required.len() > 1 {
+                for l in &t.by_required {
+                    let who = match (*pool, l.required) {
+                        (Application::Windows, 5) => " (Windows Server)",
+                        (Application::Windows, 25) => " (Windows client)",
+                        _ => "",
+                    };
+                    let _ = writeln!(
+                        s,
+                        "  - clients with N = {}{who}: {}",
+                        l.required,
+                        match l.first_activation_after_clients {
+                            Some(k) => format!("first activated after {k} distinct clients"),
+                            None => "none activated".to_owned(),
+                        }
+                    );
+                }
+            }
         }
     }
     if !run.by_host.is_empty() {

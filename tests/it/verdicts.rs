@@ -423,3 +423,41 @@ fn events_modes_full_failures_and_off() {
     );
     assert_eq!(rows(out.join("events.csv")).len(), 40);
 }
+
+#[test]
+fn report_md_shows_each_threshold_of_a_mixed_pool() {
+    // A fresh host; Windows clients (N = 25) and Windows Server (N = 5) share the Windows
+    // count, and each kind flips at its own N.
+    let dir = temp_dir("mixed-threshold");
+    let text = "name = \"mixed\"\n[fleet]\nreuse = \"new\"\nsize = 60\nproducts = [\
+                { product = \"Windows 10/11 Pro\", weight = 1 }, \
+                { product = \"Windows Server 2022 Standard\", weight = 1 }]\n\
+                [load]\nrate = 300\nattempts = 60\n";
+    let (o, out) = run_text(&dir, text);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let s = summary(&out);
+    assert_eq!(
+        s["threshold"]["windows"]["by_required"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    let server = report
+        .lines()
+        .find(|l| l.contains("N = 5 (Windows Server)"))
+        .unwrap_or_else(|| panic!("no Windows Server line:\n{report}"));
+    assert!(
+        server.contains("first activated after 5 distinct clients"),
+        "{server}"
+    );
+    let client = report
+        .lines()
+        .find(|l| l.contains("N = 25 (Windows client)"))
+        .unwrap_or_else(|| panic!("no Windows client line:\n{report}"));
+    assert!(
+        client.contains("first activated after 25 distinct clients"),
+        "{client}"
+    );
+}
