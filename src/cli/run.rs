@@ -38,9 +38,16 @@ pub struct Args {
     #[arg(long)]
     pub rate: Option<f64>,
 
-    /// Override the scenario's duration bound, e.g. 30s, 5m.
+    /// Run this long, e.g. 30s, 5m. The command line's bounds replace the scenario's
+    /// `duration` and `attempts` together: with --duration alone the file's attempt cap does
+    /// not apply.
     #[arg(long, value_parser = values::parse_nonzero_duration)]
     pub duration: Option<Duration>,
+
+    /// Stop after starting N attempts; with --duration, whichever comes first. Replaces the
+    /// scenario's bounds as --duration does.
+    #[arg(long, value_name = "N")]
+    pub attempts: Option<u64>,
 
     /// Override the scenario's seed (fleet identities and schedule).
     #[arg(long)]
@@ -118,6 +125,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         confirm_target: args.confirm_target.clone(),
         rate: args.rate,
         duration: args.duration,
+        attempts: args.attempts,
         seed: args.seed,
         out: args.out.clone(),
         source_addresses: (!args.source_address.is_empty()).then(|| args.source_address.clone()),

@@ -35,7 +35,7 @@ impl fmt::Display for Shard {
 }
 
 /// The command-line overrides of a run (`--target`, `--confirm-target`, `--rate`,
-/// `--duration`, `--source-address`), kept in summary.json's `shard.overrides` so that
+/// `--duration`, `--attempts`, `--events`, `--source-address`), kept in summary.json's `shard.overrides` so that
 /// `kmsload merge` judges the merged result by the plan the shards ran, not by the bare
 /// scenario file. The seed and the output directory are recorded elsewhere.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -53,6 +53,12 @@ pub struct RunOverrides {
     /// `--duration`, seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
+    /// `--attempts`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u64>,
+    /// `--events`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<crate::scenario::EventsMode>,
     /// `--source-address` (may differ between the shards of one run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_addresses: Option<Vec<String>>,
@@ -66,6 +72,8 @@ impl RunOverrides {
             confirm_target: o.confirm_target.clone(),
             rate: o.rate,
             duration_s: o.duration.map(|d| d.as_secs_f64()),
+            attempts: o.attempts,
+            events: o.events,
             source_addresses: o.source_addresses.clone(),
         }
     }
@@ -79,6 +87,8 @@ impl RunOverrides {
             duration: self
                 .duration_s
                 .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()),
+            attempts: self.attempts,
+            events: self.events,
             source_addresses: self.source_addresses.clone(),
             ..crate::scenario::Overrides::default()
         }

@@ -405,6 +405,39 @@ pub fn describe_load(model: &LoadModel) -> String {
     }
 }
 
+/// When a run ended at its attempt bound (or with a `reuse = "new"` fleet used up) well before
+/// its duration bound, says so: `--rate 500` on a file capped at 300 attempts stops after
+/// 0.6 s, which a reader of the results would otherwise take for the duration asked.
+pub fn early_end(plan: &Plan, run: &RunResult) -> Option<String> {
+    let duration = plan.load.bounds.max_duration?;
+    let fleet_cap = (plan.fleet.reuse == crate::scenario::ClientReuse::New)
+        .then_some(plan.fleet.size)
+        .filter(|&n| plan.load.bounds.max_attempts.is_none_or(|a| n < a));
+    let (cap, what) = match (fleet_cap, plan.load.bounds.max_attempts) {
+        (Some(n), _) => (
+            n,
+            "its fleet of new clients (`reuse = \"new\"`) was used up",
+        ),
+        (None, Some(n)) => (n, "it reached its `attempts` bound"),
+        (None, None) => return None,
+    };
+    // A shard starts only its share of the cap; the merged result says it for the run.
+    if plan.load.shard.is_sharded() {
+        return None;
+    }
+    let early = run.complete
+        && run.dispatched >= cap
+        && run.elapsed.as_secs_f64() < 0.9 * duration.as_secs_f64();
+    early.then(|| {
+        format!(
+            "ended after {:.1} s, before the duration bound of {}: {what} ({cap}); \
+             `--duration` without `--attempts` lifts the file's attempt bound",
+            run.elapsed.as_secs_f64(),
+            crate::scenario::DisplayDuration(duration)
+        )
+    })
+}
+
 /// `2026-11-22T01:26:21Z`.
 pub fn utc(t: SystemTime) -> String {
     let secs = t
@@ -589,6 +622,9 @@ pub fn markdown(
              not start them in time (they were not run late)",
             run.not_started
         );
+    }
+    if let Some(note) = early_end(plan, run) {
+        let _ = writeln!(s, "- {note}");
     }
 
     let _ = writeln!(s, "## Latency (µs, attempts no fault touched)\n");

@@ -61,8 +61,12 @@ pub struct Overrides {
     /// `--rate R`: a constant open-model rate, replacing `rate`, `stages` or `bursts`.
     /// An error for a closed-model scenario.
     pub rate: Option<f64>,
-    /// `--duration D`: replaces `[load] duration`.
+    /// `--duration D`: replaces `[load] duration`. The command line's bounds replace the
+    /// file's together: with `--duration` alone, the file's `attempts` does not apply.
     pub duration: Option<Duration>,
+    /// `--attempts N`: replaces `[load] attempts`; alone, the file's `duration` does not
+    /// apply (a stages schedule still ends with its last stage).
+    pub attempts: Option<u64>,
     /// `--seed N`: replaces `seed`.
     pub seed: Option<u64>,
     /// `--out DIR`: replaces `out`.
@@ -708,6 +712,69 @@ mod tests {
                 max_attempts: None
             }
         );
+    }
+
+    #[test]
+    fn bounds_from_the_command_line_replace_the_files_together() {
+        let text = "[load]\nrate = 100\nattempts = 300\nduration = \"5s\"\n";
+        let bounds = |ov: Overrides| parse_with(text, &ov).unwrap().load.bounds;
+        let secs = Duration::from_secs;
+        assert_eq!(
+            bounds(Overrides::default()),
+            Bounds {
+                max_duration: Some(secs(5)),
+                max_attempts: Some(300)
+            }
+        );
+        // `--rate 500 --duration 30s`: 30 s at 500/s, not the file's 300 attempts.
+        let both = Overrides {
+            rate: Some(500.0),
+            duration: Some(secs(30)),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            bounds(both),
+            Bounds {
+                max_duration: Some(secs(30)),
+                max_attempts: None
+            }
+        );
+        let attempts = Overrides {
+            attempts: Some(1000),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            bounds(attempts),
+            Bounds {
+                max_duration: None,
+                max_attempts: Some(1000)
+            }
+        );
+        let pair = Overrides {
+            attempts: Some(10),
+            duration: Some(secs(2)),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            bounds(pair),
+            Bounds {
+                max_duration: Some(secs(2)),
+                max_attempts: Some(10)
+            }
+        );
+        // `--rate` alone keeps the file's bounds.
+        let rate = Overrides {
+            rate: Some(500.0),
+            ..Overrides::default()
+        };
+        assert_eq!(bounds(rate).max_attempts, Some(300));
+        let zero = Overrides {
+            attempts: Some(0),
+            ..Overrides::default()
+        };
+        let all = problems(text, &zero);
+        assert_eq!(all.len(), 1, "{all:#?}");
+        assert!(all[0].to_string().contains("--attempts"), "{}", all[0]);
     }
 
     #[test]

@@ -1244,7 +1244,11 @@ fn load(cx: &mut Ctx<'_>, raw: RawLoad, ov: &Overrides) -> Option<Load> {
         schedule(cx, &base, &raw, ov).map(LoadModel::Open)
     };
 
+    // Bounds from the command line replace the file's as a pair: `--rate 500 --duration 30s`
+    // on a file capped at 300 attempts means 30 s at 500/s, not 0.6 s.
+    let bounds_from_flags = ov.duration.is_some() || ov.attempts.is_some();
     let duration = match (ov.duration, &raw.duration) {
+        (None, Some(_)) if bounds_from_flags => None,
         (Some(d), _) if d.is_zero() => {
             cx.err(At::Flag("--duration"), "must be longer than 0s", None);
             ok = false;
@@ -1258,13 +1262,20 @@ fn load(cx: &mut Ctx<'_>, raw: RawLoad, ov: &Overrides) -> Option<Load> {
         }
         (None, None) => None,
     };
-    let attempts = match raw.attempts {
-        Some(n) => {
+    let attempts = match (ov.attempts, raw.attempts) {
+        (Some(0), _) => {
+            cx.err(At::Flag("--attempts"), "must be at least 1", None);
+            ok = false;
+            None
+        }
+        (Some(n), _) => Some(n),
+        (None, Some(_)) if bounds_from_flags => None,
+        (None, Some(n)) => {
             let v = cx.at_least_one(&k("attempts"), n);
             ok &= v.is_some();
             v
         }
-        None => None,
+        (None, None) => None,
     };
     let natural_end = match &model {
         Some(LoadModel::Open(s)) => s.natural_end(),

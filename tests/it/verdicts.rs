@@ -461,3 +461,48 @@ fn report_md_shows_each_threshold_of_a_mixed_pool() {
         "{client}"
     );
 }
+
+#[test]
+fn command_line_bounds_replace_the_files_and_an_early_end_is_said() {
+    // As scenarios/smoke.toml: a rate, an attempt cap and a duration.
+    let text = "name = \"capped\"\n[host]\ncharged = true\n[fleet]\nsize = 50\n\
+                [load]\nrate = 100\nattempts = 30\nduration = \"5s\"\n";
+    let dir = temp_dir("capped");
+    let file = write_scenario(&dir, text);
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = vec![
+            "run",
+            &file,
+            "--quiet",
+            "--no-html",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = crate::util::kmsload(&args);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", show(&o));
+        (o, out)
+    };
+    // --rate alone: the file's cap ends the run early, and the output says so.
+    let (o, out) = run("rate-only", &["--rate", "300"]);
+    assert_eq!(summary(&out)["attempts"], 30);
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        stdout.contains("before the duration bound of 5s: it reached its `attempts` bound (30)"),
+        "{stdout}"
+    );
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("it reached its `attempts` bound (30)"),
+        "{report}"
+    );
+    // --rate and --duration: that long at that rate; the file's cap does not apply.
+    let (o, out) = run("rate-and-duration", &["--rate", "100", "--duration", "1s"]);
+    let attempts = summary(&out)["attempts"].as_u64().unwrap();
+    assert!(attempts > 30, "{attempts} attempts");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("before the duration bound"));
+    // --attempts replaces the cap.
+    let (_, out) = run("attempts", &["--rate", "300", "--attempts", "45"]);
+    assert_eq!(summary(&out)["attempts"], 45);
+}
