@@ -731,6 +731,7 @@ pub fn markdown(
                         "  - clients with N = {}{who}: {}",
                         l.required,
                         match l.first_activation_after_clients {
+                            Some(1) => "first activated after 1 distinct client".to_owned(),
                             Some(k) => format!("first activated after {k} distinct clients"),
                             None => "none activated".to_owned(),
                         }
