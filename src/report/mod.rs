@@ -433,7 +433,7 @@ pub fn early_end(plan: &Plan, run: &RunResult) -> Option<String> {
             "ended after {:.1} s, before the duration bound of {}: {what} ({cap}); \
              `--duration` without `--attempts` lifts the file's attempt bound",
             run.elapsed.as_secs_f64(),
-            crate::scenario::DisplayDuration(duration)
+            DisplayDuration(duration)
         )
     })
 }
