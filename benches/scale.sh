@@ -25,6 +25,10 @@ mkdir -p "$OUT"
 HOST=$!
 trap 'kill "$HOST" 2>/dev/null || true' EXIT INT TERM
 sleep 1
+if ! kill -0 "$HOST" 2>/dev/null; then
+    echo "the host did not start (see $OUT/host.log); choose another PORT" >&2
+    exit 2
+fi
 
 shards() { # NAME [EXTRA ARGS...]: 4 shards with a common start, waits for all
     name=$1
