@@ -517,14 +517,19 @@ fn the_kubernetes_job_command_lines_run_the_shards_and_the_merge() {
     let m = summary(&merged);
     assert_eq!(m["shard"]["run_id"], "k8s-test");
     assert_eq!(m["complete"], true);
-    let per_shard: u64 = (0..n)
-        .map(|i| {
-            summary(&results.join(format!("k8s-test/shard-{i}")))["attempts"]
-                .as_u64()
-                .unwrap()
-        })
-        .sum();
+    let parts: Vec<Value> = (0..n)
+        .map(|i| summary(&results.join(format!("k8s-test/shard-{i}"))))
+        .collect();
+    let count = |key: &str| -> u64 { parts.iter().map(|p| p[key].as_u64().unwrap()).sum() };
+    let per_shard = count("attempts");
     assert_eq!(m["attempts"].as_u64(), Some(per_shard));
-    assert_eq!(per_shard, 345, "the scenario's attempts");
+    // On a loaded machine an attempt due in the last milliseconds may not start: it is
+    // counted as not started, so what ran plus what was counted is the scenario's.
+    assert_eq!(
+        per_shard + count("not_started"),
+        345,
+        "the scenario's attempts"
+    );
+    assert_eq!(m["not_started"].as_u64(), Some(count("not_started")));
     assert!(merged.join("gates.xml").exists());
 }
