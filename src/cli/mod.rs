@@ -15,6 +15,7 @@ pub mod host;
 pub mod merge;
 pub mod output;
 pub mod products;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod simulate;

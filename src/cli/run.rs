@@ -2,17 +2,13 @@
 //! starts the reference host in-process on loopback. This file parses the flags, shows
 //! progress and prints; the run itself is [`crate::run`].
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::values;
 use super::{CliError, Status};
-use crate::catalog::{hresult, lookup};
-use crate::load::{self, Live};
-use crate::report;
+use crate::catalog::lookup;
+use crate::load;
 use crate::run::{self, Prepared};
 use crate::scenario::{self, EventsMode, Overrides, Plan};
 
@@ -184,7 +180,7 @@ async fn execute(plan: Plan, options: run::Options, quiet: bool) -> Result<Statu
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(relay_signals(stop_tx));
     let progress = (!quiet).then(|| {
-        tokio::spawn(show_progress(
+        tokio::spawn(super::progress::show(
             prepared.live(),
             plan.clone(),
             prepared.load_done(),
@@ -294,95 +290,6 @@ async fn relay_signals(stop: tokio::sync::watch::Sender<bool>) {
         }
         // `send` wakes the runner even when the value is already `true`.
         let _ = stop.send(true);
-    }
-}
-
-/// Live progress: a bar on a terminal, a plain line every few seconds otherwise.
-async fn show_progress(live: Arc<Live>, plan: Plan, mut done: tokio::sync::watch::Receiver<bool>) {
-    let start = Instant::now();
-    let total = plan.load.bounds.max_attempts;
-    let max_duration = plan.load.bounds.max_duration;
-    let tty = std::io::stderr().is_terminal();
-    let bar = tty.then(|| {
-        let bar = match total {
-            Some(n) => indicatif::ProgressBar::new(n),
-            None => indicatif::ProgressBar::new_spinner(),
-        };
-        let style = indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} ETA {eta} {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar
-    });
-    let period = if tty {
-        Duration::from_millis(250)
-    } else {
-        Duration::from_secs(5)
-    };
-    let mut tick = tokio::time::interval(period);
-    // The rate shown is over the last two seconds: steadier than one tick's worth.
-    let mut recent = std::collections::VecDeque::from([(Instant::now(), 0u64)]);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = done.changed() => {
-                if let Some(bar) = bar {
-                    bar.finish_and_clear();
-                }
-                return;
-            }
-        }
-        let done = live.completed.load(Ordering::Relaxed);
-        let now = Instant::now();
-        recent.push_back((now, done));
-        while recent.len() > 2 && now.duration_since(recent[0].0) > Duration::from_secs(2) {
-            recent.pop_front();
-        }
-        let (then, before) = recent[0];
-        let rate = (done - before) as f64 / now.duration_since(then).as_secs_f64().max(1e-3);
-        let snap = live.snapshot.lock().map(|s| s.clone()).unwrap_or_default();
-        let codes: Vec<String> = snap
-            .codes
-            .iter()
-            .take(3)
-            .map(|(c, n)| format!("{}×{n}", hresult::hex(*c)))
-            .collect();
-        let msg = format!(
-            "{rate:.0}/s in-flight {} activated {} not {} failed {} p99 {}{}",
-            live.in_flight.load(Ordering::Relaxed),
-            live.activated.load(Ordering::Relaxed),
-            live.not_activated.load(Ordering::Relaxed),
-            live.failed.load(Ordering::Relaxed),
-            snap.p99_us
-                .map_or_else(|| "-".to_owned(), report::gates::format_us),
-            if codes.is_empty() {
-                String::new()
-            } else {
-                format!(" codes {}", codes.join(" "))
-            },
-        );
-        match &bar {
-            Some(bar) => {
-                bar.set_position(done);
-                bar.set_message(msg);
-            }
-            None => {
-                let of = match (total, max_duration) {
-                    (Some(n), _) => format!("/{n}"),
-                    (None, Some(d)) => format!(
-                        " ({:.0}s of {:.0}s)",
-                        start.elapsed().as_secs_f64(),
-                        d.as_secs_f64()
-                    ),
-                    (None, None) => String::new(),
-                };
-                crate::errln!(
-                    "[{:>6.1}s] {done}{of} attempts, {msg}",
-                    start.elapsed().as_secs_f64()
-                );
-            }
-        }
     }
 }
 

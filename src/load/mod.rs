@@ -114,6 +114,9 @@ pub struct Snapshot {
     pub codes: Vec<(u32, u64)>,
     /// p99 of total latency over the run so far, µs (fault-free attempts).
     pub p99_us: Option<u64>,
+    /// p99 of total latency of the fault-free attempts that completed in the last whole
+    /// second, µs.
+    pub last_second_p99_us: Option<u64>,
 }
 
 /// Translates the plan's fleet into the simulator's spec.
@@ -850,7 +853,7 @@ async fn record_loop(
             _ = tick.tick() => {
                 let elapsed = start.elapsed();
                 recorder.sample_in_flight(elapsed.as_secs(), live.in_flight.load(Ordering::Relaxed));
-                publish(&recorder, &live);
+                publish(&recorder, &live, elapsed.as_secs().checked_sub(1));
                 // Once a second the rows reach the file, so a killed run (SIGKILL, power)
                 // still leaves every attempt that finished more than a second before.
                 if let Some(w) = writer.as_mut()
@@ -868,7 +871,7 @@ async fn record_loop(
             }
         }
     }
-    publish(&recorder, &live);
+    publish(&recorder, &live, start.elapsed().as_secs().checked_sub(1));
     if let Some(w) = writer.as_mut()
         && let Err(e) = w.flush()
     {
@@ -877,7 +880,7 @@ async fn record_loop(
     (recorder, error, aborted)
 }
 
-fn publish(recorder: &Recorder, live: &Live) {
+fn publish(recorder: &Recorder, live: &Live, last_second: Option<u64>) {
     let summary = recorder.summary();
     let mut codes: Vec<(u32, u64)> = summary
         .by_code
@@ -887,7 +890,12 @@ fn publish(recorder: &Recorder, live: &Live) {
         .collect();
     codes.sort_by_key(|c| std::cmp::Reverse(c.1));
     let p99_us = summary.latency_us.total.map(|l| l.p99);
-    *live.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Snapshot { codes, p99_us };
+    let last_second_p99_us = last_second.and_then(|s| recorder.second_p99_us(s));
+    *live.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Snapshot {
+        codes,
+        p99_us,
+        last_second_p99_us,
+    };
 }
 
 /// Marks an attempt whose record has not been sent: if the task is aborted at the drain

@@ -344,6 +344,12 @@ impl Recorder {
         self.hosts.changed()
     }
 
+    /// p99 of the fault-free total time of the attempts that completed in timeline second
+    /// `second`, µs; `None` when none did. The live progress shows the last whole second's.
+    pub fn second_p99_us(&self, second: u64) -> Option<u64> {
+        self.timeline.p99_us(second)
+    }
+
     /// The per-second timeline, by second.
     pub fn timeline(&self) -> Vec<TimelineRow> {
         self.timeline.rows()

@@ -300,6 +300,11 @@ impl Timeline {
         all
     }
 
+    /// p99 of the fault-free total time of the attempts that completed in `second`, µs.
+    pub(super) fn p99_us(&self, second: u64) -> Option<u64> {
+        self.second(second).1.value_at_quantile(0.99)
+    }
+
     pub(super) fn rows(&self) -> Vec<TimelineRow> {
         let started = self.started_counts();
         self.seconds(&started)

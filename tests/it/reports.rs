@@ -2,7 +2,8 @@
 //! real run written in the scenario file's terms, with no Rust debug values; numbers that
 //! describe the same thing agreeing; a capacity stated only for the stages that met the
 //! gates, saying the in-process host shared the CPU; the ramp seconds between holds left out
-//! of the capacity table.
+//! of the capacity table; the live progress as a plain labelled line when stderr is not a
+//! terminal (CI logs).
 
 use std::fs;
 
@@ -221,5 +222,55 @@ fn reports_speak_the_scenario_terms_and_agree_with_themselves() {
         page.contains(&marker),
         "the chart marks the knee the table names: {marker}"
     );
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn without_a_terminal_progress_is_a_plain_labelled_line_at_1_s_then_every_5_s() {
+    // issue 12 item 9: stderr is a pipe here, as in CI logs.
+    let dir = temp_dir("progress");
+    let file = write_scenario(
+        &dir,
+        "name = \"watched\"\n[host]\ncharged = true\n[load]\nrate = 20\nduration = \"7s\"\n",
+    );
+    let out = dir.join("out");
+    let o = kmsload(&["run", &file, "--no-html", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("progress ")).collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "a line at 1 s and at 6 s of a 7 s run:\n{err}"
+    );
+    let elapsed: Vec<f64> = lines
+        .iter()
+        .map(|l| {
+            let t = l.strip_prefix("progress ").unwrap();
+            t.split(" s of 7.0 s, ").next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!((1.0..2.0).contains(&elapsed[0]), "{err}");
+    let gap = elapsed[1] - elapsed[0];
+    assert!((4.5..=5.75).contains(&gap), "{gap} s between lines:\n{err}");
+    // Every figure labelled: position, share, ETA, rates, in flight, outcomes, p99.
+    for l in &lines {
+        let rest = l.split(" s of 7.0 s, ").nth(1).unwrap();
+        let (share, figures) = rest.split_once(": ").unwrap();
+        assert!(share.ends_with(" s") && share.contains(" %, ETA "), "{l}");
+        assert!(figures.contains("/s of 20/s offered, in flight "), "{l}");
+        assert!(
+            figures.contains(", activated ") && figures.contains(", errors 0, p99 "),
+            "{l}"
+        );
+        assert!(!l.contains('·') && !l.contains("  "), "{l}");
+    }
+    // The second line is past a second of load: a rate near 20/s and a p99 in a unit.
+    let second = lines[1];
+    assert!(
+        second.contains(" ETA 1.") || second.contains(" ETA 0."),
+        "{second}"
+    );
+    assert!(second.contains(" ms") || second.contains(" µs"), "{second}");
     fs::remove_dir_all(dir).unwrap();
 }
