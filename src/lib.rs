@@ -33,6 +33,8 @@
 //! - [`validate`]: the pre-rollout checklist (`kmsload validate`).
 //! - [`netio`]: PDU framing over tokio streams, shared by the client and the host's server.
 //! - [`lifecycle`]: a fleet's life in virtual time (`kmsload simulate`) on the host model.
+//! - [`values`]: the one grammar for durations, skews, targets and counts, shared by flags
+//!   and scenario files.
 //! - [`cli`]: the command line; nothing depends on it.
 #![forbid(unsafe_code)]
 
@@ -52,4 +54,5 @@ pub mod run;
 pub mod scenario;
 pub mod sim;
 pub mod validate;
+pub mod values;
 pub mod wire;

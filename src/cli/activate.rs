@@ -15,7 +15,6 @@ use uuid::Uuid;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use super::values::{self, Host, Target};
 use super::{CliError, Status};
 use crate::catalog::hresult;
 use crate::catalog::{Product, lookup};
@@ -27,6 +26,7 @@ use crate::discover::{
     self, ClientDiscovery, Discovered, Discovery, DiscoveryConfig, HostClients, HostGate, SrvOrder,
 };
 use crate::faults::{FaultHandle, FaultPlan, FaultyConnector};
+use crate::values::{self, Host, HostPort};
 use crate::wire::rpc::Pdu;
 use crate::wire::session::{ClientRpcConfig, NegotiationMode};
 use crate::wire::{FileTime, RequestBase, Version};
@@ -40,7 +40,7 @@ pub struct Args {
     // Help in `help` rather than a doc comment: rustdoc would read `[:PORT]` as a link.
     #[arg(help = "KMS host, HOST[:PORT] (port 1688 by default)")]
     #[arg(value_name = "HOST[:PORT]", default_value = "127.0.0.1:1688", value_parser = values::parse_target, conflicts_with = "discover")]
-    pub target: Target,
+    pub target: HostPort,
 
     /// Find the host as Windows clients do: the SRV records of _vlmcs._tcp.DOMAIN, by
     /// priority and weight, failing over to the next (instead of HOST[:PORT]).

@@ -16,10 +16,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::values;
 use super::{CliError, Status};
 use crate::report::compare::{Comparison, Tolerances, compare};
 use crate::report::read::{SummaryFile, read_summary};
+use crate::values;
 
 /// Output format of a comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -13,7 +13,7 @@
 //!
 //! P is a probability per attempt, `0.25` or `25%`, and 1 when left out; flags whose value is
 //! only P take it after `=` (`--fault-refuse=0.3`), so a host name after them is never read
-//! as P. Durations are as everywhere else (`200ms`, `1.5s`; a bare number is seconds).
+//! as P. Durations are as everywhere else (`200ms`, `1.5s`; a number needs its unit, see `crate::values`).
 //!
 //! Each flag is one rule, in the order of the table in [`FaultArgs::rules`]; as in a
 //! scenario, at most one fault hits an attempt, so the probabilities may add up to at most 1
@@ -25,11 +25,11 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
-use super::values;
 use crate::faults::FaultPlan;
 use crate::scenario::{
     CutPoint, DEFAULT_SEED, Direction, FaultKind, FaultRule, Region, StallPhase, Window,
 };
+use crate::values;
 
 /// Network faults to inject on the client side of each connection (`#[command(flatten)]`).
 #[derive(Debug, Clone, Default, PartialEq, clap::Args)]

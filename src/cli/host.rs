@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::values;
 use super::{CliError, Status};
 use crate::host::config::check_fixed_epid;
 use crate::host::server::{self, HostHandle, Logger, ServerError, ServerOptions, SystemClock};
 use crate::host::{HostConfig, HostKey, StateError, UnknownHostKey, state};
+use crate::values;
 use crate::wire::KMS_PORT;
 use crate::wire::kms::HwId;
 use crate::wire::rpc::SecondaryAddress;
@@ -64,11 +64,11 @@ pub struct Args {
     pub hwid: Option<HwId>,
 
     /// VLActivationInterval sent to clients: minutes, or a duration such as 2h.
-    #[arg(long, value_name = "MINUTES", default_value = "120", value_parser = parse_minutes)]
+    #[arg(long, value_name = "MINUTES", default_value = "120", value_parser = values::parse_minutes)]
     pub activation_interval: u32,
 
     /// VLRenewalInterval sent to clients: minutes, or a duration such as 7d.
-    #[arg(long, value_name = "MINUTES", default_value = "10080", value_parser = parse_minutes)]
+    #[arg(long, value_name = "MINUTES", default_value = "10080", value_parser = values::parse_minutes)]
     pub renewal_interval: u32,
 
     /// LCID in generated ePIDs.
@@ -284,7 +284,7 @@ fn announce(args: &Args, options: &ServerOptions, handle: &HostHandle) {
         } else {
             "keep-alive"
         },
-        crate::scenario::DisplayDuration(options.idle_timeout),
+        values::DisplayDuration(options.idle_timeout),
         options.max_connections,
         match &options.state_file {
             Some(p) => format!("  state {}", p.display()),
@@ -362,28 +362,6 @@ fn parse_epid(s: &str) -> Result<String, String> {
     check_fixed_epid(s)
         .map(|()| s.to_owned())
         .map_err(|e| e.to_string())
-}
-
-/// Minutes for the interval flags: a bare number is minutes (as on the wire and in vlmcsd),
-/// otherwise a duration of whole minutes (`2h`, `7d`, `1h30m`).
-///
-/// # Errors
-/// A message naming the value and the expected form.
-pub fn parse_minutes(s: &str) -> Result<u32, String> {
-    let t = s.trim();
-    let minutes = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        t.parse::<u64>()
-            .map_err(|_| format!("'{t}' is too large"))?
-    } else {
-        let d = values::parse_duration(t).map_err(|e| e.to_string())?;
-        if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
-            return Err(format!(
-                "'{t}' is not a whole number of minutes (the wire carries minutes)"
-            ));
-        }
-        d.as_secs() / 60
-    };
-    u32::try_from(minutes).map_err(|_| format!("'{t}' is more minutes than the wire can carry"))
 }
 
 #[cfg(test)]
@@ -529,12 +507,12 @@ mod tests {
 
     #[test]
     fn minutes_accept_bare_numbers_and_whole_minute_durations() {
-        assert_eq!(parse_minutes("120"), Ok(120));
-        assert_eq!(parse_minutes("1h30m"), Ok(90));
-        assert_eq!(parse_minutes("0"), Ok(0));
-        assert!(parse_minutes("1.5m").is_err());
-        assert!(parse_minutes("99999999999").is_err());
-        assert!(parse_minutes("-5").is_err());
+        assert_eq!(values::parse_minutes("120"), Ok(120));
+        assert_eq!(values::parse_minutes("1h30m"), Ok(90));
+        assert_eq!(values::parse_minutes("0"), Ok(0));
+        assert!(values::parse_minutes("1.5m").is_err());
+        assert!(values::parse_minutes("99999999999").is_err());
+        assert!(values::parse_minutes("-5").is_err());
     }
 
     #[test]

@@ -20,7 +20,6 @@ pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod validate;
-pub mod values;
 
 /// KMS client simulator and load tester.
 #[derive(Debug, Parser)]

@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::values;
 use super::{CliError, Status};
 use crate::catalog::lookup;
 use crate::load;
 use crate::run::{self, Prepared};
 use crate::scenario::{self, EventsMode, Overrides, Plan};
+use crate::values;
 
 /// Options of `kmsload run`.
 #[derive(Debug, clap::Args)]

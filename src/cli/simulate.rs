@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::values;
 use super::{CliError, Status};
 use crate::catalog::lookup;
 use crate::lifecycle::{self, LifeOverrides, results};
 use crate::report;
+use crate::values;
 
 /// Options of `kmsload simulate`.
 #[derive(Debug, clap::Args)]

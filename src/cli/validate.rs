@@ -9,12 +9,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::values::{self, Host, Target};
 use super::{CliError, Status};
 use crate::catalog::{Product, lookup};
 use crate::client::{self, ClientOptions};
 use crate::discover::{self, SrvOrder};
 use crate::validate::{self, Check, CheckName, DnsOptions, Options, Report};
+use crate::values::{self, Host, HostPort};
 
 /// Options of `kmsload validate`.
 #[derive(Debug, clap::Args)]
@@ -33,7 +33,7 @@ pub struct Args {
     // Help in `help` rather than a doc comment: rustdoc would read `[:PORT]` as a link.
     #[arg(help = "KMS host to check, HOST[:PORT] (port 1688 by default)")]
     #[arg(value_name = "HOST[:PORT]", default_value = "127.0.0.1:1688", value_parser = values::parse_target, conflicts_with = "discover")]
-    pub target: Target,
+    pub target: HostPort,
 
     /// Check the hosts `_vlmcs._tcp.DOMAIN` names, as clients find them, instead of HOST.
     #[arg(long, value_name = "DOMAIN", value_parser = discover::parse_domain)]

@@ -26,7 +26,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use crate::scenario::{CutPoint, Direction, FaultKind, FaultRule, Region, StallPhase};
+use crate::faults::{CutPoint, Direction, FaultKind, FaultRule, Region, StallPhase};
 use crate::sim::mix::Stream;
 
 use super::region;
@@ -260,7 +260,7 @@ impl InjectedFault {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::Window;
+    use crate::faults::Window;
 
     fn rule(kind: FaultKind, probability: f64) -> FaultRule {
         FaultRule {

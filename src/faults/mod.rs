@@ -77,13 +77,14 @@ use tokio::io::DuplexStream;
 use tokio::net::TcpStream;
 
 use crate::client::Connector;
-use crate::scenario::{Direction, FaultKind};
 
 mod decide;
 pub mod region;
+mod rules;
 mod stream;
 
 pub use decide::{FaultPlan, InjectedFault, TAG_DRAW, TAG_SELECT};
+pub use rules::{CutPoint, Direction, FaultKind, FaultRule, Region, StallPhase, Window};
 pub use stream::FaultyStream;
 
 /// Closes a stream abortively: for TCP an RST towards the peer instead of a FIN, as when a

@@ -40,7 +40,7 @@
 
 use std::ops::Range;
 
-use crate::scenario::Region;
+use crate::faults::Region;
 use crate::wire::rpc::{Ptype, field};
 
 /// Where the stub starts in a response PDU (spec 4.6).

@@ -38,7 +38,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use super::{Abort, FaultHandle, InjectedFault, Slot};
-use crate::scenario::{CutPoint, Direction, FaultKind, StallPhase};
+use crate::faults::{CutPoint, Direction, FaultKind, StallPhase};
 use crate::wire::rpc::{HEADER_LEN, MAX_FRAG_LENGTH, Ptype, field};
 
 /// Bytes read from the inner stream per fill.
@@ -702,7 +702,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
     use super::*;
-    use crate::scenario::Region;
+    use crate::faults::Region;
 
     /// A PDU-shaped buffer: rpc_vers 5, `ptype`, `frag_length` = `len`, filled with `fill`.
     fn pdu(len: u16, ptype: u8, fill: u8) -> Vec<u8> {

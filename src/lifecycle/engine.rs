@@ -34,7 +34,7 @@ use super::client::{ClientState, LicenceState};
 use super::power::Presence;
 use super::spec::{DAY, LifeScenario, StartState};
 use crate::host::{Application, Decision, HostConfig, HostModel};
-use crate::sim::{self, Fleet, FleetSpec, ProductWeight, SkewDist, Stream};
+use crate::sim::{self, Fleet, FleetSpec, ProductWeight, Stream};
 use crate::wire::{FileTime, RequestBase, Version};
 
 /// Outcome columns, in order: S_OK, then the codes a client can end an attempt with.
@@ -256,7 +256,7 @@ impl<'a> Engine<'a> {
                 .collect();
             let mut spec = FleetSpec::new(g.total().max(1), weights);
             spec.vm_fraction = g.vm_fraction;
-            spec.skew = skew(&g.skew);
+            spec.skew = g.skew.clone();
             // Distinct CMIDs per group: each group has its own CMID key.
             spec.cmid_namespace = Some(sim::mix::mix64(
                 sc.seed ^ (gi as u64 + 1).wrapping_mul(sim::mix::GAMMA),
@@ -609,23 +609,5 @@ impl<'a> Engine<'a> {
         while self.out.hours.len() < h {
             self.out.hours.push(Row::default());
         }
-    }
-}
-
-fn skew(s: &crate::scenario::SkewDistribution) -> SkewDist {
-    use crate::scenario::SkewDistribution as S;
-    let secs = |o: crate::scenario::ClockOffset| o.as_millis() / 1000;
-    match s {
-        S::None => SkewDist::Fixed(0),
-        S::Fixed(o) => SkewDist::Fixed(secs(*o)),
-        S::Uniform { min, max } => SkewDist::Uniform {
-            min: secs(*min),
-            max: secs(*max),
-        },
-        S::Normal { mean, stddev } => SkewDist::Normal {
-            mean: mean.as_millis() as f64 / 1000.0,
-            stddev: stddev.as_secs_f64(),
-        },
-        S::List(l) => SkewDist::List(l.iter().map(|o| secs(*o)).collect()),
     }
 }

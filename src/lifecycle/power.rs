@@ -161,7 +161,8 @@ impl<'a> Presence<'a> {
 mod tests {
     use super::*;
     use crate::lifecycle::spec::{Away, StartState, Wave};
-    use crate::scenario::{ProductShare, SkewDistribution};
+    use crate::scenario::ProductShare;
+    use crate::sim::SkewDist;
 
     const MONDAY: i64 = super::super::spec::DEFAULT_START_UNIX;
 
@@ -176,7 +177,7 @@ mod tests {
                 protocol: p.protocol,
             }],
             vm_fraction: 0.0,
-            skew: SkewDistribution::None,
+            skew: SkewDist::Fixed(0),
             power,
             state: StartState::Activated,
             renewed_within: None,

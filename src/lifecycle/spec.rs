@@ -16,7 +16,8 @@ use crate::scenario::error::from_toml;
 use crate::scenario::locate::{KeyMap, KeyPath};
 use crate::scenario::raw::{RawProduct, RawSkew};
 use crate::scenario::validate::{Ctx, product_mix, skew};
-use crate::scenario::{Error, ProductShare, SkewDistribution};
+use crate::scenario::{Error, ProductShare};
+use crate::sim::SkewDist;
 
 /// 2026-01-05 00:00 UTC, a Monday: the default `start`.
 pub const DEFAULT_START_UNIX: i64 = 1_767_571_200;
@@ -86,7 +87,7 @@ pub struct ClientGroup {
     /// `vm_fraction`.
     pub vm_fraction: f64,
     /// `skew`: as `[fleet.skew]`.
-    pub skew: SkewDistribution,
+    pub skew: SkewDist,
     /// `power`.
     pub power: PowerPattern,
     /// `state` at the start (and of joiners: always new).

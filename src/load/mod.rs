@@ -141,22 +141,7 @@ pub fn fleet_spec(plan: &Plan) -> FleetSpec {
         .collect();
     let mut spec = FleetSpec::new(plan.fleet.size, products);
     spec.vm_fraction = plan.fleet.vm_fraction;
-    let secs = |o: scenario::ClockOffset| o.as_millis() / 1000;
-    spec.skew = match &plan.fleet.skew {
-        scenario::SkewDistribution::None => sim::SkewDist::Fixed(0),
-        scenario::SkewDistribution::Fixed(o) => sim::SkewDist::Fixed(secs(*o)),
-        scenario::SkewDistribution::Uniform { min, max } => sim::SkewDist::Uniform {
-            min: secs(*min),
-            max: secs(*max),
-        },
-        scenario::SkewDistribution::Normal { mean, stddev } => sim::SkewDist::Normal {
-            mean: mean.as_millis() as f64 / 1000.0,
-            stddev: stddev.as_secs_f64(),
-        },
-        scenario::SkewDistribution::List(l) => {
-            sim::SkewDist::List(l.iter().map(|o| secs(*o)).collect())
-        }
-    };
+    spec.skew = plan.fleet.skew.clone();
     spec.reuse = match plan.fleet.reuse {
         scenario::ClientReuse::Renew => sim::Reuse::Renewals,
         scenario::ClientReuse::New => sim::Reuse::NewClients,

@@ -29,7 +29,8 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Application;
 use crate::catalog::{hresult, products};
 use crate::record::{GeneratorStats, HexCode, LATE_AFTER, RunResult, Summary, TimelineRow};
-use crate::scenario::{DisplayDuration, LoadModel, Plan, Schedule};
+use crate::scenario::{LoadModel, Plan, Schedule};
+use crate::values::DisplayDuration;
 
 pub mod analysis;
 pub mod compare;

@@ -9,9 +9,11 @@
 use std::fmt::Write as _;
 
 use crate::scenario::{
-    ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, Direction, DisplayDuration, FaultKind,
-    FaultRule, NdrMode, Region, SkewDistribution, StallPhase,
+    ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, Direction, FaultKind, FaultRule,
+    NdrMode, Region, StallPhase,
 };
+use crate::sim::SkewDist;
+use crate::values::{DisplayDuration, DisplaySkew};
 
 /// `"5s"`, quoted as in a file.
 fn dur(d: std::time::Duration) -> String {
@@ -50,19 +52,25 @@ pub fn reuse(r: ClientReuse) -> &'static str {
 }
 
 /// `[fleet.skew]`.
-pub fn skew(s: &SkewDistribution) -> String {
+pub fn skew(s: &SkewDist) -> String {
     match s {
-        SkewDistribution::None => "kind = \"none\"".to_owned(),
-        SkewDistribution::Fixed(o) => format!("kind = \"fixed\", offset = \"{o}\""),
-        SkewDistribution::Uniform { min, max } => {
-            format!("kind = \"uniform\", min = \"{min}\", max = \"{max}\"")
-        }
-        SkewDistribution::Normal { mean, stddev } => format!(
-            "kind = \"normal\", mean = \"{mean}\", stddev = {}",
-            dur(*stddev)
+        SkewDist::Fixed(0) => "kind = \"none\"".to_owned(),
+        &SkewDist::Fixed(o) => format!("kind = \"fixed\", offset = \"{}\"", DisplaySkew(o)),
+        &SkewDist::Uniform { min, max } => format!(
+            "kind = \"uniform\", min = \"{}\", max = \"{}\"",
+            DisplaySkew(min),
+            DisplaySkew(max)
         ),
-        SkewDistribution::List(offsets) => {
-            let list: Vec<String> = offsets.iter().map(|o| format!("\"{o}\"")).collect();
+        &SkewDist::Normal { mean, stddev } => format!(
+            "kind = \"normal\", mean = \"{}\", stddev = {}",
+            DisplaySkew(mean.round() as i64),
+            dur(std::time::Duration::from_secs_f64(stddev.max(0.0)))
+        ),
+        SkewDist::List(offsets) => {
+            let list: Vec<String> = offsets
+                .iter()
+                .map(|&o| format!("\"{}\"", DisplaySkew(o)))
+                .collect();
             format!("kind = \"list\", offsets = [{}]", list.join(", "))
         }
     }
@@ -138,7 +146,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::scenario::{ClockOffset, Window};
+    use crate::scenario::Window;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -192,11 +200,15 @@ mod tests {
             "kind = \"stall\", phase = \"request\" (until the phase times out), probability = 0.02"
         );
         assert_eq!(
-            skew(&SkewDistribution::Normal {
-                mean: ClockOffset::from_millis(0),
-                stddev: Duration::from_secs(7200)
+            skew(&SkewDist::Normal {
+                mean: 0.0,
+                stddev: 7200.0
             }),
-            "kind = \"normal\", mean = \"+0s\", stddev = \"2h\""
+            "kind = \"normal\", mean = \"0s\", stddev = \"2h\""
+        );
+        assert_eq!(
+            skew(&SkewDist::List(vec![-18_000, 0, 5400])),
+            "kind = \"list\", offsets = [\"-5h\", \"0s\", \"+1h30m\"]"
         );
         assert_eq!(
             client(&ClientOptions {

@@ -30,23 +30,19 @@ use std::time::Duration;
 
 use crate::catalog::{Product, products};
 
-mod duration;
 pub(crate) mod error;
 pub(crate) mod locate;
 mod plan;
 pub(crate) mod raw;
 pub(crate) mod validate;
 
-pub use duration::{
-    ClockOffset, DURATION_HINT, DisplayDuration, DurationError, parse_duration, parse_offset,
-};
 pub use error::{Error, ScenarioError};
 pub use locate::Position;
 pub use plan::{
     Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED, Direction,
     DiscoverTarget, EventsMode, FaultKind, FaultRule, Fleet, Gate, GateAbort, HostKey, HostOptions,
-    LatencyOf, Load, LoadModel, NdrMode, Plan, ProductShare, Region, RemoteTarget, Schedule,
-    SkewDistribution, Stage, StallPhase, StaticSrv, Target, Timeouts, Window,
+    LatencyOf, Load, LoadModel, NdrMode, Plan, ProductShare, Region, RemoteTarget, Schedule, Stage,
+    StallPhase, StaticSrv, Target, Timeouts, Window,
 };
 
 /// Values from the command line that replace keys of the file. They are applied before
@@ -463,25 +459,53 @@ mod tests {
             "[load]\nduration = \"5 sec\"\n",
             2,
             "[load] duration",
-            "not a duration",
-        );
-        assert_error(
-            "[load]\nduration = \"5\"\n",
-            2,
-            "[load] duration",
-            "has no unit",
+            "contains a space",
         );
         assert_error(
             "[load]\nduration = \"5y\"\n",
             2,
             "[load] duration",
-            "unknown unit `y`",
+            "unknown unit 'y'",
         );
         assert_error(
             &format!("{BOUND}[[faults]]\nkind = \"refuse\"\nwindow = [\"20s\", \"forty\"]\n"),
             5,
             "[[faults]] #1 window #2",
-            "not a duration",
+            "is not a number",
+        );
+    }
+
+    /// Issue 12 item 11 / issue 11: a file and a flag read values with one grammar, so a bare
+    /// number is refused in both with the same words, and microseconds work in both.
+    #[test]
+    fn a_file_value_reads_as_the_same_flag_value_would() {
+        let e = assert_error(
+            "[load]\nduration = \"5\"\n",
+            2,
+            "[load] duration",
+            "has no unit",
+        );
+        let flag = crate::values::parse_duration("5").unwrap_err();
+        assert_eq!(e.message, flag.problem);
+        assert_eq!(e.hint, Some(format!("write {}", flag.kind.expected())));
+        let ov = Overrides::default();
+        let plan = parse_with(
+            "[load]\nduration = \"1s\"\n[timeouts]\nconnect = \"800us\"\n",
+            &ov,
+        )
+        .unwrap();
+        assert_eq!(plan.timeouts.connect, Duration::from_micros(800));
+        let skew = problems(
+            &format!("{BOUND}[fleet.skew]\nkind = \"fixed\"\noffset = \"1500ms\"\n"),
+            &ov,
+        );
+        assert!(
+            skew[0].message.contains("one-second resolution"),
+            "{skew:#?}"
+        );
+        assert_eq!(
+            Some(skew[0].message.clone()),
+            crate::values::parse_skew("1500ms").err().map(|e| e.problem)
         );
     }
 
@@ -908,7 +932,7 @@ mod tests {
         assert_eq!(a.fleet.products[0].product.name, "Windows 10/11 Pro");
         assert_eq!(a.fleet.products[0].protocol, 6);
         assert_eq!(a.fleet.vm_fraction, 0.0);
-        assert_eq!(a.fleet.skew, SkewDistribution::None);
+        assert_eq!(a.fleet.skew, crate::sim::SkewDist::Fixed(0));
         assert_eq!(a.fleet.reuse, ClientReuse::Renew);
         assert_eq!(a.fleet.cmid_pool, None);
         assert_eq!(
@@ -998,14 +1022,9 @@ window = ["1s", "2s"]
         assert_eq!(p.fleet.products[1].product.name, "Windows 10/11 Pro N");
         assert!(p.fleet.products.iter().all(|s| s.protocol == 5));
         assert_eq!(p.fleet.cmid_pool, Some(20));
-        let h5 = ClockOffset::from_millis(5 * 3_600_000);
         assert_eq!(
             p.fleet.skew,
-            SkewDistribution::List(vec![
-                ClockOffset::from_millis(-h5.as_millis()),
-                ClockOffset::ZERO,
-                h5
-            ])
+            crate::sim::SkewDist::List(vec![-5 * 3600, 0, 5 * 3600])
         );
         assert_eq!(
             p.client,
@@ -1177,7 +1196,10 @@ window = ["1s", "2s"]
         }));
 
         let skew = load("clock-skew");
-        assert!(matches!(skew.fleet.skew, SkewDistribution::Uniform { .. }));
+        assert!(matches!(
+            skew.fleet.skew,
+            crate::sim::SkewDist::Uniform { .. }
+        ));
 
         let ramp = load("capacity-ramp");
         let LoadModel::Open(s) = &ramp.load.model else {

@@ -10,14 +10,12 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::Overrides;
-use super::duration::{ClockOffset, DURATION_HINT, DisplayDuration, parse_duration, parse_offset};
 use super::error::{ScenarioError, closest};
 use super::locate::{KeyMap, KeyPath, Position};
 use super::plan::{
     Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED, Direction,
     FaultKind, FaultRule, Fleet, Gate, GateAbort, HostKey, HostOptions, Load, LoadModel, NdrMode,
-    Plan, ProductShare, RemoteTarget, Schedule, SkewDistribution, Stage, StallPhase, Target,
-    Timeouts, Window,
+    Plan, ProductShare, RemoteTarget, Schedule, Stage, StallPhase, Target, Timeouts, Window,
 };
 use super::raw::{
     Connection, FaultKindName, Model, RawBursts, RawClient, RawCode, RawFault, RawFleet, RawGates,
@@ -25,6 +23,8 @@ use super::raw::{
 };
 use crate::catalog::Application;
 use crate::catalog::{Product, products};
+use crate::sim::SkewDist;
+use crate::values::{DisplayDuration, DisplaySkew, ValueError, parse_duration, parse_skew};
 
 /// Defaults, documented in scenarios/README.md (a test there checks they agree).
 pub(crate) mod defaults {
@@ -126,7 +126,7 @@ impl<'a> Ctx<'a> {
         match parse_duration(text) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.err(at, e.to_string(), Some(DURATION_HINT.to_owned()));
+                self.value_err(at, &e);
                 None
             }
         }
@@ -136,25 +136,38 @@ impl<'a> Ctx<'a> {
         let at = at.into();
         let d = self.duration(at.clone(), text)?;
         if d.is_zero() {
-            self.err(at, "must be longer than 0s", Some(DURATION_HINT.to_owned()));
+            self.err(
+                at,
+                "must be longer than 0s",
+                Some(format!(
+                    "write {}",
+                    crate::values::ValueKind::Duration.expected()
+                )),
+            );
             return None;
         }
         Some(d)
     }
 
-    fn offset(&mut self, at: impl Into<At>, text: &str) -> Option<ClockOffset> {
+    /// A clock skew in whole seconds.
+    fn offset(&mut self, at: impl Into<At>, text: &str) -> Option<i64> {
         let at = at.into();
-        match parse_offset(text) {
+        match parse_skew(text) {
             Ok(o) => Some(o),
             Err(e) => {
-                self.err(
-                    at,
-                    e.to_string(),
-                    Some("write a signed duration, e.g. \"-6h\", \"+90m\", \"0s\"".to_owned()),
-                );
+                self.value_err(at, &e);
                 None
             }
         }
+    }
+
+    /// A value the grammar refused: its problem, and the form the flag would also name.
+    pub(crate) fn value_err(&mut self, at: At, e: &ValueError) {
+        self.err(
+            at,
+            e.problem.clone(),
+            Some(format!("write {}", e.kind.expected())),
+        );
     }
 
     pub(crate) fn fraction(&mut self, at: impl Into<At>, v: f64) -> Option<f64> {
@@ -444,12 +457,8 @@ fn target(
     }
     let (host_name, port) = match parse_target(&text) {
         Ok(v) => v,
-        Err(message) => {
-            cx.err(
-                at,
-                message,
-                Some("write host:port, e.g. \"kms.example.com:1688\", \"127.0.0.1:1688\" or \"[::1]:1688\"; the port defaults to 1688".to_owned()),
-            );
+        Err(e) => {
+            cx.value_err(at, &e);
             return None;
         }
     };
@@ -506,66 +515,10 @@ fn target(
     }
 }
 
-/// `host:port`, `host`, `[v6]:port`, `[v6]` or a bare IPv6 address.
-fn parse_target(text: &str) -> Result<(String, u16), String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("is empty".to_owned());
-    }
-    let (host, port) = if let Some(rest) = t.strip_prefix('[') {
-        let (h, after) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("`{t}`: missing `]`"))?;
-        if h.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("`{h}` is not an IPv6 address"));
-        }
-        match after {
-            "" => (h, None),
-            p => (
-                h,
-                Some(
-                    p.strip_prefix(':')
-                        .ok_or_else(|| format!("`{t}`: expected `:` after `]`"))?,
-                ),
-            ),
-        }
-    } else if t.parse::<std::net::Ipv6Addr>().is_ok() {
-        (t, None)
-    } else {
-        match t.rsplit_once(':') {
-            Some((h, _)) if h.contains(':') => {
-                return Err(format!("`{t}`: IPv6 addresses with a port go in brackets"));
-            }
-            Some((h, p)) => (h, Some(p)),
-            None => (t, None),
-        }
-    };
-    let port = match port {
-        None => crate::wire::KMS_PORT,
-        Some(p) => match p.parse::<u16>() {
-            Ok(0) | Err(_) => return Err(format!("`{p}` is not a port (1 to 65535)")),
-            Ok(n) => n,
-        },
-    };
-    if host.parse::<IpAddr>().is_err() && !is_host_name(host) {
-        return Err(format!("`{host}` is not a host name or IP address"));
-    }
-    Ok((host.to_owned(), port))
-}
-
-fn is_host_name(h: &str) -> bool {
-    let h = h.strip_suffix('.').unwrap_or(h);
-    !h.is_empty()
-        && h.len() <= 253
-        && h.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
+/// `host:port`, `host`, `[v6]:port`, `[v6]` or a bare IPv6 address, read by the grammar
+/// `--target` uses; the host as text (an IPv6 address without brackets).
+fn parse_target(text: &str) -> Result<(String, u16), ValueError> {
+    crate::values::parse_target(text).map(|t| (t.host.to_string(), t.port))
 }
 
 /// 127.0.0.0/8, ::1 (also IPv4-mapped) and `localhost`. Other names are not resolved here:
@@ -718,7 +671,7 @@ fn host_options(
     let base = spot.base.clone();
     let name = match raw.name.as_deref().map(str::trim) {
         None => Some(spot.name.clone()),
-        Some(n) if is_host_name(n) && n.parse::<IpAddr>().is_err() => {
+        Some(n) if crate::values::is_host_name(n) && n.parse::<IpAddr>().is_err() => {
             Some(n.trim_end_matches('.').to_ascii_lowercase())
         }
         Some(n) => {
@@ -743,9 +696,14 @@ fn host_options(
         let Some(text) = text else {
             return Some(default);
         };
-        let d = cx.duration(&path, text)?;
-        let whole_minutes = d.subsec_nanos() == 0 && d.as_secs() % 60 == 0;
-        if !whole_minutes || d < INTERVAL_MIN || d > INTERVAL_MAX {
+        let d = match crate::values::parse_minutes(text) {
+            Ok(m) => Duration::from_secs(u64::from(m) * 60),
+            Err(e) => {
+                cx.value_err(At::Key(path.clone()), &e);
+                return None;
+            }
+        };
+        if d < INTERVAL_MIN || d > INTERVAL_MAX {
             cx.err(
                 &path,
                 format!("{} is not a whole number of minutes from 15m to 30d", DisplayDuration(d)),
@@ -1009,13 +967,9 @@ pub(crate) fn product_mix(
     ok.then_some(shares)
 }
 
-pub(crate) fn skew(
-    cx: &mut Ctx<'_>,
-    path: &KeyPath,
-    raw: Option<RawSkew>,
-) -> Option<SkewDistribution> {
+pub(crate) fn skew(cx: &mut Ctx<'_>, path: &KeyPath, raw: Option<RawSkew>) -> Option<SkewDist> {
     let Some(raw) = raw else {
-        return Some(SkewDistribution::None);
+        return Some(SkewDist::Fixed(0));
     };
     let Some(kind) = raw.kind else {
         cx.err(
@@ -1056,7 +1010,7 @@ pub(crate) fn skew(
             ok = false;
         }
     }
-    let mut need = |key: &str, v: &Option<String>| -> Option<ClockOffset> {
+    let mut need = |key: &str, v: &Option<String>| -> Option<i64> {
         match v {
             Some(t) => cx.offset(&path.key(key), t),
             None => {
@@ -1070,8 +1024,8 @@ pub(crate) fn skew(
         }
     };
     let dist = match kind {
-        SkewKind::None => Some(SkewDistribution::None),
-        SkewKind::Fixed => need("offset", &raw.offset).map(SkewDistribution::Fixed),
+        SkewKind::None => Some(SkewDist::Fixed(0)),
+        SkewKind::Fixed => need("offset", &raw.offset).map(SkewDist::Fixed),
         SkewKind::Uniform => {
             let min = need("min", &raw.min);
             let max = need("max", &raw.max);
@@ -1079,12 +1033,16 @@ pub(crate) fn skew(
                 (Some(lo), Some(hi)) if lo > hi => {
                     cx.err(
                         &path.key("max"),
-                        format!("max ({hi}) is below min ({lo})"),
+                        format!(
+                            "max ({}) is below min ({})",
+                            DisplaySkew(hi),
+                            DisplaySkew(lo)
+                        ),
                         None,
                     );
                     None
                 }
-                (Some(min), Some(max)) => Some(SkewDistribution::Uniform { min, max }),
+                (Some(min), Some(max)) => Some(SkewDist::Uniform { min, max }),
                 _ => None,
             }
         }
@@ -1101,9 +1059,9 @@ pub(crate) fn skew(
                     None
                 }
             };
-            Some(SkewDistribution::Normal {
-                mean: mean?,
-                stddev: stddev?,
+            Some(SkewDist::Normal {
+                mean: mean? as f64,
+                stddev: stddev?.as_secs_f64(),
             })
         }
         SkewKind::List => match &raw.offsets {
@@ -1124,7 +1082,7 @@ pub(crate) fn skew(
                 None
             }
             Some(list) => {
-                let parsed: Vec<Option<ClockOffset>> = list
+                let parsed: Vec<Option<i64>> = list
                     .iter()
                     .enumerate()
                     .map(|(i, t)| cx.offset(&path.key("offsets").index(i), t))
@@ -1132,7 +1090,7 @@ pub(crate) fn skew(
                 parsed
                     .into_iter()
                     .collect::<Option<Vec<_>>>()
-                    .map(SkewDistribution::List)
+                    .map(SkewDist::List)
             }
         },
     };

@@ -1,19 +1,25 @@
-//! Small, tested value parsers shared by the commands, for clap's `value_parser` (and for
-//! scenario strings): durations, clock skews, `HOST[:PORT]` targets, `on|off`, counts.
+//! The one grammar for values, used by command-line flags and scenario files alike:
+//! durations, clock skews, `HOST[:PORT]`, `on|off` and counts. `--duration 5s` on the command
+//! line and `duration = "5s"` in a file go through the same function and get the same message.
 //!
 //! ```text
-//! duration  250ms  5s  2m  1h  1d  1.5s  1h30m  90        (bare number = seconds)
-//! skew      -5h  +30m  90s  -4h1m  0  -1.5h                (seconds, signed; bare = seconds)
+//! duration  250ms  5s  2m  1h  1d  1.5s  1h30m  800us  800µs  0
+//! skew      -5h  +30m  90s  -4h1m  0  -1.5h                (whole seconds, signed)
 //! target    127.0.0.1  127.0.0.1:1688  [::1]:1688  ::1  kms.example.com:1688  (port 1688)
 //! on|off    on  off  (also true/false, yes/no, 1/0; any case)
 //! count     10  10k  1.5k  1m  2g  1_000_000            (k = 10^3, m = 10^6, g = 10^9)
 //! ```
 //!
-//! Compound durations and skews list units from largest to smallest, each once (`1h30m`, not
-//! `30m1h`). In a count `m` is a million, not minutes. Host names are kept as typed; resolving
-//! them is the client's job. Every error names the offending part and the expected form.
+//! A duration or skew needs a unit: in a load test `5` could mean seconds or milliseconds, and
+//! guessing wrong silently changes the test, so a bare number is refused with the fix
+//! (`write 5s or 5ms`); only `0` needs none. Microseconds (`us`, `µs`) are accepted because
+//! the reports print latencies in µs. Compound values list units from largest to smallest,
+//! each once (`1h30m`, not `30m1h`). A skew has one-second resolution, as the synthetic
+//! clients' clocks do ([`crate::sim`]): `500ms` or `1.5s` is refused, never truncated.
+//! In a count `m` is a million, not minutes. Host names are kept as typed; resolving them is
+//! the client's job. Every error names the offending part and the expected form.
 //!
-//! Left out: ISO 8601 durations, units below a millisecond, IPv6 zone ids (`fe80::1%eth0`).
+//! Left out: ISO 8601 durations, nanoseconds, IPv6 zone ids (`fe80::1%eth0`).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -22,14 +28,18 @@ use std::time::Duration;
 
 use crate::wire::KMS_PORT;
 
-const NS_PER_MS: u128 = 1_000_000;
+const NS_PER_US: u128 = 1_000;
+const NS_PER_MS: u128 = 1_000 * NS_PER_US;
 const NS_PER_S: u128 = 1_000 * NS_PER_MS;
+/// Units in the order a compound value lists them. `µs` is written with the micro sign
+/// (U+00B5) or the Greek mu (U+03BC); both are the same unit as `us`.
 const DURATION_UNITS: &[(&str, u128)] = &[
     ("d", 86_400 * NS_PER_S),
     ("h", 3_600 * NS_PER_S),
     ("m", 60 * NS_PER_S),
     ("s", NS_PER_S),
     ("ms", NS_PER_MS),
+    ("us", NS_PER_US),
 ];
 /// The longest duration a flag takes: `i64::MAX` nanoseconds (about 292 years), the bound
 /// scenario files have. Anything longer is a typo, and an instant that far ahead overflows
@@ -50,7 +60,9 @@ pub enum ValueKind {
     /// [`parse_skew`].
     Skew,
     /// [`parse_target`].
-    Target,
+    HostPort,
+    /// [`parse_minutes`].
+    Minutes,
     /// [`parse_on_off`].
     OnOff,
     /// [`parse_count`].
@@ -62,12 +74,15 @@ impl ValueKind {
     pub fn expected(self) -> &'static str {
         match self {
             Self::Duration => {
-                "a duration such as 250ms, 5s, 1.5s, 2m, 1h or 1h30m (a bare number is seconds)"
+                "a number and a unit (d, h, m, s, ms, us), e.g. 250ms, 5s, 1.5s, 2m or 1h30m"
             }
             Self::Skew => {
-                "a signed offset such as -5h, +30m, 90s, -4h1m or 0 (a bare number is seconds)"
+                "a signed offset in whole seconds with a unit, e.g. -5h, +30m, 90s or -4h1m"
             }
-            Self::Target => "HOST[:PORT], e.g. 127.0.0.1, kms.example.com:1688 or [::1]:1688",
+            Self::HostPort => "HOST[:PORT], e.g. 127.0.0.1, kms.example.com:1688 or [::1]:1688",
+            Self::Minutes => {
+                "minutes as the wire carries them (120), or whole minutes with a unit (2h, 7d, 1h30m)"
+            }
             Self::OnOff => "on or off",
             Self::Count => "a count such as 500, 10k, 1.5k or 1m (k = thousand, m = million)",
         }
@@ -93,11 +108,11 @@ impl ValueError {
     }
 }
 
-/// Reads a non-negative duration (see the module docs). A bare number is seconds.
+/// Reads a non-negative duration (see the module docs): a unit is required except for `0`.
 ///
 /// # Errors
-/// [`ValueError`] for an empty or negative value, an unknown or repeated unit, units out of
-/// order, or a value too large for [`Duration`].
+/// [`ValueError`] for an empty or negative value, a number without a unit, an unknown or
+/// repeated unit, units out of order, or a value over about 292 years.
 pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
     let err = |p: String| ValueError::new(ValueKind::Duration, p);
     let t = s.trim();
@@ -133,9 +148,9 @@ pub fn parse_nonzero_duration(s: &str) -> Result<Duration, ValueError> {
 /// Reads a signed clock skew in whole seconds (see the module docs): `-5h` → -18000.
 ///
 /// # Errors
-/// [`ValueError`] for an empty value, an unknown or repeated unit (milliseconds included: a
-/// skew has one-second resolution), units out of order, a fraction that is not whole seconds,
-/// or a value beyond `i64`.
+/// [`ValueError`] for an empty value, a number without a unit, an unknown or repeated unit
+/// (milliseconds included: a skew has one-second resolution), units out of order, a fraction
+/// that is not whole seconds, or a value over about 292 years.
 pub fn parse_skew(s: &str) -> Result<i64, ValueError> {
     let err = |p: String| ValueError::new(ValueKind::Skew, p);
     let t = s.trim();
@@ -147,12 +162,19 @@ pub fn parse_skew(s: &str) -> Result<i64, ValueError> {
     if body.starts_with(['-', '+']) {
         return Err(err(format!("'{t}' has two signs")));
     }
-    if body.ends_with("ms") {
+    let sub_second = ["ms", "us", "\u{b5}s", "\u{3bc}s"];
+    if sub_second
+        .iter()
+        .any(|u| body.to_ascii_lowercase().ends_with(u))
+    {
         return Err(err(format!(
-            "'{t}' is in milliseconds; a skew has one-second resolution"
+            "'{t}' is below a second; a skew has one-second resolution"
         )));
     }
     let ns = parse_parts(body, SKEW_UNITS).map_err(err)?;
+    if ns > MAX_DURATION_NS {
+        return Err(err(format!("'{t}' is too large (at most about 292 years)")));
+    }
     if ns % NS_PER_S != 0 {
         return Err(err(format!("'{t}' is not a whole number of seconds")));
     }
@@ -160,8 +182,52 @@ pub fn parse_skew(s: &str) -> Result<i64, ValueError> {
     Ok(if negative { -secs } else { secs })
 }
 
+/// Shows a duration the way flags and files write it (`1h30m`, `250ms`, `800us`, `0s`), so
+/// that what kmsload prints can be pasted back; [`parse_duration`] reads it back exactly
+/// (to the microsecond).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisplayDuration(pub Duration);
+
+impl fmt::Display for DisplayDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0.as_micros();
+        if rest == 0 {
+            return f.write_str("0s");
+        }
+        for (unit, size) in [
+            ("d", 86_400_000_000),
+            ("h", 3_600_000_000),
+            ("m", 60_000_000),
+            ("s", 1_000_000),
+            ("ms", 1_000),
+            ("us", 1),
+        ] {
+            if rest >= size {
+                write!(f, "{}{unit}", rest / size)?;
+                rest %= size;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Shows a skew in seconds as [`parse_skew`] reads it: `-6h`, `+1m30s`, `0s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisplaySkew(pub i64);
+
+impl fmt::Display for DisplaySkew {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == 0 {
+            return f.write_str("0s");
+        }
+        let sign = if self.0 < 0 { '-' } else { '+' };
+        let size = Duration::from_secs(self.0.unsigned_abs());
+        write!(f, "{sign}{}", DisplayDuration(size))
+    }
+}
+
 /// Parts of a duration: `<number>[.<digits>]<unit>` repeated, units from `units` in the
-/// table's order, each at most once; a single part may omit the unit (seconds). Returns
+/// table's order, each at most once; only a lone zero may omit the unit. Returns
 /// nanoseconds, rounded down below a nanosecond.
 fn parse_parts(s: &str, units: &[(&str, u128)]) -> Result<u128, String> {
     if s.is_empty() {
@@ -182,7 +248,7 @@ fn parse_parts(s: &str, units: &[(&str, u128)]) -> Result<u128, String> {
             .unwrap_or(rest.len());
         let (number, after) = rest.split_at(number_len);
         let unit_len = after
-            .find(|c: char| !c.is_ascii_alphabetic())
+            .find(|c: char| !(c.is_ascii_alphabetic() || is_micro(c)))
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
         if number.is_empty() {
@@ -195,13 +261,23 @@ fn parse_parts(s: &str, units: &[(&str, u128)]) -> Result<u128, String> {
         let (scale, tenths) =
             decimal(number).map_err(|why| format!("'{number}' in '{s}' {why}"))?;
         let unit_ns = if unit.is_empty() {
-            if last_unit.is_some() || !after.is_empty() {
-                return Err(format!("'{number}' in '{s}' has no unit"));
+            let alone = last_unit.is_none() && after.is_empty();
+            if alone && scale == 0 {
+                return Ok(0);
             }
-            NS_PER_S
+            if alone {
+                return Err(format!(
+                    "'{s}' has no unit; write {s}s for seconds or {s}ms for milliseconds"
+                ));
+            }
+            return Err(format!("'{number}' in '{s}' has no unit"));
         } else {
             let names = units.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
-            let Some(i) = units.iter().position(|(n, _)| n.eq_ignore_ascii_case(unit)) else {
+            let unit = unit.replace(is_micro, "u");
+            let Some(i) = units
+                .iter()
+                .position(|(n, _)| n.eq_ignore_ascii_case(&unit))
+            else {
                 return Err(format!("unknown unit '{unit}' in '{s}' (use {names})"));
             };
             if last_unit.is_some_and(|l| i <= l) {
@@ -217,6 +293,11 @@ fn parse_parts(s: &str, units: &[(&str, u128)]) -> Result<u128, String> {
         rest = after;
     }
     Ok(total)
+}
+
+/// The micro sign (U+00B5) or the Greek small mu (U+03BC), both read as the `u` of `us`.
+fn is_micro(c: char) -> bool {
+    matches!(c, '\u{b5}' | '\u{3bc}')
 }
 
 /// A decimal number as (digits without the point, 10^fraction digits): "1.5" → (15, 10).
@@ -239,6 +320,28 @@ fn decimal(s: &str) -> Result<(u128, u128), &'static str> {
         .map_err(|_| "is not a number")?;
     // frac.len() <= 9 was checked above.
     Ok((value, 10u128.pow(frac.len() as u32)))
+}
+
+/// Reads a KMS interval in minutes, as `slmgr /sai` and `/sri` and the wire take it: a bare
+/// number is minutes (the one place a bare number has a unit, because the protocol and every
+/// KMS tool give these in minutes), otherwise a duration of whole minutes (`2h`, `7d`).
+///
+/// # Errors
+/// [`ValueError`] for a malformed duration, a part of a minute, or more than `u32` minutes.
+pub fn parse_minutes(s: &str) -> Result<u32, ValueError> {
+    let err = |p: String| ValueError::new(ValueKind::Minutes, p);
+    let t = s.trim();
+    let minutes = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse::<u64>()
+            .map_err(|_| err(format!("'{t}' is too large")))?
+    } else {
+        let d = parse_duration(t).map_err(|e| err(e.problem))?;
+        if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
+            return Err(err(format!("'{t}' is not a whole number of minutes")));
+        }
+        d.as_secs() / 60
+    };
+    u32::try_from(minutes).map_err(|_| err(format!("'{t}' is more minutes than the wire carries")))
 }
 
 /// Reads `on`/`off` (also `true`/`false`, `yes`/`no`, `1`/`0`), any case.
@@ -331,14 +434,14 @@ impl fmt::Display for Host {
 
 /// `HOST[:PORT]` with the port defaulting to [`KMS_PORT`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Target {
+pub struct HostPort {
     /// The host.
     pub host: Host,
     /// The TCP port (never 0).
     pub port: u16,
 }
 
-impl Target {
+impl HostPort {
     /// The socket address when the host is an address; `None` for a name (resolve it).
     pub fn socket_addr(&self) -> Option<SocketAddr> {
         match self.host {
@@ -348,7 +451,7 @@ impl Target {
     }
 }
 
-impl fmt::Display for Target {
+impl fmt::Display for HostPort {
     /// `127.0.0.1:1688`, `[::1]:1688`, `kms.example.com:1688`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.host {
@@ -358,7 +461,7 @@ impl fmt::Display for Target {
     }
 }
 
-impl FromStr for Target {
+impl FromStr for HostPort {
     type Err = ValueError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -371,8 +474,8 @@ impl FromStr for Target {
 ///
 /// # Errors
 /// [`ValueError`] for an empty value, a URL, a malformed address, name or port, or port 0.
-pub fn parse_target(s: &str) -> Result<Target, ValueError> {
-    let err = |p: String| ValueError::new(ValueKind::Target, p);
+pub fn parse_target(s: &str) -> Result<HostPort, ValueError> {
+    let err = |p: String| ValueError::new(ValueKind::HostPort, p);
     let t = s.trim();
     if t.is_empty() {
         return Err(err("the value is empty".into()));
@@ -394,13 +497,13 @@ pub fn parse_target(s: &str) -> Result<Target, ValueError> {
                 None => return Err(err(format!("'{after}' after ']' in '{t}' is not ':PORT'"))),
             },
         };
-        return Ok(Target {
+        return Ok(HostPort {
             host: Host::Ip(IpAddr::V6(ip)),
             port,
         });
     }
     if let Ok(ip) = t.parse::<Ipv6Addr>() {
-        return Ok(Target {
+        return Ok(HostPort {
             host: Host::Ip(IpAddr::V6(ip)),
             port: KMS_PORT,
         });
@@ -418,7 +521,7 @@ pub fn parse_target(s: &str) -> Result<Target, ValueError> {
         return Err(err(format!("'{t}' has no host before ':'")));
     }
     if let Ok(ip) = host.parse::<Ipv4Addr>() {
-        return Ok(Target {
+        return Ok(HostPort {
             host: Host::Ip(IpAddr::V4(ip)),
             port,
         });
@@ -427,7 +530,7 @@ pub fn parse_target(s: &str) -> Result<Target, ValueError> {
         return Err(err(format!("'{host}' is not an IPv4 address")));
     }
     check_host_name(host).map_err(err)?;
-    Ok(Target {
+    Ok(HostPort {
         host: Host::Name(host.to_owned()),
         port,
     })
@@ -446,6 +549,12 @@ fn parse_port(p: &str, whole: &str) -> Result<u16, String> {
             "port '{p}' in '{whole}' is not a number in 1..=65535"
         )),
     }
+}
+
+/// Whether `name` has the shape of a DNS host name (see [`parse_target`]); an address such
+/// as `127.0.0.1` also has it.
+pub fn is_host_name(name: &str) -> bool {
+    check_host_name(name).is_ok()
 }
 
 /// DNS shape (RFC 1123, plus `_` which SRV-style names use): labels of 1..=63 letters, digits,
@@ -499,9 +608,30 @@ mod tests {
     }
 
     #[test]
-    fn bare_number_is_seconds() {
-        assert_eq!(parse_duration("90"), Ok(ms(90_000)));
-        assert_eq!(parse_duration("0.25"), Ok(ms(250)));
+    fn microseconds_in_every_spelling() {
+        let us = Duration::from_micros;
+        assert_eq!(parse_duration("800us"), Ok(us(800)));
+        assert_eq!(parse_duration("800\u{b5}s"), Ok(us(800)));
+        assert_eq!(parse_duration("800\u{3bc}s"), Ok(us(800)));
+        assert_eq!(parse_duration("1ms250us"), Ok(us(1_250)));
+        assert_eq!(parse_duration("1.5us"), Ok(Duration::from_nanos(1_500)));
+    }
+
+    /// Issue 12, item 11: a bare number means neither seconds nor milliseconds, in a flag or
+    /// in a file; the message says how to write each. Zero needs no unit.
+    #[test]
+    fn bare_numbers_are_refused_except_zero() {
+        let e = problem(parse_duration("5"));
+        assert_eq!(
+            e,
+            "'5' has no unit; write 5s for seconds or 5ms for milliseconds"
+        );
+        assert!(problem(parse_duration("0.25")).contains("write 0.25s"));
+        assert!(problem(parse_duration("1m30")).contains("'30' in '1m30' has no unit"));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0.0"), Ok(Duration::ZERO));
+        assert!(problem(parse_skew("-90")).contains("no unit"));
+        assert_eq!(parse_skew("-0"), Ok(0));
     }
 
     fn problem<T: fmt::Debug>(r: Result<T, ValueError>) -> String {
@@ -534,8 +664,8 @@ mod tests {
         );
         assert!(problem(parse_nonzero_duration("0ms")).contains("zero"));
         let msg = parse_duration("5x").unwrap_err().to_string();
-        assert!(msg.contains("expected a duration such as 250ms"), "{msg}");
-        assert!(msg.contains("(use d, h, m, s, ms)"), "{msg}");
+        assert!(msg.contains("expected a number and a unit"), "{msg}");
+        assert!(msg.contains("(use d, h, m, s, ms, us)"), "{msg}");
     }
 
     #[test]
@@ -545,8 +675,7 @@ mod tests {
         assert_eq!(parse_skew("90s"), Ok(90));
         assert_eq!(parse_skew("-4h1m"), Ok(-14_460));
         assert_eq!(parse_skew("0"), Ok(0));
-        assert_eq!(parse_skew("-0"), Ok(0));
-        assert_eq!(parse_skew("-90"), Ok(-90));
+        assert_eq!(parse_skew("-90s"), Ok(-90));
         assert_eq!(parse_skew("-1.5h"), Ok(-5_400));
         assert_eq!(parse_skew("2d"), Ok(172_800));
     }
@@ -557,19 +686,20 @@ mod tests {
         assert_eq!(problem(parse_skew("-")), "the value is empty");
         assert!(problem(parse_skew("--5h")).contains("two signs"));
         assert!(problem(parse_skew("500ms")).contains("one-second resolution"));
+        assert!(problem(parse_skew("-20us")).contains("one-second resolution"));
         assert!(problem(parse_skew("1.5s")).contains("whole number of seconds"));
         assert!(problem(parse_skew("5y")).contains("unknown unit 'y'"));
         assert!(problem(parse_skew("1m1h")).contains("out of order"));
         assert!(problem(parse_skew("999999999999999999999d")).contains("too large"));
         let msg = parse_skew("5y").unwrap_err().to_string();
         assert!(
-            msg.contains("expected a signed offset such as -5h"),
+            msg.contains("expected a signed offset in whole seconds with a unit, e.g. -5h"),
             "{msg}"
         );
     }
 
-    fn target(host: Host, port: u16) -> Target {
-        Target { host, port }
+    fn target(host: Host, port: u16) -> HostPort {
+        HostPort { host, port }
     }
 
     #[test]
@@ -604,7 +734,7 @@ mod tests {
             Ok(target(Host::Name("KMS-01.corp.".into()), 1688))
         );
         assert_eq!(parse_target("_vlmcs._tcp.corp").map(|t| t.port), Ok(1688));
-        assert_eq!("127.0.0.1".parse::<Target>().map(|t| t.port), Ok(1688));
+        assert_eq!("127.0.0.1".parse::<HostPort>().map(|t| t.port), Ok(1688));
     }
 
     #[test]
@@ -707,7 +837,7 @@ mod tests {
             #[arg(long, value_parser = parse_skew, allow_hyphen_values = true)]
             skew: i64,
             #[arg(value_parser = parse_target)]
-            target: Target,
+            target: HostPort,
             #[arg(short = 'n', value_parser = parse_count)]
             n: u64,
             #[arg(long, value_parser = parse_on_off, action = clap::ArgAction::Set)]
@@ -785,6 +915,17 @@ mod tests {
             let text = format!("{}{h}h{m}m{s}s", if neg { "-" } else { "+" });
             let secs = h * 3600 + m * 60 + s;
             proptest::prop_assert_eq!(parse_skew(&text), Ok(if neg { -secs } else { secs }));
+        }
+
+        #[test]
+        fn displayed_durations_read_back(us in 0u64..100_000_000_000_000) {
+            let d = Duration::from_micros(us);
+            proptest::prop_assert_eq!(parse_duration(&DisplayDuration(d).to_string()), Ok(d));
+        }
+
+        #[test]
+        fn displayed_skews_read_back(secs in -9_000_000_000i64..9_000_000_000) {
+            proptest::prop_assert_eq!(parse_skew(&DisplaySkew(secs).to_string()), Ok(secs));
         }
 
         #[test]
