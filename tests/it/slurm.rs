@@ -148,9 +148,15 @@ fn the_slurm_array_script_runs_the_shards_of_one_run() {
     );
     let job = String::from_utf8_lossy(&submitted.stdout).trim().to_owned();
 
+    // On a loaded machine an attempt due in the last milliseconds may start after the
+    // duration: it is then counted as not started (issue 12, item 6), not run late. The plan
+    // is what ran plus what was counted, on both sides; the attempts both ran must match.
+    let not_started = |d: &std::path::Path| summary(d)["not_started"].as_u64().unwrap();
     let expected = planned(&whole);
+    let whole_skipped = not_started(&whole);
     let mut union = Planned::new();
     let mut attempts = 0;
+    let mut shards_skipped = 0;
     for i in 0..4u32 {
         let shard_dir = results.join(format!("shard-{i}"));
         let s = summary(&shard_dir);
@@ -159,24 +165,30 @@ fn the_slurm_array_script_runs_the_shards_of_one_run() {
         assert_eq!(s["shard"]["run_id"], format!("slurm-{job}"));
         assert_eq!(s["shard"]["start_at_utc"], start_at.as_str());
         attempts += s["attempts"].as_u64().unwrap();
+        shards_skipped += not_started(&shard_dir);
         for (k, v) in planned(&shard_dir) {
             assert_eq!(k % 4, u64::from(i));
             assert!(union.insert(k, v).is_none(), "attempt {k} in two shards");
         }
     }
-    assert_eq!(attempts, expected.len() as u64);
     assert_eq!(
-        union.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>()
+        attempts + shards_skipped,
+        expected.len() as u64 + whole_skipped
     );
-    for (k, want) in &expected {
+    assert_eq!(union.len() as u64, attempts);
+    let mut compared = 0;
+    for (k, want) in expected.iter().filter(|(k, _)| union.contains_key(k)) {
         let got = &union[k];
         assert_eq!(
             (&got.1, &got.2, &got.3, &got.4, &got.5),
             (&want.1, &want.2, &want.3, &want.4, &want.5),
             "attempt {k}"
         );
+        compared += 1;
     }
+    // Every attempt the unsharded run made was compared, but those a shard could not start.
+    assert!(compared + shards_skipped >= expected.len() as u64);
+    let same_attempts = shards_skipped == 0 && whole_skipped == 0;
 
     // Then the merge script, as a job of its own: one result, the scenario's attempts, and
     // the fault-free latency histogram of exactly as many attempts as the unsharded run's.
@@ -201,13 +213,16 @@ fn the_slurm_array_script_runs_the_shards_of_one_run() {
     );
     let m = summary(&results.join("merged"));
     let w = summary(&whole);
-    assert_eq!(m["attempts"], w["attempts"]);
-    assert_eq!(m["attempts"].as_u64(), Some(expected.len() as u64));
+    assert_eq!(m["attempts"].as_u64(), Some(attempts));
+    assert_eq!(m["not_started"].as_u64(), Some(shards_skipped));
     assert_eq!(m["complete"], true);
     assert_eq!(m["shard"]["run_id"], format!("slurm-{job}"));
-    assert_eq!(
-        m["latency_us"]["total"]["count"],
-        w["latency_us"]["total"]["count"]
-    );
+    if same_attempts {
+        assert_eq!(m["attempts"], w["attempts"]);
+        assert_eq!(
+            m["latency_us"]["total"]["count"],
+            w["latency_us"]["total"]["count"]
+        );
+    }
     assert!(results.join("merged/gates.xml").exists());
 }
