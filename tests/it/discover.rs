@@ -252,6 +252,42 @@ async fn an_empty_answer_is_its_own_cause() {
     assert_eq!(e.verdict().hresult, 0x8007_251D);
 }
 
+/// A domain the server neither holds nor forwards: dnsmasq answers REFUSED (also what it
+/// relays when its upstream refuses), which is `dns:refused` 0x8007232D, not NXDOMAIN.
+///
+/// SERVFAIL has no test against dnsmasq: it relays an upstream's REFUSED as REFUSED, answers
+/// REFUSED for forwarding loops, lets a dead upstream time out (`dns:timeout`, tested below),
+/// and with `dnssec` and the root trust anchor still answered an unsigned local zone with
+/// NOERROR; no configuration of dnsmasq 2.90 alone was found that answers SERVFAIL.
+#[tokio::test]
+async fn a_refused_query_is_its_own_cause() {
+    let Some(dns) = dns(&["host-record=kms1.kms.test,127.0.0.1".to_owned()]) else {
+        return;
+    };
+    let d = Discovery::new(
+        DiscoveryConfig {
+            dns_server: Some(dns.addr()),
+            dns_timeout: Duration::from_secs(3),
+            ..DiscoveryConfig::new("elsewhere.example")
+        },
+        HostGate::default(),
+    )
+    .unwrap();
+    let out = d
+        .attempt(
+            &mut ClientDiscovery::default(),
+            &mut clients(),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .await;
+    let e = out.dns_error.as_ref().expect("refused");
+    assert_eq!(e.cause, DnsCause::Refused, "{e}");
+    let v = out.verdict();
+    assert_eq!((v.outcome, v.hresult), (Outcome::Failed, 0x8007_232D));
+    assert_eq!(v.cause.label(), "dns:refused");
+    assert!(out.tried.is_empty() && out.host.is_none());
+}
+
 #[tokio::test]
 async fn a_target_that_does_not_resolve_is_skipped() {
     let live = reference_host().await;

@@ -317,6 +317,33 @@ fn other_host_configurations_fail_or_warn_the_check_they_concern() {
     );
 }
 
+/// NDR32-only hosts (py-kms, vlmcsd `-N0`), with or without BTFN: Windows clients fall back
+/// to NDR32, so every check passes. A host that accepts NDR64 (rejecting NDR32 in the bind)
+/// but closes on the alter_context Windows then sends cannot serve Windows clients: the
+/// bind fails and nothing else can run.
+#[test]
+fn ndr32_only_hosts_pass_and_a_host_refusing_alter_context_fails_the_bind() {
+    for flags in [
+        &["--no-ndr64"][..],
+        &["--no-ndr64", "--no-btfn"],
+        &["--no-btfn"],
+    ] {
+        let mut args = vec!["--charged"];
+        args.extend_from_slice(flags);
+        let host = HostProcess::start(&args);
+        let v = validate(&host.addr, &[]);
+        assert_eq!(v.verdict(), "pass", "{flags:?}: {:#}", v.report);
+        assert_eq!(v.status("rpc.bind"), "pass", "{flags:?}");
+        v.all_host_checks_are("pass", &[]);
+    }
+    let host = HostProcess::start(&["--charged", "--no-alter-context"]);
+    let v = validate(&host.addr, &[]);
+    assert_eq!(v.verdict(), "fail", "{:#}", v.report);
+    assert_eq!(v.status("rpc.bind"), "fail");
+    assert_eq!(v.status("kms.protocols"), "skip");
+    assert_eq!(v.status("kms.products"), "skip");
+}
+
 #[test]
 fn nothing_listening_fails_tcp_reach_at_once_and_skips_the_rest() {
     let port = {
