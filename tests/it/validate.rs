@@ -690,3 +690,100 @@ mod discover {
         }
     }
 }
+
+/// A host whose reported count never moves (stuck at 30, past Windows' N but below its
+/// 2 × N cap): `--charge` sees a new client leave the count where it was and fails
+/// `kms.threshold`, naming the counts. The host is the reference model behind the library's
+/// RPC session, with the count of every response overwritten.
+#[test]
+fn charging_a_host_whose_count_does_not_rise_fails_the_threshold() {
+    use kmsload::host::{Decision, HostConfig, HostModel};
+    use kmsload::netio::PduReader;
+    use kmsload::wire::kms::HostRequest;
+    use kmsload::wire::session::{HostAction, HostRpcConfig, HostSession};
+    use tokio::io::AsyncWriteExt;
+
+    fn now() -> kmsload::wire::FileTime {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        kmsload::wire::FileTime::from_unix(i64::try_from(t.as_secs()).unwrap(), 0)
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let config = HostConfig {
+                charged: true,
+                ..HostConfig::default()
+            };
+            let model = std::sync::Arc::new(std::sync::Mutex::new(
+                HostModel::new(config, now()).unwrap(),
+            ));
+            loop {
+                let (mut stream, _) = tokio::select! {
+                    a = listener.accept() => a.unwrap(),
+                    _ = stop_rx.changed() => return,
+                };
+                let model = model.clone();
+                tokio::spawn(async move {
+                    let mut session = HostSession::new(HostRpcConfig::default(), 1);
+                    let mut reader = PduReader::default();
+                    while let Ok(Ok(pdu)) =
+                        tokio::time::timeout(Duration::from_secs(10), reader.next_pdu(&stream))
+                            .await
+                    {
+                        let action = session.handle_pdu(pdu, |payload| {
+                            let request =
+                                HostRequest::decode(payload).map_err(|_| 0x8007_000Du32)?;
+                            let mut m = model.lock().unwrap();
+                            match m.handle(&request.base, now()) {
+                                Decision::Respond(mut r) => {
+                                    r.base.current_count = 30;
+                                    Ok(request.encode_response(&r.base, m.hwid(), [5; 16], [6; 16]))
+                                }
+                                Decision::Refuse(refusal) => Err(refusal.hresult()),
+                            }
+                        });
+                        match action {
+                            HostAction::Send(bytes) => {
+                                if stream.write_all(&bytes).await.is_err() {
+                                    return;
+                                }
+                            }
+                            HostAction::Close(_) => return,
+                        }
+                    }
+                });
+            }
+        });
+    });
+    let v = validate(
+        &addr,
+        &[
+            "--check",
+            "kms.threshold",
+            "--charge",
+            "5",
+            "--product",
+            "Windows 10/11 Enterprise",
+        ],
+    );
+    let _ = stop_tx.send(true);
+    server.join().unwrap();
+    assert_eq!(v.status("kms.threshold"), "fail", "{:#}", v.report);
+    assert_eq!(v.verdict(), "fail");
+    let check = v.check("kms.threshold").to_string();
+    assert!(check.contains("charging stopped"), "{check}");
+    assert!(
+        check.contains("new client 1 moved the count from 30 to 30, expected 31"),
+        "{check}"
+    );
+}
