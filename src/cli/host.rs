@@ -1,6 +1,8 @@
 //! `kmsload host`: the reference KMS host on 127.0.0.1:1688 (any other address only when
-//! given with `--listen`), one log line per request on stderr, the counters on stdout when
-//! stopped with Ctrl-C (or SIGTERM).
+//! given with `--listen`), one log line per request on stderr (text or JSON, written by a
+//! dedicated thread: a sink that cannot keep up loses lines, counted, rather than slowing the
+//! host; see [`crate::host::server::log`]), the counters on stdout when stopped with Ctrl-C
+//! (or SIGTERM).
 //!
 //! Two stages, like every command: the flags become [`ServerOptions`] and are checked before
 //! anything starts (a bad flag, host key, ePID, LCID or state file exits 2); then the host
@@ -15,7 +17,9 @@ use std::time::Duration;
 
 use super::{CliError, Status};
 use crate::host::config::check_fixed_epid;
-use crate::host::server::{self, HostHandle, Logger, ServerError, ServerOptions, SystemClock};
+use crate::host::server::{
+    self, HostHandle, LOG_QUEUE, LogFormat, Logger, ServerError, ServerOptions, SystemClock,
+};
 use crate::host::{HostConfig, HostKey, StateError, UnknownHostKey, state};
 use crate::values;
 use crate::wire::KMS_PORT;
@@ -127,6 +131,11 @@ pub struct Args {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
+    /// Log line format: `text` (one line per request), or `json` (one object per line with
+    /// time, peer, protocol, product, cmid, outcome, code, count) for log pipelines.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+
     /// Print the summary at exit as JSON.
     #[arg(long)]
     pub json: bool,
@@ -192,7 +201,8 @@ pub fn options(args: &Args) -> Result<ServerOptions, CliError> {
         state_file: args.state.clone(),
         state_interval: server::DEFAULT_STATE_INTERVAL,
         clock: Arc::new(SystemClock),
-        log: (!args.quiet).then(Logger::stderr),
+        // The writer thread is started by `serve`, with the runtime.
+        log: None,
     })
 }
 
@@ -203,13 +213,27 @@ async fn serve(
     options: ServerOptions,
     removed: Vec<String>,
 ) -> Result<Status, CliError> {
+    let mut options = options;
+    let writer = if args.quiet {
+        None
+    } else {
+        let (logger, writer) =
+            Logger::writer(Box::new(std::io::stderr()), args.log_format, LOG_QUEUE)
+                .map_err(|e| CliError::Runtime(format!("cannot start the log writer: {e}")))?;
+        options.log = Some(logger);
+        Some(writer)
+    };
     let handle = server::start(options.clone()).await.map_err(start_error)?;
     announce(&args, &options, &handle);
     for file in removed {
         crate::errln!("removed {file}: a temporary file left by an interrupted save");
     }
     let signal = wait_for_stop().await;
-    let report = handle.shutdown().await;
+    let mut report = handle.shutdown().await;
+    drop(options);
+    if let Some(writer) = writer {
+        report.log_lines_dropped = writer.finish().dropped;
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         // serde_json cannot fail on these plain structs.

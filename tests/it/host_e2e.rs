@@ -863,6 +863,40 @@ mod cli {
         (out, lines)
     }
 
+    /// `--log-format json`: one object per request with the documented fields, written by
+    /// the log thread and flushed at exit; no line dropped at this rate.
+    #[cfg(unix)]
+    #[test]
+    fn host_log_format_json_writes_one_object_per_request() {
+        let host = HostProcess::start(&["--charged", "--log-format", "json"]);
+        let cmid = "3f1e2d4c-5b6a-4978-8a9b-0c1d2e3f4a5b";
+        let (out, _) = activate_cli(&host.addr, &["-p", WIN_CLIENT, "--cmid", cmid]);
+        assert_eq!(out.status.code(), Some(0));
+        let (code, stdout, stderr) = host.interrupt();
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stdout.contains("log lines dropped"), "{stdout}");
+        let objects: Vec<Value> = stderr
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(objects.len(), 1, "{stderr}");
+        let o = &objects[0];
+        let time = o["time"].as_str().unwrap();
+        assert!(
+            time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+            "{time}"
+        );
+        assert!(o["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{o}");
+        assert_eq!(o["protocol"], "V6");
+        assert_eq!(o["product"], WIN_CLIENT);
+        assert_eq!(o["cmid"], cmid);
+        assert_eq!(o["outcome"], "activated");
+        assert_eq!(o["code"], "0x00000000");
+        assert_eq!(o["count"], 25);
+        assert!(!stderr.lines().any(|l| l.contains(" cmid=")), "{stderr}");
+    }
+
     #[cfg(unix)]
     #[test]
     fn activate_against_host_exit_codes_json_and_log_lines() {

@@ -1,11 +1,28 @@
 //! What the server logs: one [`LogEvent`] per answered request and per dropped connection,
-//! each printed as one line, and the [`Logger`] they go to (stderr for `kmsload host`,
-//! nothing for the in-process host, a closure in tests).
+//! each printed as one line (text, or one JSON object with `--log-format json`), and the
+//! [`Logger`] they go to (a [`LogWriter`] on stderr for `kmsload host`, nothing for the
+//! in-process host, a closure in tests).
+//!
+//! # Off the hot path, and what happens when the sink is slow
+//! [`Logger::writer`] hands each event to a bounded channel ([`LOG_QUEUE`] events) read by
+//! one dedicated thread, which formats the events into a buffered writer and flushes it at
+//! least every [`LOG_FLUSH`] and at exit ([`LogWriter::finish`]). A connection task only
+//! ever tries to enqueue: it never formats, writes or waits. When the queue is full (the
+//! sink, e.g. a terminal or a slow disk, cannot keep up with the host) the event is
+//! **dropped and counted** rather than slowing the host down: the writer then adds the line
+//! `N log lines dropped: the log sink is slower than the host` at its next flush (at most
+//! one such line per flush), and the total is in the summary at exit
+//! ([`super::ServerReport::log_lines_dropped`]). The host's counters never depend on the
+//! log, so a dropped line loses nothing but the line.
 
 use std::fmt;
-use std::io;
+use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -27,12 +44,53 @@ impl Logger {
         Self(Arc::new(f))
     }
 
-    /// One line per event on stderr (`kmsload host`).
+    /// One line per event written synchronously on stderr, in the caller's task: simple but
+    /// on the hot path. `kmsload host` uses [`Logger::writer`] instead.
     pub fn stderr() -> Self {
         Self::new(|event| {
-            use std::io::Write;
             let _ = writeln!(io::stderr().lock(), "{event}");
         })
+    }
+
+    /// A logger feeding a dedicated writer thread that writes `format` lines to `sink`
+    /// (see the module docs for the queue, the flushes and the drop policy). The thread runs
+    /// until [`LogWriter::finish`].
+    ///
+    /// # Errors
+    /// The thread cannot be started.
+    pub fn writer(
+        sink: Box<dyn Write + Send>,
+        format: LogFormat,
+        capacity: usize,
+    ) -> io::Result<(Self, LogWriter)> {
+        let (tx, rx) = mpsc::sync_channel::<Message>(capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let thread = std::thread::Builder::new()
+            .name("kmsload-log".into())
+            .spawn({
+                let dropped = Arc::clone(&dropped);
+                move || write_loop(&rx, sink, format, &dropped)
+            })?;
+        let logger = Self::new({
+            let tx = tx.clone();
+            let dropped = Arc::clone(&dropped);
+            move |event| match tx.try_send(Message::Event(event.clone())) {
+                Ok(()) => {}
+                // Full: the sink is behind. Disconnected: the writer has finished (a
+                // straggler after the stop). Either way the line is counted, not waited for.
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Ok((
+            logger,
+            LogWriter {
+                tx,
+                thread,
+                dropped,
+            },
+        ))
     }
 
     pub(super) fn log(&self, event: &LogEvent) {
@@ -44,6 +102,140 @@ impl fmt::Debug for Logger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Logger")
     }
+}
+
+/// Events the writer thread's queue holds (`kmsload host`).
+pub const LOG_QUEUE: usize = 8192;
+
+/// The writer thread flushes at least this often while there is something to write.
+pub const LOG_FLUSH: Duration = Duration::from_millis(100);
+
+/// The log line format (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event (see [`LogEvent`]'s `Display`).
+    #[default]
+    Text,
+    /// One JSON object per line (see [`LogEvent::to_json`]).
+    Json,
+}
+
+enum Message {
+    Event(LogEvent),
+    Stop,
+}
+
+/// The writer thread of a [`Logger::writer`]; [`finish`](Self::finish) it at exit.
+#[derive(Debug)]
+pub struct LogWriter {
+    tx: SyncSender<Message>,
+    thread: JoinHandle<LogTotals>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// What a [`LogWriter`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogTotals {
+    /// Event lines written to the sink.
+    pub written: u64,
+    /// Events dropped because the queue was full.
+    pub dropped: u64,
+}
+
+impl LogWriter {
+    /// Events dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Writes what is queued, the drop count if any is not reported yet, flushes and stops
+    /// the thread. Blocks until the sink has taken it all.
+    pub fn finish(self) -> LogTotals {
+        // A blocking send: at exit the rest of the queue is worth waiting for.
+        let _ = self.tx.send(Message::Stop);
+        drop(self.tx);
+        let mut totals = self.thread.join().unwrap_or_default();
+        totals.dropped = self.dropped.load(Ordering::Relaxed);
+        totals
+    }
+}
+
+/// The writer thread: batches whatever is queued into a buffer, flushes at least every
+/// [`LOG_FLUSH`] and reports new drops at each flush.
+fn write_loop(
+    rx: &mpsc::Receiver<Message>,
+    sink: Box<dyn Write + Send>,
+    format: LogFormat,
+    dropped: &AtomicU64,
+) -> LogTotals {
+    let mut out = BufWriter::with_capacity(64 * 1024, sink);
+    let mut written = 0u64;
+    let mut reported = 0u64;
+    let mut pending = false;
+    let mut last_flush = Instant::now();
+    let flush = |out: &mut BufWriter<Box<dyn Write + Send>>, reported: &mut u64| {
+        let now = dropped.load(Ordering::Relaxed);
+        if now > *reported {
+            let _ = writeln!(
+                out,
+                "{} log lines dropped: the log sink is slower than the host",
+                now - *reported
+            );
+            *reported = now;
+        }
+        let _ = out.flush();
+    };
+    loop {
+        let wait = LOG_FLUSH.saturating_sub(last_flush.elapsed());
+        let stop = match rx.recv_timeout(wait) {
+            Ok(Message::Event(event)) => {
+                write_event(&mut out, &event, format);
+                written += 1;
+                pending = true;
+                // Drain what else is queued before looking at the clock again.
+                let mut stop = false;
+                while let Ok(message) = rx.try_recv() {
+                    match message {
+                        Message::Event(event) => {
+                            write_event(&mut out, &event, format);
+                            written += 1;
+                        }
+                        Message::Stop => {
+                            stop = true;
+                            break;
+                        }
+                    }
+                }
+                stop
+            }
+            Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => true,
+            Err(RecvTimeoutError::Timeout) => false,
+        };
+        if stop {
+            flush(&mut out, &mut reported);
+            break;
+        }
+        if last_flush.elapsed() >= LOG_FLUSH {
+            if pending || dropped.load(Ordering::Relaxed) > reported {
+                flush(&mut out, &mut reported);
+                pending = false;
+            }
+            last_flush = Instant::now();
+        }
+    }
+    LogTotals {
+        written,
+        dropped: reported,
+    }
+}
+
+fn write_event(out: &mut impl Write, event: &LogEvent, format: LogFormat) {
+    let _ = match format {
+        LogFormat::Text => writeln!(out, "{event}"),
+        LogFormat::Json => serde_json::to_writer(&mut *out, &event.to_json())
+            .map_err(io::Error::from)
+            .and_then(|()| out.write_all(b"\n")),
+    };
 }
 
 /// Something worth a log line.
@@ -243,6 +435,100 @@ impl fmt::Display for LogEvent {
     }
 }
 
+impl LogEvent {
+    /// The event as one JSON object (`--log-format json`). Every object has `time` (RFC 3339,
+    /// UTC) and `event`; a request (`"event": "request"`) has `peer`, `protocol` (`"V6"`, or
+    /// null when undecodable), `product` (name), `cmid`, `outcome` (`activated`,
+    /// `not_activated`, `refused`), `code` (HRESULT as `"0xC004F038"`), `count` (sent
+    /// `CurrentCount`, null when refused), `required` and, when not activated, `reason`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Self::Request(r) => {
+                let protocol = r.protocol.map(|v| {
+                    if v.minor == 0 {
+                        format!("V{}", v.major)
+                    } else {
+                        format!("V{v}")
+                    }
+                });
+                let (product, cmid) = match &r.ids {
+                    Some(ids) => (
+                        Some(ProductLabel(ids.sku_id, ids.kms_id).to_string()),
+                        Some(ids.cmid.to_string()),
+                    ),
+                    None => (None, None),
+                };
+                // As in the text line: a low count is a response on the wire (0) that the
+                // client reports as 0xC004F038.
+                let code = match &r.outcome {
+                    RequestOutcome::LowCount { .. } => "0xC004F038".to_owned(),
+                    other => format!("0x{:08X}", other.hresult()),
+                };
+                let (outcome, count, required, reason) = match &r.outcome {
+                    RequestOutcome::Activated { count, required } => {
+                        ("activated", Some(*count), Some(*required), None)
+                    }
+                    RequestOutcome::LowCount { count, required } => (
+                        "not_activated",
+                        Some(*count),
+                        Some(*required),
+                        Some("below threshold".to_owned()),
+                    ),
+                    RequestOutcome::Refused(refusal) => {
+                        let text = refusal.to_string();
+                        let reason = text
+                            .split_once(": ")
+                            .map_or(text.as_str(), |(_, r)| r)
+                            .to_owned();
+                        ("refused", None, None, Some(reason))
+                    }
+                    RequestOutcome::Invalid(e) => (
+                        "refused",
+                        None,
+                        None,
+                        Some(format!("undecodable request: {e}")),
+                    ),
+                };
+                let mut v = json!({
+                    "time": Utc(r.time).to_string(),
+                    "event": "request",
+                    "peer": r.peer.to_string(),
+                    "protocol": protocol,
+                    "product": product,
+                    "cmid": cmid,
+                    "outcome": outcome,
+                    "code": code,
+                    "count": count,
+                    "required": required,
+                });
+                if let Some(reason) = reason {
+                    v["reason"] = reason.into();
+                }
+                v
+            }
+            Self::Dropped { time, peer, reason } => json!({
+                "time": Utc(*time).to_string(),
+                "event": "connection_dropped",
+                "peer": peer.to_string(),
+                "reason": reason.to_string(),
+            }),
+            Self::SaveFailed { time, path, error } => json!({
+                "time": Utc(*time).to_string(),
+                "event": "state_not_saved",
+                "path": path.display().to_string(),
+                "error": error,
+            }),
+            Self::AcceptErrors { time, count, error } => json!({
+                "time": Utc(*time).to_string(),
+                "event": "accept_errors",
+                "count": count,
+                "error": error,
+            }),
+        }
+    }
+}
+
 /// The catalog's product name for a SKU ID, else the KMS ID's name, else the SKU ID.
 struct ProductLabel(Uuid, Uuid);
 
@@ -343,5 +629,123 @@ mod tests {
                 .ends_with("V? cmid=- - refused 0x8007000D count - (undecodable request: request payload of 2 bytes has no version)"),
             "{invalid}"
         );
+    }
+
+    fn activated(port: u16) -> LogEvent {
+        LogEvent::Request(RequestEvent {
+            time: FileTime::from_unix(0, 0),
+            peer: SocketAddr::from(([127, 0, 0, 1], port)),
+            protocol: Some(Version::V6),
+            ids: Some(RequestIds {
+                cmid: Uuid::nil(),
+                sku_id: lookup::find("Windows 10/11 Enterprise").unwrap().sku_id,
+                kms_id: Uuid::nil(),
+            }),
+            outcome: RequestOutcome::Activated {
+                count: 25,
+                required: 25,
+            },
+        })
+    }
+
+    /// A sink whose first write tells the test it has started and then waits for the test's
+    /// go-ahead: a log sink that cannot keep up.
+    struct StuckSink {
+        entered: mpsc::Sender<()>,
+        gate: Option<mpsc::Receiver<()>>,
+        out: Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl Write for StuckSink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if let Some(gate) = self.gate.take() {
+                let _ = self.entered.send(());
+                let _ = gate.recv();
+            }
+            self.out.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stuck_sink_drops_and_counts_lines_and_never_blocks_the_logger() {
+        let (entered_tx, entered) = mpsc::channel();
+        let (go, gate) = mpsc::channel();
+        let out = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = StuckSink {
+            entered: entered_tx,
+            gate: Some(gate),
+            out: Arc::clone(&out),
+        };
+        let (logger, writer) = Logger::writer(Box::new(sink), LogFormat::Text, 4).unwrap();
+        // The first line reaches the sink at the first flush, where the sink gets stuck.
+        logger.log(&activated(1));
+        entered
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the writer flushes within its interval");
+        // The writer thread is stuck: 4 lines fit in the queue, the other 96 are dropped,
+        // and the logging side returns without waiting for the sink.
+        let (done_tx, done) = mpsc::channel();
+        let logging = logger.clone();
+        std::thread::spawn(move || {
+            for port in 2..102 {
+                logging.log(&activated(port));
+            }
+            let _ = done_tx.send(());
+        });
+        done.recv_timeout(Duration::from_secs(30))
+            .expect("logging never waits for a stuck sink");
+        assert_eq!(writer.dropped(), 96);
+        go.send(()).unwrap();
+        let totals = writer.finish();
+        assert_eq!(
+            totals,
+            LogTotals {
+                written: 5,
+                dropped: 96
+            }
+        );
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let requests = text.lines().filter(|l| l.contains(" activated ")).count();
+        assert_eq!(requests, 5, "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l == "96 log lines dropped: the log sink is slower than the host"),
+            "{text}"
+        );
+        // After the stop a straggler is counted, not queued for nobody.
+        logger.log(&activated(200));
+    }
+
+    #[test]
+    fn json_request_object_has_every_field() {
+        let v = activated(5000).to_json();
+        assert_eq!(v["time"], "1970-01-01T00:00:00Z");
+        assert_eq!(v["event"], "request");
+        assert_eq!(v["peer"], "127.0.0.1:5000");
+        assert_eq!(v["protocol"], "V6");
+        assert_eq!(v["product"], "Windows 10/11 Enterprise");
+        assert_eq!(v["cmid"], "00000000-0000-0000-0000-000000000000");
+        assert_eq!(v["outcome"], "activated");
+        assert_eq!(v["code"], "0x00000000");
+        assert_eq!(v["count"], 25);
+        let low = LogEvent::Request(RequestEvent {
+            outcome: RequestOutcome::LowCount {
+                count: 3,
+                required: 25,
+            },
+            ..match activated(1) {
+                LogEvent::Request(r) => r,
+                _ => unreachable!(),
+            }
+        })
+        .to_json();
+        assert_eq!(low["outcome"], "not_activated");
+        assert_eq!(low["code"], "0xC004F038");
+        assert_eq!(low["count"], 3);
     }
 }

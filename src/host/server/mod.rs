@@ -5,7 +5,8 @@
 //!   orderly stop;
 //! - `connection.rs`: one connection's loop, on [`crate::netio::PduReader`]'s framing like
 //!   the client's;
-//! - [`log`]: the log events and their one-line format;
+//! - [`log`]: the log events, their one-line text and JSON formats, and the writer thread
+//!   that keeps the log off the connection tasks (a full queue drops and counts lines);
 //! - [`clock`]: the host's clock, real or virtual;
 //! - [`stats`]: counters and the final report.
 //!
@@ -90,7 +91,10 @@ pub mod log;
 pub mod stats;
 
 pub use clock::{Clock, SystemClock, VirtualClock};
-pub use log::{DropReason, LogEvent, Logger, RequestEvent, RequestIds, RequestOutcome};
+pub use log::{
+    DropReason, LOG_QUEUE, LogEvent, LogFormat, LogTotals, LogWriter, Logger, RequestEvent,
+    RequestIds, RequestOutcome,
+};
 pub use stats::{ServerReport, ServerStats};
 
 use listener::{listen, supervise};
@@ -239,6 +243,7 @@ impl HostHandle {
             stats: self.shared.stats.snapshot(),
             summary: self.shared.model().summary(now),
             state_error,
+            log_lines_dropped: 0,
         }
     }
 }

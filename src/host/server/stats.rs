@@ -107,6 +107,9 @@ pub struct ServerReport {
     pub summary: ModelSummary,
     /// The final `--state` save failed with this message.
     pub state_error: Option<String>,
+    /// Log lines dropped because the log sink could not keep up (set by the caller that owns
+    /// the [`super::LogWriter`]; 0 without one).
+    pub log_lines_dropped: u64,
 }
 
 impl fmt::Display for ServerReport {
@@ -115,6 +118,13 @@ impl fmt::Display for ServerReport {
         writeln!(f, "{}", self.stats)?;
         if let Some(e) = &self.state_error {
             writeln!(f, "state not saved: {e}")?;
+        }
+        if self.log_lines_dropped > 0 {
+            writeln!(
+                f,
+                "log lines dropped {} (the log sink was slower than the host)",
+                self.log_lines_dropped
+            )?;
         }
         Ok(())
     }
