@@ -414,7 +414,14 @@ mod tests {
         assert!(o.host.time_check && !o.host.charged);
         assert_eq!(o.idle_timeout, Duration::from_secs(30));
         assert_eq!(o.max_connections, 10_000);
-        assert!(o.log.is_some());
+        // The log writer is started with the host (in `serve`), not here.
+        assert!(o.log.is_none() && !a.quiet);
+        assert_eq!(a.log_format, LogFormat::Text);
+        assert_eq!(
+            parse(&["--log-format", "json"]).unwrap().log_format,
+            LogFormat::Json
+        );
+        assert!(parse(&["--log-format", "xml"]).is_err());
         assert_eq!(o.host.versions, 4..=6);
     }
 
