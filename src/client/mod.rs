@@ -37,8 +37,10 @@ use crate::wire::session::{
     BindOutcome, CallResult, ClientRpcConfig, ClientSession, Negotiated, SessionError,
 };
 
+mod dns;
 pub mod outcome;
 
+pub use dns::DnsCause;
 pub use outcome::{Cause, Outcome, Verdict};
 
 /// The step of an exchange something happened in.

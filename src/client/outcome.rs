@@ -113,7 +113,7 @@ pub enum Cause {
     /// The request could not be encoded.
     NotEncodable,
     /// Discovery's DNS lookup failed (see [`crate::discover`]).
-    Dns(crate::discover::DnsCause),
+    Dns(super::DnsCause),
     /// Every host discovery found is outside loopback and none was confirmed: nothing was
     /// sent.
     NotConfirmed,

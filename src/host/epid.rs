@@ -26,6 +26,7 @@
 //! (channel, platform id versus build, day of year, a date in the future) is reported by
 //! [`Epid::issues`] as findings, not as parse errors.
 
+use crate::wire::base::{civil_from_days, days_from_civil};
 use std::{fmt, str::FromStr};
 
 use crate::wire::FileTime;
@@ -230,39 +231,6 @@ fn days_in_month(year: u16, month: u8) -> u8 {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date. Counts in 400-year eras starting on
-/// 1 March, so that the leap day is the last day of the (shifted) year.
-pub(crate) fn days_from_civil(year: u16, month: u8, day: u8) -> i64 {
-    let y = i64::from(year) - i64::from(month <= 2);
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let month_from_march = (i64::from(month) + 9) % 12;
-    let day_of_shifted_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_shifted_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// Inverse of [`days_from_civil`]; the year is returned as i64 so any day count works.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_shifted_year =
-        day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_shifted_year + 2) / 153;
-    let day = day_of_shifted_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    // month is 1..=12 and day 1..=31 by the arithmetic above.
-    (year, month as u8, day as u8)
 }
 
 /// A parsed ePID (spec 10.5). Fields hold what the text says, plausible or not.

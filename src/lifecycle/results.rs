@@ -24,7 +24,7 @@ pub fn when(sc: &LifeScenario, t: i64) -> String {
     let abs = sc.start_unix + t;
     let day = abs.div_euclid(DAY);
     let rem = abs.rem_euclid(DAY);
-    let (y, m, d) = crate::host::epid::civil_from_days(day);
+    let (y, m, d) = crate::wire::base::civil_from_days(day);
     format!(
         "{} {y:04}-{m:02}-{d:02} {:02}:{:02}",
         WEEKDAYS[(day + 3).rem_euclid(7) as usize],
@@ -36,7 +36,7 @@ pub fn when(sc: &LifeScenario, t: i64) -> String {
 /// `2026-01-05T09:12:00Z` for virtual time `t`.
 pub fn iso(sc: &LifeScenario, t: i64) -> String {
     let abs = sc.start_unix + t;
-    let (y, m, d) = crate::host::epid::civil_from_days(abs.div_euclid(DAY));
+    let (y, m, d) = crate::wire::base::civil_from_days(abs.div_euclid(DAY));
     let rem = abs.rem_euclid(DAY);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",

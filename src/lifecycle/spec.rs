@@ -450,7 +450,7 @@ fn parse_start(t: &str) -> Result<i64, String> {
     if !(1970..=2200).contains(&y) || !(1..=12).contains(&m) || d == 0 || d > days_in(y, m) {
         return Err(bad());
     }
-    let mut secs = crate::host::epid::days_from_civil(y, m, d) * DAY;
+    let mut secs = crate::wire::base::days_from_civil(y, m, d) * DAY;
     if let Some(time) = time {
         let f: Vec<&str> = time.split(':').collect();
         if !(2..=3).contains(&f.len()) {
