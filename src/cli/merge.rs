@@ -67,7 +67,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     merged
         .write_events(&args.out)
         .map_err(|e| CliError::Runtime(format!("cannot write the merged events.csv: {e}")))?;
-    let options = crate::run::Options {
+    let options = crate::run::RunOptions {
         junit: args.junit.clone(),
         no_html: args.no_html,
         baseline: args.baseline.clone(),
@@ -103,9 +103,9 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     })
 }
 
-fn from_run(e: crate::run::Error) -> CliError {
+fn from_run(e: crate::run::CommandError) -> CliError {
     match e {
-        crate::run::Error::Usage(m) => CliError::Usage(m),
-        crate::run::Error::Runtime(m) => CliError::Runtime(m),
+        crate::run::CommandError::Usage(m) => CliError::Usage(m),
+        crate::run::CommandError::Runtime(m) => CliError::Runtime(m),
     }
 }

@@ -74,13 +74,13 @@ fn rebuild(args: &Args) -> Result<Status, CliError> {
          results): rebuilding them from events.csv; they are marked incomplete",
         args.dir.display()
     );
-    let options = crate::run::Options {
+    let options = crate::run::RunOptions {
         no_html: args.output.is_some(),
-        ..crate::run::Options::default()
+        ..crate::run::RunOptions::default()
     };
     let rebuilt = crate::run::rebuild(&args.dir, &options).map_err(|e| match e {
-        crate::run::Error::Usage(m) => CliError::Usage(m),
-        crate::run::Error::Runtime(m) => CliError::Runtime(m),
+        crate::run::CommandError::Usage(m) => CliError::Usage(m),
+        crate::run::CommandError::Runtime(m) => CliError::Runtime(m),
     })?;
     let f = &rebuilt.finished;
     crate::errln!(

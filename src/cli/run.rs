@@ -145,7 +145,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             .clone()
             .unwrap_or_else(|| load::shard::default_run_id(&plan.name, plan.seed, args.start_at)),
     );
-    let options = run::Options {
+    let options = run::RunOptions {
         junit: args.junit.clone(),
         no_html: args.no_html,
         baseline: args.baseline.clone(),
@@ -166,16 +166,16 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     })
 }
 
-fn from_run(e: run::Error) -> CliError {
+fn from_run(e: run::CommandError) -> CliError {
     match e {
-        run::Error::Usage(m) => CliError::Usage(m),
-        run::Error::Runtime(m) => CliError::Runtime(m),
+        run::CommandError::Usage(m) => CliError::Usage(m),
+        run::CommandError::Runtime(m) => CliError::Runtime(m),
     }
 }
 
 /// [`run::prepare`] and [`Prepared::execute`] with Ctrl-C, progress and the printing around
 /// them.
-async fn execute(plan: Plan, options: run::Options, quiet: bool) -> Result<Status, CliError> {
+async fn execute(plan: Plan, options: run::RunOptions, quiet: bool) -> Result<Status, CliError> {
     let prepared: Prepared = run::prepare(&plan).await.map_err(from_run)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(relay_signals(stop_tx));

@@ -13,7 +13,7 @@ use super::{CliError, Status};
 use crate::catalog::{Product, lookup};
 use crate::client::{self, ClientOptions};
 use crate::discover::{self, SrvOrder};
-use crate::validate::{self, Check, CheckName, DnsOptions, Options, Report};
+use crate::validate::{self, Check, CheckName, DnsOptions, Report, ValidateOptions};
 use crate::values::{self, Host, HostPort};
 
 /// Options of `kmsload validate`.
@@ -145,7 +145,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
 ///
 /// # Errors
 /// [`CliError::Usage`] naming the file and line of a product that does not exist.
-pub fn options(args: &Args) -> Result<Options, CliError> {
+pub fn options(args: &Args) -> Result<ValidateOptions, CliError> {
     if args.discover.is_none() && args.dns_server.is_some() {
         return Err(CliError::Usage(
             "--dns-server needs --discover DOMAIN (it says where to look the domain up)".into(),
@@ -172,7 +172,7 @@ pub fn options(args: &Args) -> Result<Options, CliError> {
             unique.push(p);
         }
     }
-    let mut options = Options::new();
+    let mut options = ValidateOptions::new();
     if !unique.is_empty() {
         options.products = unique;
     }
@@ -215,7 +215,7 @@ fn check_charge_confirmed(args: &Args) -> Result<(), CliError> {
     }
 }
 
-async fn checks(args: &Args, options: &Options) -> Vec<Check> {
+async fn checks(args: &Args, options: &ValidateOptions) -> Vec<Check> {
     if let Some(domain) = &args.discover {
         let dns = DnsOptions {
             domain: domain.clone(),
@@ -248,7 +248,7 @@ async fn checks(args: &Args, options: &Options) -> Vec<Check> {
         Ok(addr) => validate::check_host(addr, options).await,
         Err(e) => vec![Check::not_passed(
             CheckName::TcpReach,
-            validate::Status::Fail,
+            validate::CheckStatus::Fail,
             "host name does not resolve",
             e.to_string(),
             "check the name, or give the address; clients show 0xC004F074 (cause 0x80072AF9)",

@@ -37,7 +37,7 @@ use crate::host::{Application, Decision, HostConfig, HostModel};
 use crate::sim::{self, Fleet, FleetSpec, ProductWeight, Stream};
 use crate::wire::{FileTime, RequestBase, Version};
 
-/// Outcome columns, in order: S_OK, then the codes a client can end an attempt with.
+/// SimOutcome columns, in order: S_OK, then the codes a client can end an attempt with.
 pub const CODES: [u32; 6] = [
     0,
     0xC004_F038,
@@ -100,7 +100,7 @@ pub struct Pool {
 
 /// Everything the simulation measured.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct SimOutcome {
     /// Attempts by outcome over the run.
     pub totals: Tally,
     /// Per virtual day.
@@ -168,15 +168,15 @@ struct GroupRt {
 ///
 /// # Panics
 /// Never on a validated scenario (host configurations and fleets are checked by `spec`).
-pub fn simulate(sc: &LifeScenario) -> Result<Outcome, String> {
+pub fn simulate(sc: &LifeScenario) -> Result<SimOutcome, String> {
     Engine::new(sc)?.run()
 }
 
-/// [`simulate`], also keeping every attempt in [`Outcome::log`] (for short scenarios).
+/// [`simulate`], also keeping every attempt in [`SimOutcome::log`] (for short scenarios).
 ///
 /// # Errors
 /// As [`simulate`].
-pub fn simulate_logged(sc: &LifeScenario) -> Result<Outcome, String> {
+pub fn simulate_logged(sc: &LifeScenario) -> Result<SimOutcome, String> {
     let mut e = Engine::new(sc)?;
     e.logging = true;
     e.run()
@@ -205,7 +205,7 @@ struct Engine<'a> {
     hosts: Vec<HostRt>,
     start: FileTime,
     end: i64,
-    out: Outcome,
+    out: SimOutcome,
     /// Pool index per (host, application index).
     pool_at: Vec<[Option<usize>; 3]>,
     next_hour: i64,
@@ -309,7 +309,7 @@ impl<'a> Engine<'a> {
         let end = sc.duration_secs;
         let n_hours = usize::try_from((end + 3599) / 3600).unwrap_or(0);
         let n_minutes = usize::try_from((end + 59) / 60).unwrap_or(0);
-        let out = Outcome {
+        let out = SimOutcome {
             totals: [0; 6],
             days: Vec::new(),
             hours: Vec::with_capacity(n_hours),
@@ -357,7 +357,7 @@ impl<'a> Engine<'a> {
         (gi, u64::from(i - self.groups[gi].first))
     }
 
-    fn run(mut self) -> Result<Outcome, String> {
+    fn run(mut self) -> Result<SimOutcome, String> {
         let (act, renew) = self.sc.hosts.first().map_or((120, 10_080), |h| {
             (h.activation_interval_min, h.renewal_interval_min)
         });

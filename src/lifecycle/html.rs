@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::client::LicenceState;
-use super::engine::Outcome;
+use super::engine::SimOutcome;
 use super::results::{thousands, when};
 use super::spec::{DAY, LifeScenario, show_secs};
 use crate::report::gates::GateResult;
@@ -36,7 +36,12 @@ fn outage_bands(sc: &LifeScenario, per_day: f64) -> Vec<Band> {
 }
 
 /// The whole page.
-pub fn render(sc: &LifeScenario, o: &Outcome, gates: &[GateResult], findings: &[String]) -> String {
+pub fn render(
+    sc: &LifeScenario,
+    o: &SimOutcome,
+    gates: &[GateResult],
+    findings: &[String],
+) -> String {
     let mut h = String::with_capacity(128 * 1024);
     let _ = write!(
         h,

@@ -3,7 +3,7 @@
 //! calendar, computed in seconds of real time, without sockets and without sleeping.
 //!
 //! ```text
-//! scenario.toml ──► spec (hosts, groups, gates) ──► engine ──► Outcome ──► results
+//! scenario.toml ──► spec (hosts, groups, gates) ──► engine ──► SimOutcome ──► results
 //!                                                   │  heap of (t, client)      summary.json, daily.csv,
 //!   sim::Fleet (identity from seed + index) ────────┤  client: state machine     hourly.csv, report.md,
 //!   power (on/off as a function of time) ──────────┤  host: host::HostModel     findings, gates,
@@ -32,5 +32,5 @@ pub mod spec;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{Outcome, simulate, simulate_logged};
+pub use engine::{SimOutcome, simulate, simulate_logged};
 pub use spec::{LifeOverrides, LifeScenario, load_life, parse_life};

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::client::LicenceState;
-use super::engine::{CODES, Outcome, Pool};
+use super::engine::{CODES, Pool, SimOutcome};
 use super::spec::{DAY, LifeGate, LifeScenario, show_secs};
 use crate::report::gates::GateResult;
 
@@ -87,7 +87,7 @@ pub fn span(s: i64) -> String {
 }
 
 /// The busiest minute: (minute index, attempts).
-pub fn peak_minute(o: &Outcome) -> (usize, u64) {
+pub fn peak_minute(o: &SimOutcome) -> (usize, u64) {
     o.minutes
         .iter()
         .enumerate()
@@ -96,7 +96,7 @@ pub fn peak_minute(o: &Outcome) -> (usize, u64) {
 }
 
 /// The busiest hour: (hour index, attempts).
-pub fn peak_hour(o: &Outcome) -> (usize, u64) {
+pub fn peak_hour(o: &SimOutcome) -> (usize, u64) {
     o.hours
         .iter()
         .enumerate()
@@ -106,7 +106,7 @@ pub fn peak_hour(o: &Outcome) -> (usize, u64) {
 }
 
 /// The first day of the busiest 7-day window (by attempts).
-pub fn busiest_week(o: &Outcome) -> usize {
+pub fn busiest_week(o: &SimOutcome) -> usize {
     let days: Vec<u64> = o.days.iter().map(super::engine::Row::requests).collect();
     if days.len() <= 7 {
         return 0;
@@ -117,7 +117,7 @@ pub fn busiest_week(o: &Outcome) -> usize {
 }
 
 /// The findings, one sentence each, most important first.
-pub fn findings(sc: &LifeScenario, o: &Outcome) -> Vec<String> {
+pub fn findings(sc: &LifeScenario, o: &SimOutcome) -> Vec<String> {
     let mut out = Vec::new();
     let attempts: u64 = o.totals.iter().sum();
     for (hi, host) in sc.hosts.iter().enumerate() {
@@ -251,7 +251,7 @@ pub fn findings(sc: &LifeScenario, o: &Outcome) -> Vec<String> {
     out
 }
 
-fn pool_index(o: &Outcome, p: &Pool) -> usize {
+fn pool_index(o: &SimOutcome, p: &Pool) -> usize {
     o.pools
         .iter()
         .position(|q| q.host == p.host && q.application == p.application)
@@ -259,7 +259,7 @@ fn pool_index(o: &Outcome, p: &Pool) -> usize {
 }
 
 /// Evaluates the scenario's gates.
-pub fn evaluate(sc: &LifeScenario, o: &Outcome) -> Vec<GateResult> {
+pub fn evaluate(sc: &LifeScenario, o: &SimOutcome) -> Vec<GateResult> {
     sc.gates
         .iter()
         .map(|g| {
@@ -338,7 +338,12 @@ pub fn evaluate(sc: &LifeScenario, o: &Outcome) -> Vec<GateResult> {
 }
 
 /// summary.json's content.
-pub fn summary(sc: &LifeScenario, o: &Outcome, gates: &[GateResult], findings: &[String]) -> Value {
+pub fn summary(
+    sc: &LifeScenario,
+    o: &SimOutcome,
+    gates: &[GateResult],
+    findings: &[String],
+) -> Value {
     let (m, pm) = peak_minute(o);
     let (h, ph) = peak_hour(o);
     let by_code: serde_json::Map<String, Value> = CODES
@@ -430,7 +435,7 @@ fn pool_column(p: &Pool) -> String {
 }
 
 /// daily.csv: one row per virtual day.
-pub fn daily_csv(sc: &LifeScenario, o: &Outcome) -> String {
+pub fn daily_csv(sc: &LifeScenario, o: &SimOutcome) -> String {
     let mut s = String::from("day,date,requests");
     for c in CODES {
         let _ = write!(s, ",{}", code_name(c));
@@ -464,7 +469,7 @@ pub fn daily_csv(sc: &LifeScenario, o: &Outcome) -> String {
 }
 
 /// hourly.csv: one row per hour of the busiest 7-day window.
-pub fn hourly_csv(sc: &LifeScenario, o: &Outcome) -> String {
+pub fn hourly_csv(sc: &LifeScenario, o: &SimOutcome) -> String {
     let first = busiest_week(o) * 24;
     let mut s = String::from("hour,time,requests");
     for c in CODES {
@@ -490,7 +495,7 @@ pub fn hourly_csv(sc: &LifeScenario, o: &Outcome) -> String {
 /// report.md.
 pub fn markdown(
     sc: &LifeScenario,
-    o: &Outcome,
+    o: &SimOutcome,
     gates: &[GateResult],
     findings: &[String],
 ) -> String {
@@ -566,7 +571,7 @@ pub fn markdown(
 pub fn write_dir(
     dir: &Path,
     sc: &LifeScenario,
-    o: &Outcome,
+    o: &SimOutcome,
     gates: &[GateResult],
     findings: &[String],
 ) -> io::Result<()> {
@@ -588,7 +593,7 @@ pub fn write_dir(
 
 /// A `kmsload run` scenario that replays the busiest hour's arrivals, minute by minute,
 /// `speed` times faster, with the simulated product mix of that hour.
-pub fn export_peak(sc: &LifeScenario, o: &Outcome, speed: f64) -> String {
+pub fn export_peak(sc: &LifeScenario, o: &SimOutcome, speed: f64) -> String {
     let (h, n) = peak_hour(o);
     let catalog = crate::catalog::products();
     let slots = o.slots.len();

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::client::LicenceState;
-use super::engine::{CODES, Outcome, host_config, simulate, simulate_logged};
+use super::engine::{CODES, SimOutcome, host_config, simulate, simulate_logged};
 use super::results;
 use super::spec::{DAY, LifeOverrides, LifeScenario, parse_life};
 use crate::scenario::resolve_exact;
@@ -19,7 +19,7 @@ fn scenario(text: &str) -> LifeScenario {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn run(text: &str) -> Outcome {
+fn run(text: &str) -> SimOutcome {
     simulate(&scenario(text)).unwrap()
 }
 
@@ -98,7 +98,7 @@ fn the_25th_client_reaches_the_threshold_and_the_first_24_succeed_on_retry() {
     assert_eq!(o.hours[2].outcomes[OK], 24);
 }
 
-fn outage(days: i64) -> Outcome {
+fn outage(days: i64) -> SimOutcome {
     run(&format!(
         r#"
         duration = "{}d"

@@ -9,8 +9,8 @@
 use std::fmt::Write as _;
 
 use crate::scenario::{
-    ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, Direction, FaultKind, FaultRule,
-    NdrMode, Region, StallPhase,
+    ClientPlan, ClientReuse, ConnectionPolicy, CutPoint, Direction, FaultKind, FaultRule, NdrMode,
+    Region, StallPhase,
 };
 use crate::sim::SkewDist;
 use crate::values::{DisplayDuration, DisplaySkew};
@@ -34,7 +34,7 @@ pub fn connection(c: &ConnectionPolicy) -> String {
 }
 
 /// `[client]`.
-pub fn client(c: &ClientOptions) -> String {
+pub fn client(c: &ClientPlan) -> String {
     let ndr = match c.ndr {
         NdrMode::Windows => "windows",
         NdrMode::Ndr32Only => "ndr32-only",
@@ -211,7 +211,7 @@ mod tests {
             "kind = \"list\", offsets = [\"-5h\", \"0s\", \"+1h30m\"]"
         );
         assert_eq!(
-            client(&ClientOptions {
+            client(&ClientPlan {
                 ndr: NdrMode::Ndr32Only,
                 btfn: false
             }),

@@ -45,7 +45,7 @@ pub use rebuild::{Rebuilt, rebuild};
 
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum CommandError {
     /// The input was wrong: nothing was started (exit 2).
     #[error("{0}")]
     Usage(String),
@@ -56,7 +56,7 @@ pub enum Error {
 
 /// What a run does besides the load and the result files every run writes.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub struct RunOptions {
     /// Also write the gates as JUnit XML here.
     pub junit: Option<PathBuf>,
     /// Leave out report.html.
@@ -70,12 +70,12 @@ pub struct Options {
 /// Checks what can be checked before anything starts.
 ///
 /// # Errors
-/// [`Error::Usage`] when the fault rules' probabilities add up to more than 1 (at most one
+/// [`CommandError::Usage`] when the fault rules' probabilities add up to more than 1 (at most one
 /// fault hits an attempt) or the baseline cannot be read; `source` names the scenario file.
-pub fn preflight(plan: &Plan, options: &Options, source: &Path) -> Result<(), Error> {
+pub fn preflight(plan: &Plan, options: &RunOptions, source: &Path) -> Result<(), CommandError> {
     if FaultPlan::new(&plan.faults, plan.seed).overcommitted() {
         let total: f64 = plan.faults.iter().map(|f| f.probability).sum();
-        return Err(Error::Usage(format!(
+        return Err(CommandError::Usage(format!(
             "{}: [[faults]] probability: the rules add up to {total}; at most one fault hits an \
              attempt, so their probabilities must add up to 1 or less\nnothing was started",
             source.display()
@@ -83,7 +83,7 @@ pub fn preflight(plan: &Plan, options: &Options, source: &Path) -> Result<(), Er
     }
     if let Some(b) = &options.baseline {
         read_baseline(b, "--baseline")
-            .map_err(|e| Error::Usage(format!("{e}\nnothing was started")))?;
+            .map_err(|e| CommandError::Usage(format!("{e}\nnothing was started")))?;
     }
     Ok(())
 }
@@ -91,9 +91,9 @@ pub fn preflight(plan: &Plan, options: &Options, source: &Path) -> Result<(), Er
 /// Reads a baseline summary; the message names it as `what`.
 ///
 /// # Errors
-/// [`Error::Usage`] with the reader's message.
-pub fn read_baseline(path: &Path, what: &str) -> Result<SummaryFile, Error> {
-    read::read_summary(path).map_err(|e| Error::Usage(format!("{what}: {e}")))
+/// [`CommandError::Usage`] with the reader's message.
+pub fn read_baseline(path: &Path, what: &str) -> Result<SummaryFile, CommandError> {
+    read::read_summary(path).map_err(|e| CommandError::Usage(format!("{what}: {e}")))
 }
 
 /// A run ready to start: the target is up (or resolved) and the results directory exists.
@@ -112,9 +112,9 @@ pub struct Prepared {
 /// directory (`plan.out`, or `results/<name>-<UTC>`) with its events.csv.
 ///
 /// # Errors
-/// [`Error::Runtime`] when the host cannot start, the target cannot be resolved or the
+/// [`CommandError::Runtime`] when the host cannot start, the target cannot be resolved or the
 /// directory cannot be created.
-pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
+pub async fn prepare(plan: &Plan) -> Result<Prepared, CommandError> {
     // The in-process hosts live until `execute` stops them.
     let (addr, target, hosts) = match &plan.target {
         Target::InProcess(options) => {
@@ -144,7 +144,7 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
             }
             let discovery = match &d.srv {
                 None => crate::discover::Discovery::new(d.config.clone(), d.gate.clone())
-                    .map_err(Error::Runtime)?,
+                    .map_err(CommandError::Runtime)?,
                 Some(records) => {
                     let zone = static_zone(&d.config, &d.hosts, &hosts, records);
                     let resolver = crate::discover::Resolver::fixed(zone, d.config.dns_timeout);
@@ -183,18 +183,22 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
     };
     let dir = match &plan.out {
         Some(dir) => {
-            fs::create_dir_all(dir)
-                .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+            fs::create_dir_all(dir).map_err(|e| {
+                CommandError::Runtime(format!("cannot create {}: {e}", dir.display()))
+            })?;
             dir.clone()
         }
-        None => create_unique_dir(&report::default_dir(&plan.name, SystemTime::now()))
-            .map_err(|e| Error::Runtime(format!("cannot create a results directory: {e}")))?,
+        None => {
+            create_unique_dir(&report::default_dir(&plan.name, SystemTime::now())).map_err(|e| {
+                CommandError::Runtime(format!("cannot create a results directory: {e}"))
+            })?
+        }
     };
     // The scenario as it ran, for `kmsload merge` (it reads the gates back from it). A plan
     // parsed from text without a file has none to copy.
     if let Some(source) = plan.source.as_ref().filter(|p| p.is_file()) {
         fs::copy(source, dir.join("scenario.toml")).map_err(|e| {
-            Error::Runtime(format!(
+            CommandError::Runtime(format!(
                 "cannot copy the scenario to {}: {e}",
                 dir.display()
             ))
@@ -211,7 +215,7 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
     for name in stale {
         match fs::remove_file(dir.join(name)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::Runtime(format!(
+                return Err(CommandError::Runtime(format!(
                     "cannot remove the old {}: {e}",
                     dir.join(name).display()
                 )));
@@ -222,8 +226,9 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, Error> {
     let events: Option<Box<dyn Write + Send>> = match write {
         Some(name) => {
             let path = dir.join(name);
-            let file = fs::File::create(&path)
-                .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", path.display())))?;
+            let file = fs::File::create(&path).map_err(|e| {
+                CommandError::Runtime(format!("cannot create {}: {e}", path.display()))
+            })?;
             Some(Box::new(BufWriter::with_capacity(1 << 16, file)))
         }
         None => None,
@@ -262,7 +267,7 @@ pub struct Finished {
     pub comparison: Option<Comparison>,
     /// A failure after summary.json was written (report.md's twin, report.html, the
     /// baseline): the fields above are still good.
-    pub report_error: Option<Error>,
+    pub report_error: Option<CommandError>,
     /// The accounting check failed: an attempt was lost or counted twice (a kmsload bug).
     pub accounting_error: Option<String>,
 }
@@ -310,14 +315,14 @@ impl Prepared {
     /// `true` on `stop` interrupts the load (Ctrl-C).
     ///
     /// # Errors
-    /// [`Error::Usage`] when the plan's fleet cannot be built; [`Error::Runtime`] when
+    /// [`CommandError::Usage`] when the plan's fleet cannot be built; [`CommandError::Runtime`] when
     /// summary.json, the logs, report.md or the JUnit file cannot be written.
     pub async fn execute(
         self,
         plan: &Plan,
-        options: &Options,
+        options: &RunOptions,
         stop: watch::Receiver<bool>,
-    ) -> Result<Finished, Error> {
+    ) -> Result<Finished, CommandError> {
         let Self {
             addr,
             target,
@@ -342,7 +347,7 @@ impl Prepared {
         for (host, _) in hosts {
             host.shutdown().await;
         }
-        let result = result.map_err(|e| Error::Usage(e.to_string()))?;
+        let result = result.map_err(|e| CommandError::Usage(e.to_string()))?;
         let mut finished = finish(&dir, plan, &target, &result, options)?;
         finished.accounting_error = accounting(&result).err();
         Ok(finished)
@@ -354,22 +359,24 @@ impl Prepared {
 /// comparison. Used by [`Prepared::execute`] and by `kmsload merge` for the merged result.
 ///
 /// # Errors
-/// [`Error::Runtime`] when summary.json or the JUnit file cannot be written; a later
+/// [`CommandError::Runtime`] when summary.json or the JUnit file cannot be written; a later
 /// failure is in [`Finished::report_error`].
 pub fn finish(
     dir: &Path,
     plan: &Plan,
     target: &TargetInfo,
     result: &RunResult,
-    options: &Options,
-) -> Result<Finished, Error> {
+    options: &RunOptions,
+) -> Result<Finished, CommandError> {
     let gates = report::evaluate(&plan.gates, &result.recorder, result.achieved_rate);
-    report::write_results(dir, plan, target, result, &gates)
-        .map_err(|e| Error::Runtime(format!("cannot write results to {}: {e}", dir.display())))?;
+    report::write_results(dir, plan, target, result, &gates).map_err(|e| {
+        CommandError::Runtime(format!("cannot write results to {}: {e}", dir.display()))
+    })?;
     if let Some(path) = &options.junit {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent)
-                .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", parent.display())))?;
+            fs::create_dir_all(parent).map_err(|e| {
+                CommandError::Runtime(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
         let incomplete = incomplete_reason(result);
         report::write_junit(
@@ -379,7 +386,7 @@ pub fn finish(
             result.elapsed.as_secs_f64(),
             incomplete.as_deref(),
         )
-        .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| CommandError::Runtime(format!("cannot write {}: {e}", path.display())))?;
     }
     let summary = result.recorder.summary();
     let mut finished = Finished {
@@ -453,9 +460,10 @@ fn accounting(result: &RunResult) -> Result<(), String> {
 /// Once summary.json is written: reads the directory back, appends the text twin sections
 /// to report.md, finds the knee, writes report.html unless `no_html`, and compares with the
 /// baseline when there is one.
-fn after_results(f: &mut Finished, options: &Options) -> Result<(), Error> {
-    let r = read::read_dir(&f.dir)
-        .map_err(|e| Error::Runtime(format!("cannot read the results back for the report: {e}")))?;
+fn after_results(f: &mut Finished, options: &RunOptions) -> Result<(), CommandError> {
+    let r = read::read_dir(&f.dir).map_err(|e| {
+        CommandError::Runtime(format!("cannot read the results back for the report: {e}"))
+    })?;
     let page = (!options.no_html).then(|| f.dir.join(html::FILE_NAME));
     let twin = analysis::twin_markdown(&r, page.is_some().then_some(html::FILE_NAME));
     let md = f.dir.join("report.md");
@@ -463,13 +471,13 @@ fn after_results(f: &mut Finished, options: &Options) -> Result<(), Error> {
         .append(true)
         .open(&md)
         .and_then(|mut file| file.write_all(twin.as_bytes()))
-        .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", md.display())))?;
+        .map_err(|e| CommandError::Runtime(format!("cannot write {}: {e}", md.display())))?;
     f.knee = analysis::knee(&r)
         .filter(|k| k.is_ramp())
         .map(|k| k.sentence());
     if let Some(path) = page {
         html::write(&r, Some(&path))
-            .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
+            .map_err(|e| CommandError::Runtime(format!("cannot write {}: {e}", path.display())))?;
         f.page = Some(path);
     }
     if let Some(base) = &options.baseline {
@@ -522,13 +530,13 @@ pub fn open_files_warning(plan: &Plan, in_process: bool, limit: Option<u64>) -> 
     })
 }
 
-async fn resolve(host: &str, port: u16, limit: Duration) -> Result<SocketAddr, Error> {
+async fn resolve(host: &str, port: u16, limit: Duration) -> Result<SocketAddr, CommandError> {
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
     crate::client::resolve(host, port, limit)
         .await
-        .map_err(|e| Error::Runtime(format!("target: {e}")))
+        .map_err(|e| CommandError::Runtime(format!("target: {e}")))
 }
 
 /// Takes each host down and up at its outage windows, counted from the load's time 0; then
@@ -593,7 +601,7 @@ fn static_zone(
 async fn start_in_process(
     options: &scenario::HostOptions,
     seed: u64,
-) -> Result<host::HostHandle, Error> {
+) -> Result<host::HostHandle, CommandError> {
     let minutes = |d: Duration| u32::try_from(d.as_secs() / 60).unwrap_or(u32::MAX);
     let mut config = host::HostConfig {
         charged: options.charged,
@@ -604,9 +612,9 @@ async fn start_in_process(
         ..host::HostConfig::default()
     };
     match &options.host_key {
-        scenario::HostKey::VolumeOnly => {}
-        scenario::HostKey::Group(key) => config.host_key = key,
-        scenario::HostKey::KmsIds(ids) => {
+        scenario::HostKeyPlan::VolumeOnly => {}
+        scenario::HostKeyPlan::Group(key) => config.host_key = key,
+        scenario::HostKeyPlan::KmsIds(ids) => {
             // The list is exactly what is accepted, retail or not.
             config.accept_retail = true;
             config.only_kms_ids = Some(ids.clone());
@@ -624,7 +632,7 @@ async fn start_in_process(
         ..host::ServerOptions::default()
     };
     host::server::start(server).await.map_err(|e| {
-        Error::Runtime(format!(
+        CommandError::Runtime(format!(
             "cannot start the in-process host {}: {e}",
             options.name
         ))
@@ -698,20 +706,20 @@ mod tests {
              [[faults]]\nkind = \"reset\"\nprobability = 0.5\n\
              [[faults]]\nkind = \"refuse\"\nprobability = 0.6\n",
         );
-        let e = preflight(&p, &Options::default(), Path::new("f.toml")).unwrap_err();
+        let e = preflight(&p, &RunOptions::default(), Path::new("f.toml")).unwrap_err();
         assert!(
-            matches!(&e, Error::Usage(m) if m.contains("add up to 1.1") && m.starts_with("f.toml")),
+            matches!(&e, CommandError::Usage(m) if m.contains("add up to 1.1") && m.starts_with("f.toml")),
             "{e}"
         );
         let ok = open_plan("rate = 10\nattempts = 5");
-        preflight(&ok, &Options::default(), Path::new("f.toml")).unwrap();
-        let options = Options {
+        preflight(&ok, &RunOptions::default(), Path::new("f.toml")).unwrap();
+        let options = RunOptions {
             baseline: Some("/nonexistent/kmsload-baseline".into()),
-            ..Options::default()
+            ..RunOptions::default()
         };
         let e = preflight(&ok, &options, Path::new("f.toml")).unwrap_err();
         assert!(
-            matches!(&e, Error::Usage(m) if m.starts_with("--baseline:") && m.contains("nothing was started")),
+            matches!(&e, CommandError::Usage(m) if m.starts_with("--baseline:") && m.contains("nothing was started")),
             "{e}"
         );
     }
@@ -737,11 +745,11 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let options = Options {
+        let options = RunOptions {
             junit: Some(junit.clone()),
-            ..Options::default()
+            ..RunOptions::default()
         };
-        let run = |p: Plan, options: Options| {
+        let run = |p: Plan, options: RunOptions| {
             rt.block_on(async move {
                 let prepared = prepare(&p).await?;
                 assert!(prepared.target().in_process);
@@ -749,7 +757,7 @@ mod tests {
                 let (_stop_tx, stop) = watch::channel(false);
                 let f = prepared.execute(&p, &options, stop).await?;
                 assert!(*done.borrow(), "load_done is signalled");
-                Ok::<_, Error>(f)
+                Ok::<_, CommandError>(f)
             })
         };
         let f = run(p.clone(), options).unwrap();
@@ -774,10 +782,10 @@ mod tests {
         assert_eq!(s.recorded.attempts, 30);
 
         p.out = Some(dir.join("second"));
-        let options = Options {
+        let options = RunOptions {
             baseline: Some(dir.join("first")),
             no_html: true,
-            ..Options::default()
+            ..RunOptions::default()
         };
         let f = run(p, options).unwrap();
         assert!(f.comparison.is_some() && f.page.is_none());

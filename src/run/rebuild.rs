@@ -19,7 +19,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::{Error, Finished, Options, finish};
+use super::{CommandError, Finished, RunOptions, finish};
 use crate::catalog::lookup;
 use crate::record::{GeneratorStats, RunResult, replay};
 use crate::report::TargetInfo;
@@ -41,11 +41,11 @@ pub struct Rebuilt {
 /// incomplete and rebuilt; their gates are evaluated on the attempts found.
 ///
 /// # Errors
-/// [`Error::Usage`] when `dir` lacks events.csv or scenario.toml, or either cannot be read;
-/// [`Error::Runtime`] when the results cannot be written.
-pub fn rebuild(dir: &Path, options: &Options) -> Result<Rebuilt, Error> {
+/// [`CommandError::Usage`] when `dir` lacks events.csv or scenario.toml, or either cannot be read;
+/// [`CommandError::Runtime`] when the results cannot be written.
+pub fn rebuild(dir: &Path, options: &RunOptions) -> Result<Rebuilt, CommandError> {
     let usage = |m: String| {
-        Error::Usage(format!(
+        CommandError::Usage(format!(
             "{}: no summary.json, and the results cannot be rebuilt: {m}",
             dir.display()
         ))

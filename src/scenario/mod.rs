@@ -39,10 +39,10 @@ pub(crate) mod validate;
 pub use error::{Error, ScenarioError};
 pub use locate::Position;
 pub use plan::{
-    Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED, Direction,
-    DiscoverTarget, EventsMode, FaultKind, FaultRule, Fleet, Gate, GateAbort, HostKey, HostOptions,
-    LatencyOf, Load, LoadModel, NdrMode, Plan, ProductShare, Region, RemoteTarget, Schedule, Stage,
-    StallPhase, StaticSrv, Target, Timeouts, Window,
+    Bounds, ClientPlan, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED, Direction,
+    DiscoverTarget, EventsMode, FaultKind, FaultRule, FleetPlan, Gate, GateAbort, HostKeyPlan,
+    HostOptions, LatencyOf, Load, LoadModel, NdrMode, Plan, ProductShare, Region, RemoteTarget,
+    Schedule, Stage, StallPhase, StaticSrv, Target, Timeouts, Window,
 };
 
 /// Values from the command line that replace keys of the file. They are applied before
@@ -885,7 +885,7 @@ mod tests {
             let Target::InProcess(h) = &p.target else {
                 panic!("{:?}", p.target)
             };
-            let HostKey::Group(key) = &h.host_key else {
+            let HostKeyPlan::Group(key) = &h.host_key else {
                 panic!("{:?}", h.host_key)
             };
             assert!(std::ptr::eq(
@@ -918,7 +918,7 @@ mod tests {
                 port: 0,
                 down: Vec::new(),
                 charged: false,
-                host_key: HostKey::VolumeOnly,
+                host_key: HostKeyPlan::VolumeOnly,
                 time_check: true,
                 ndr64: true,
                 btfn: true,
@@ -937,7 +937,7 @@ mod tests {
         assert_eq!(a.fleet.cmid_pool, None);
         assert_eq!(
             a.client,
-            ClientOptions {
+            ClientPlan {
                 ndr: NdrMode::Windows,
                 btfn: true
             }
@@ -1013,7 +1013,7 @@ window = ["1s", "2s"]
         };
         assert_eq!(h.port, 1700);
         assert!(h.close_after_response);
-        let HostKey::KmsIds(ids) = &h.host_key else {
+        let HostKeyPlan::KmsIds(ids) = &h.host_key else {
             panic!()
         };
         assert_eq!(ids.len(), 2);
@@ -1028,7 +1028,7 @@ window = ["1s", "2s"]
         );
         assert_eq!(
             p.client,
-            ClientOptions {
+            ClientPlan {
                 ndr: NdrMode::Ndr32Only,
                 btfn: false
             }

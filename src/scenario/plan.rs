@@ -33,9 +33,9 @@ pub struct Plan {
     /// Where the clients connect.
     pub target: Target,
     /// The synthetic clients.
-    pub fleet: Fleet,
+    pub fleet: FleetPlan,
     /// How every client speaks the protocol.
-    pub client: ClientOptions,
+    pub client: ClientPlan,
     /// Arrivals, bounds and connections.
     pub load: Load,
     /// Deadlines per phase, and for stopping.
@@ -166,7 +166,7 @@ pub struct HostOptions {
     /// instead of an empty one, as a fresh real host has.
     pub charged: bool,
     /// Which KMS counted IDs the host's key covers; others get 0xC004F042.
-    pub host_key: HostKey,
+    pub host_key: HostKeyPlan,
     /// Refuse request times more than 4 h from the host clock with 0xC004F06C (10.4).
     pub time_check: bool,
     /// Accept NDR64 (and then reject NDR32 in the bind, as Windows does; 4.9).
@@ -183,7 +183,7 @@ pub struct HostOptions {
 
 /// The host key group of the in-process host (kms-protocol.md 10.7).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostKey {
+pub enum HostKeyPlan {
     /// Every volume KMS counted ID: retail, preview and pre-release ones are refused, as a
     /// genuine host refuses them (like vlmcsd `-K2`).
     VolumeOnly,
@@ -195,7 +195,7 @@ pub enum HostKey {
     KmsIds(Vec<Uuid>),
 }
 
-impl HostKey {
+impl HostKeyPlan {
     /// Whether a host with this key activates `product`.
     pub fn accepts(&self, product: &Product) -> bool {
         match self {
@@ -216,7 +216,7 @@ pub(crate) fn is_non_volume_kms_id(kms_id_name: &str) -> bool {
 
 /// The synthetic clients (`[fleet]`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Fleet {
+pub struct FleetPlan {
     /// Number of distinct synthetic clients (client indices `0..size`).
     pub size: u64,
     /// Product mix: each client's product is drawn by weight from (seed, index).
@@ -259,7 +259,7 @@ pub enum ClientReuse {
 
 /// Client protocol options (`[client]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientOptions {
+pub struct ClientPlan {
     /// Transfer syntaxes offered and used (4.9).
     pub ndr: NdrMode,
     /// Offer bind-time feature negotiation in the bind.
@@ -706,13 +706,13 @@ mod tests {
             .find(|p| p.kms_id_name.contains("Retail"))
             .unwrap();
         let volume = all.iter().find(|p| p.name == "Windows 10/11 Pro").unwrap();
-        let every = HostKey::Group(crate::host::HostKey::lookup("all").unwrap());
+        let every = HostKeyPlan::Group(crate::host::HostKey::lookup("all").unwrap());
         assert!(!every.accepts(retail), "no real host key activates retail");
         assert!(every.accepts(volume));
-        assert!(!HostKey::VolumeOnly.accepts(retail));
-        assert!(HostKey::VolumeOnly.accepts(volume));
-        assert!(HostKey::KmsIds(vec![volume.kms_id]).accepts(volume));
-        assert!(!HostKey::KmsIds(vec![volume.kms_id]).accepts(retail));
+        assert!(!HostKeyPlan::VolumeOnly.accepts(retail));
+        assert!(HostKeyPlan::VolumeOnly.accepts(volume));
+        assert!(HostKeyPlan::KmsIds(vec![volume.kms_id]).accepts(volume));
+        assert!(!HostKeyPlan::KmsIds(vec![volume.kms_id]).accepts(retail));
     }
 
     #[test]

@@ -13,9 +13,10 @@ use super::Overrides;
 use super::error::{ScenarioError, closest};
 use super::locate::{KeyMap, KeyPath, Position};
 use super::plan::{
-    Bounds, ClientOptions, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED, Direction,
-    FaultKind, FaultRule, Fleet, Gate, GateAbort, HostKey, HostOptions, Load, LoadModel, NdrMode,
-    Plan, ProductShare, RemoteTarget, Schedule, Stage, StallPhase, Target, Timeouts, Window,
+    Bounds, ClientPlan, ClientReuse, ConnectionPolicy, CutPoint, DEFAULT_SEED, Direction,
+    FaultKind, FaultRule, FleetPlan, Gate, GateAbort, HostKeyPlan, HostOptions, Load, LoadModel,
+    NdrMode, Plan, ProductShare, RemoteTarget, Schedule, Stage, StallPhase, Target, Timeouts,
+    Window,
 };
 use super::raw::{
     Connection, FaultKindName, Model, RawBursts, RawClient, RawCode, RawFault, RawFleet, RawGates,
@@ -688,7 +689,7 @@ fn host_options(
         Some(d) => outages(cx, &base.key("down"), d, spot.run_length),
     };
     let host_key = match raw.host_key {
-        None => Some(HostKey::VolumeOnly),
+        None => Some(HostKeyPlan::VolumeOnly),
         Some(k) => host_key(cx, &base.key("host_key"), k, resolve),
     };
     let mut interval = |key: &str, text: Option<&str>, default: Duration| -> Option<Duration> {
@@ -744,15 +745,15 @@ fn host_key(
     path: &KeyPath,
     raw: RawHostKey,
     resolve: &dyn Fn(&str) -> Result<&'static Product, String>,
-) -> Option<HostKey> {
+) -> Option<HostKeyPlan> {
     let names = match raw {
         RawHostKey::Word(w) => {
             return match w.to_ascii_lowercase().as_str() {
-                "volume" => Some(HostKey::VolumeOnly),
+                "volume" => Some(HostKeyPlan::VolumeOnly),
                 // "all" is the host key group `kmsload host --host-key all` installs: every
                 // volume KMS counted ID, and, as on a real host, no retail or preview one.
                 _ => match crate::host::HostKey::lookup(&w) {
-                    Ok(key) => Some(HostKey::Group(key)),
+                    Ok(key) => Some(HostKeyPlan::Group(key)),
                     Err(e) => {
                         let hint = format!(
                             "\"all\", \"volume\", a host key group ({}), or a list of KMS counted IDs such as host_key = [\"{w}\"]",
@@ -804,7 +805,7 @@ fn host_key(
             ids.push(id);
         }
     }
-    ok.then_some(HostKey::KmsIds(ids))
+    ok.then_some(HostKeyPlan::KmsIds(ids))
 }
 
 fn kms_id_names() -> Vec<&'static str> {
@@ -821,7 +822,7 @@ fn fleet(
     cx: &mut Ctx<'_>,
     raw: RawFleet,
     resolve: &dyn Fn(&str) -> Result<&'static Product, String>,
-) -> Option<Fleet> {
+) -> Option<FleetPlan> {
     let base = root("fleet");
     let size = cx.at_least_one(&base.key("size"), raw.size.unwrap_or(defaults::FLEET_SIZE));
     let forced = match raw.protocol {
@@ -842,7 +843,7 @@ fn fleet(
         Some(n) => Some(cx.at_least_one(&base.key("cmid_pool"), n)?),
         None => None,
     };
-    Some(Fleet {
+    Some(FleetPlan {
         size: size?,
         products: products?,
         vm_fraction: vm_fraction?,
@@ -1100,8 +1101,8 @@ pub(crate) fn skew(cx: &mut Ctx<'_>, path: &KeyPath, raw: Option<RawSkew>) -> Op
 // ---------------------------------------------------------------------------------------
 // [client], [timeouts]
 
-fn client(raw: RawClient) -> ClientOptions {
-    ClientOptions {
+fn client(raw: RawClient) -> ClientPlan {
+    ClientPlan {
         ndr: raw.ndr.unwrap_or(NdrMode::Windows),
         btfn: raw.btfn.unwrap_or(true),
     }
@@ -1754,7 +1755,7 @@ fn check_sources(cx: &mut Ctx<'_>, target: &Target, sources: &[IpAddr]) {
 }
 
 /// With reuse = "new", the fleet cannot make more attempts than it has clients.
-fn check_new_clients(cx: &mut Ctx<'_>, fleet: &Fleet, load: &Load) {
+fn check_new_clients(cx: &mut Ctx<'_>, fleet: &FleetPlan, load: &Load) {
     if fleet.reuse != ClientReuse::New {
         return;
     }
@@ -1781,7 +1782,7 @@ const ABORT_GRACE: Duration = Duration::from_secs(5);
 fn gates(
     cx: &mut Ctx<'_>,
     raw: RawGates,
-    fleet: Option<&Fleet>,
+    fleet: Option<&FleetPlan>,
     load: Option<&Load>,
 ) -> (Vec<Gate>, Option<GateAbort>) {
     let base = root("gates");

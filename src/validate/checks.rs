@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
-use super::{Check, CheckName, Options, Status, fixed_cmid};
+use super::{Check, CheckName, CheckStatus, ValidateOptions, fixed_cmid};
 use crate::catalog::hresult::{self, code};
 use crate::catalog::{Family, Product, lookup};
 use crate::client::{Attempt, Client, ClientError, ClientOptions, Phase, Reply};
@@ -35,10 +35,10 @@ const WORKSTATION: &str = "kmsload-validate";
 /// Runs the selected single-host checks against `addr` and returns them in run order.
 /// `tcp.reach` is included whenever it fails, selected or not: every other check depends on
 /// it. Never hangs: every step runs under the deadlines of `options.client`.
-pub async fn check_host(addr: SocketAddr, options: &Options) -> Vec<Check> {
+pub async fn check_host(addr: SocketAddr, options: &ValidateOptions) -> Vec<Check> {
     let mut out = Vec::new();
     let reach = tcp_reach(addr, options.client.connect_timeout).await;
-    let reachable = reach.status == Status::Pass;
+    let reachable = reach.status == CheckStatus::Pass;
     if options.runs(CheckName::TcpReach) || !reachable {
         out.push(reach);
     }
@@ -123,7 +123,7 @@ async fn tcp_reach(addr: SocketAddr, limit: Duration) -> Check {
         ),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Check::not_passed(
             name,
-            Status::Fail,
+            CheckStatus::Fail,
             "connection refused",
             format!(
                 "nothing listens on {addr} (0x8007274D WSAECONNREFUSED; clients show 0xC004F074)"
@@ -133,7 +133,7 @@ async fn tcp_reach(addr: SocketAddr, limit: Duration) -> Check {
         ),
         Ok(Err(e)) => Check::not_passed(
             name,
-            Status::Fail,
+            CheckStatus::Fail,
             format!("connect failed: {e}"),
             format!(
                 "TCP connect to {addr} failed after {}",
@@ -143,7 +143,7 @@ async fn tcp_reach(addr: SocketAddr, limit: Duration) -> Check {
         ),
         Err(_) => Check::not_passed(
             name,
-            Status::Fail,
+            CheckStatus::Fail,
             format!("no answer within {}", secs(limit)),
             format!(
                 "TCP connect to {addr} timed out (0x8007274C WSAETIMEDOUT; clients show 0xC004F074)"
@@ -230,14 +230,14 @@ struct Integrity {
 
 struct Probe<'a> {
     addr: SocketAddr,
-    options: &'a Options,
+    options: &'a ValidateOptions,
     integrity: Integrity,
     /// HwIDs of every V6 response, for `kms.identity`.
     v6_hwids: Vec<(String, Option<String>)>,
 }
 
 impl<'a> Probe<'a> {
-    fn new(addr: SocketAddr, options: &'a Options) -> Self {
+    fn new(addr: SocketAddr, options: &'a ValidateOptions) -> Self {
         Self {
             addr,
             options,
@@ -328,7 +328,7 @@ impl<'a> Probe<'a> {
         if let Err(e) = &first.result {
             let check = Check::not_passed(
                 name,
-                Status::Fail,
+                CheckStatus::Fail,
                 "Windows-style bind failed",
                 format!("bind with NDR32 + NDR64 + BTFN, then one request: {e}"),
                 bind_hint(e),
@@ -341,7 +341,7 @@ impl<'a> Probe<'a> {
             return (
                 Check::not_passed(
                     name,
-                    Status::Fail,
+                    CheckStatus::Fail,
                     "second request failed",
                     format!("a second request after a good one: {e}"),
                     "the host fails requests after the first: compare with `kmsload activate -n 2 -v`",
@@ -363,7 +363,7 @@ impl<'a> Probe<'a> {
             return (
                 Check::not_passed(
                     name,
-                    Status::Fail,
+                    CheckStatus::Fail,
                     "NDR32-only bind failed",
                     format!("bind with NDR32 only, no BTFN, then one request: {e}"),
                     bind_hint(e),
@@ -403,7 +403,7 @@ impl<'a> Probe<'a> {
         let check = if closed {
             Check::not_passed(
                 name,
-                Status::Warn,
+                CheckStatus::Warn,
                 "host closes the connection after each response",
                 detail,
                 "Windows clients open one connection per activation, so they are not affected; \
@@ -478,7 +478,7 @@ impl<'a> Probe<'a> {
             let v6 = failed.iter().any(|f| f.starts_with("V6"));
             Check::not_passed(
                 name,
-                Status::Fail,
+                CheckStatus::Fail,
                 failed.join("; "),
                 detail,
                 if v6 {
@@ -493,7 +493,7 @@ impl<'a> Probe<'a> {
         } else if !untested.is_empty() {
             Check::not_passed(
                 name,
-                Status::Warn,
+                CheckStatus::Warn,
                 format!("{} of 3 versions checked", 3 - untested.len()),
                 detail,
                 "name a product of each version the host covers with --product (see `kmsload \
@@ -571,7 +571,7 @@ impl<'a> Probe<'a> {
         if !charge_problems.is_empty() {
             Check::not_passed(
                 name,
-                Status::Fail,
+                CheckStatus::Fail,
                 charge_problems.join("; "),
                 detail,
                 "the host does not count distinct clients as a KMS host must (one per new CMID, \
@@ -580,7 +580,7 @@ impl<'a> Probe<'a> {
         } else if !below.is_empty() {
             Check::not_passed(
                 name,
-                Status::Fail,
+                CheckStatus::Fail,
                 below.join("; "),
                 detail,
                 "a new host activates nobody until it has seen 25 distinct Windows clients or 5 \
@@ -718,7 +718,7 @@ impl<'a> Probe<'a> {
         } else if near_ok && far_accepted == 2 {
             Check::not_passed(
                 name,
-                Status::Warn,
+                CheckStatus::Warn,
                 "host accepts any time",
                 detail,
                 "genuine hosts refuse clients more than 4 h off with 0xC004F06C; this one checks \
@@ -728,7 +728,7 @@ impl<'a> Probe<'a> {
         } else {
             Check::not_passed(
                 name,
-                Status::Fail,
+                CheckStatus::Fail,
                 "time check not as a genuine host's",
                 detail,
                 "one side accepted and the other refused: this machine's clock and the host's \
@@ -750,7 +750,7 @@ impl<'a> Probe<'a> {
         if !i.rejected.is_empty() {
             return Check::not_passed(
                 name,
-                Status::Fail,
+                CheckStatus::Fail,
                 format!("{} responses failed verification", i.rejected.len()),
                 i.rejected.join("; "),
                 "clients reject these responses (0x8007000D): the host's KMS implementation is \
@@ -768,7 +768,7 @@ impl<'a> Probe<'a> {
         if !i.iv_reused.is_empty() {
             return Check::not_passed(
                 name,
-                Status::Warn,
+                CheckStatus::Warn,
                 "V6 response IV equals the request IV: a KMS emulator",
                 format!(
                     "{total} responses passed every check ({by_version}); the V6 IV was echoed in: {}",
@@ -832,7 +832,7 @@ fn products(survey: &[Surveyed]) -> Check {
         .join("; ");
     Check::not_passed(
         name,
-        Status::Fail,
+        CheckStatus::Fail,
         value,
         detail,
         if key {
@@ -921,7 +921,7 @@ fn identity(survey: &[Surveyed], v6_hwids: &[(String, Option<String>)]) -> Check
     if !fails.is_empty() {
         Check::not_passed(
             name,
-            Status::Fail,
+            CheckStatus::Fail,
             fails.join("; "),
             detail,
             "a genuine host keeps one ePID per host key and one HwID, with a past activation \
@@ -930,7 +930,7 @@ fn identity(survey: &[Surveyed], v6_hwids: &[(String, Option<String>)]) -> Check
     } else if !warns.is_empty() {
         Check::not_passed(
             name,
-            Status::Warn,
+            CheckStatus::Warn,
             warns.join("; "),
             detail,
             "the ePID is not one a genuine host with these products would send: check which \
@@ -973,7 +973,7 @@ fn intervals(survey: &[Surveyed]) -> Check {
     if out_of_range {
         Check::not_passed(
             name,
-            Status::Fail,
+            CheckStatus::Fail,
             value,
             detail,
             "Windows clients accept 15 minutes to 30 days: set them back with `slmgr /sai 120` \
@@ -982,7 +982,7 @@ fn intervals(survey: &[Surveyed]) -> Check {
     } else if pairs.len() > 1 || pairs[0] != DEFAULT_INTERVALS {
         Check::not_passed(
             name,
-            Status::Warn,
+            CheckStatus::Warn,
             value,
             detail,
             "not Windows' defaults (120 / 10080 min): fine if chosen on purpose; otherwise \

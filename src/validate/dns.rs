@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::checks::{check_host, request};
-use super::{Check, CheckName, Options, Status, fixed_cmid};
+use super::{Check, CheckName, CheckStatus, ValidateOptions, fixed_cmid};
 use crate::client::{Client, Connector, TcpConnector};
 use crate::discover::{
     ClientDiscovery, Discovery, DiscoveryConfig, HostClients, HostGate, SrvOrder, SrvRecord,
@@ -43,7 +43,7 @@ pub struct DnsOptions {
 
 /// Runs the selected checks for every host `_vlmcs._tcp.<domain>` leads to, in run order.
 /// `dns.srv` is included whenever it fails, selected or not: nothing else can run then.
-pub async fn check_domain(dns: &DnsOptions, options: &Options) -> Vec<Check> {
+pub async fn check_domain(dns: &DnsOptions, options: &ValidateOptions) -> Vec<Check> {
     let mut out = Vec::new();
     let config = DiscoveryConfig {
         dns_server: dns.dns_server,
@@ -59,7 +59,7 @@ pub async fn check_domain(dns: &DnsOptions, options: &Options) -> Vec<Check> {
         Err(e) => {
             out.push(Check::not_passed(
                 CheckName::DnsSrv,
-                Status::Fail,
+                CheckStatus::Fail,
                 "no DNS resolver",
                 e,
                 "give one with --dns-server IP[:PORT]",
@@ -78,7 +78,7 @@ pub async fn check_domain(dns: &DnsOptions, options: &Options) -> Vec<Check> {
         Err(e) => {
             out.push(Check::not_passed(
                 CheckName::DnsSrv,
-                Status::Fail,
+                CheckStatus::Fail,
                 format!(
                     "{} {}",
                     crate::catalog::hresult::hex(e.cause.code()),
@@ -133,7 +133,7 @@ pub async fn check_domain(dns: &DnsOptions, options: &Options) -> Vec<Check> {
         } else {
             Check::not_passed(
                 CheckName::DnsTargets,
-                Status::Fail,
+                CheckStatus::Fail,
                 list(unresolved.iter().cloned()),
                 format!("resolved: {resolved}"),
                 "a record points at a name without an A/AAAA record: clients skip it (or fail \
@@ -148,14 +148,14 @@ pub async fn check_domain(dns: &DnsOptions, options: &Options) -> Vec<Check> {
         out.push(match distinct.len() {
             0 => Check::not_passed(
                 CheckName::DnsRedundancy,
-                Status::Fail,
+                CheckStatus::Fail,
                 "no usable host",
                 "no record's target resolves (dns.targets)",
                 "fix dns.targets first",
             ),
             1 => Check::not_passed(
                 CheckName::DnsRedundancy,
-                Status::Warn,
+                CheckStatus::Warn,
                 "1 host",
                 format!("every record leads to {}", distinct[0]),
                 "when this host is down every client fails with 0xC004F074: publish a second \
@@ -223,7 +223,7 @@ fn list(items: impl Iterator<Item = String>) -> String {
     items.collect::<Vec<_>>().join("; ")
 }
 
-fn skip_rest(mut out: Vec<Check>, options: &Options, why: &str, hint: &str) -> Vec<Check> {
+fn skip_rest(mut out: Vec<Check>, options: &ValidateOptions, why: &str, hint: &str) -> Vec<Check> {
     for name in options.checks.iter().copied() {
         if !out.iter().any(|c| c.name == name) {
             out.push(Check::skip(name, why, hint));
@@ -263,17 +263,17 @@ fn order_check(records: &[SrvRecord], order: SrvOrder) -> Check {
 /// One line for `name` over every host: the worst status; the values of the hosts that have
 /// it (or the common value); every host's detail.
 fn merge(name: CheckName, found: &[(&str, &Check)]) -> Check {
-    let rank = |s: Status| match s {
-        Status::Skip => 0,
-        Status::Pass => 1,
-        Status::Warn => 2,
-        Status::Fail => 3,
+    let rank = |s: CheckStatus| match s {
+        CheckStatus::Skip => 0,
+        CheckStatus::Pass => 1,
+        CheckStatus::Warn => 2,
+        CheckStatus::Fail => 3,
     };
     let worst = found
         .iter()
         .map(|(_, c)| c.status)
         .max_by_key(|s| rank(*s))
-        .unwrap_or(Status::Skip);
+        .unwrap_or(CheckStatus::Skip);
     let same = found.iter().all(|(_, c)| c.value == found[0].1.value);
     let value = if same && found.iter().all(|(_, c)| c.status == worst) {
         if found.len() == 1 {
@@ -331,7 +331,7 @@ async fn failover(
     discovery: &Discovery,
     hosts: &[(SrvRecord, SocketAddr)],
     per_host: &[(String, Vec<Check>)],
-    options: &Options,
+    options: &ValidateOptions,
 ) -> Check {
     let name = CheckName::KmsFailover;
     let mut distinct: Vec<&(SrvRecord, SocketAddr)> = Vec::new();
@@ -349,7 +349,7 @@ async fn failover(
     }
     let failing: Vec<&str> = per_host
         .iter()
-        .filter(|(_, checks)| checks.iter().any(|c| c.status == Status::Fail))
+        .filter(|(_, checks)| checks.iter().any(|c| c.status == CheckStatus::Fail))
         .map(|(h, _)| h.as_str())
         .collect();
     let Some(&product) = options.products.first() else {
@@ -388,7 +388,7 @@ async fn failover(
     if answered.as_deref() != Some(expected.host().as_str()) {
         return Check::not_passed(
             name,
-            Status::Fail,
+            CheckStatus::Fail,
             format!(
                 "with {} down, {} did not answer",
                 first.host(),
@@ -402,7 +402,7 @@ async fn failover(
     if !failing.is_empty() {
         return Check::not_passed(
             name,
-            Status::Fail,
+            CheckStatus::Fail,
             format!("failed checks on {}", failing.join(", ")),
             detail,
             "every host must pass on its own for clients to fail over to it: fix the failed \
@@ -420,29 +420,29 @@ async fn failover(
 mod tests {
     use super::*;
 
-    fn check(status: Status, value: &str) -> Check {
+    fn check(status: CheckStatus, value: &str) -> Check {
         Check {
             name: CheckName::KmsClock,
             status,
             value: value.into(),
             detail: "d".into(),
-            hint: (status != Status::Pass).then(|| format!("fix {value}")),
+            hint: (status != CheckStatus::Pass).then(|| format!("fix {value}")),
         }
     }
 
     #[test]
     fn merged_lines_take_the_worst_status_and_name_the_hosts_that_have_it() {
-        let pass = check(Status::Pass, "ok");
-        let warn = check(Status::Warn, "any time");
+        let pass = check(CheckStatus::Pass, "ok");
+        let warn = check(CheckStatus::Warn, "any time");
         let m = merge(CheckName::KmsClock, &[("a", &pass), ("b", &warn)]);
-        assert_eq!(m.status, Status::Warn);
+        assert_eq!(m.status, CheckStatus::Warn);
         assert_eq!(m.value, "b: any time");
         assert_eq!(m.hint.as_deref(), Some("fix any time"));
         assert_eq!(m.detail, "a: d; b: d");
         let m = merge(CheckName::KmsClock, &[("a", &pass), ("b", &pass)]);
         assert_eq!(
             (m.status, m.value.as_str()),
-            (Status::Pass, "all 2 hosts: ok")
+            (CheckStatus::Pass, "all 2 hosts: ok")
         );
         assert_eq!(m.hint, None);
     }

@@ -151,7 +151,7 @@ impl Serialize for CheckName {
 /// How one check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub enum CheckStatus {
     /// As a rollout needs it.
     Pass,
     /// Works, but differs from a genuine, default-configured Windows KMS host.
@@ -162,7 +162,7 @@ pub enum Status {
     Skip,
 }
 
-impl Status {
+impl CheckStatus {
     /// `PASS`, `WARN`, `FAIL`, `SKIP`.
     pub fn label(self) -> &'static str {
         match self {
@@ -180,7 +180,7 @@ pub struct Check {
     /// Which check.
     pub name: CheckName,
     /// pass / warn / fail / skip.
-    pub status: Status,
+    pub status: CheckStatus,
     /// What was measured, in one short phrase.
     pub value: String,
     /// What was sent and what came back, enough to reproduce the finding.
@@ -194,7 +194,7 @@ impl Check {
     pub fn pass(name: CheckName, value: impl Into<String>, detail: impl Into<String>) -> Self {
         Self {
             name,
-            status: Status::Pass,
+            status: CheckStatus::Pass,
             value: value.into(),
             detail: detail.into(),
             hint: None,
@@ -204,7 +204,7 @@ impl Check {
     /// A check that did not pass, with what to do.
     pub fn not_passed(
         name: CheckName,
-        status: Status,
+        status: CheckStatus,
         value: impl Into<String>,
         detail: impl Into<String>,
         hint: impl Into<String>,
@@ -220,14 +220,14 @@ impl Check {
 
     /// A check that did not run, and why (the value; no detail).
     pub fn skip(name: CheckName, why: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self::not_passed(name, Status::Skip, why, "", hint)
+        Self::not_passed(name, CheckStatus::Skip, why, "", hint)
     }
 }
 
 /// The overall result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verdict {
+pub enum ChecklistVerdict {
     /// Nothing failed or warned.
     Pass,
     /// Something warned, nothing failed.
@@ -248,7 +248,7 @@ pub struct Report {
     /// One entry per check, in run order.
     pub checks: Vec<Check>,
     /// fail if a check failed, warn if one warned, pass otherwise.
-    pub verdict: Verdict,
+    pub verdict: ChecklistVerdict,
     /// What only someone on the host can check.
     pub host_steps: Vec<&'static str>,
 }
@@ -260,7 +260,7 @@ pub const HOST_STEPS: [&str; 3] = [
      shown above",
     "Same log, DNS publishing: event 12294 present (the SRV record was published) and 12293 \
      absent (publishing failed: check the host's rights on the DNS zone)",
-    "`slmgr /dlv` on the host: License Status \"Licensed\", KMS enabled, the current count \
+    "`slmgr /dlv` on the host: License CheckStatus \"Licensed\", KMS enabled, the current count \
      and the port clients use",
 ];
 
@@ -280,9 +280,9 @@ impl Report {
     /// True when `kmsload validate` should exit 1: a check failed, or (with `strict`) warned.
     pub fn failed(&self, strict: bool) -> bool {
         match self.verdict {
-            Verdict::Fail => true,
-            Verdict::Warn => strict,
-            Verdict::Pass => false,
+            ChecklistVerdict::Fail => true,
+            ChecklistVerdict::Warn => strict,
+            ChecklistVerdict::Pass => false,
         }
     }
 
@@ -303,26 +303,26 @@ impl Report {
                 c.name.as_str(),
                 c.value
             );
-            if !c.detail.is_empty() && c.status != Status::Pass {
+            if !c.detail.is_empty() && c.status != CheckStatus::Pass {
                 let _ = writeln!(s, "      {:<15} {}", "", c.detail);
             }
             if let Some(h) = &c.hint {
                 let _ = writeln!(s, "      {:<15} what to do: {h}", "");
             }
         }
-        let count = |st: Status| self.checks.iter().filter(|c| c.status == st).count();
+        let count = |st: CheckStatus| self.checks.iter().filter(|c| c.status == st).count();
         let _ = writeln!(
             s,
             "\nVerdict: {} ({} passed, {} warned, {} failed, {} skipped)",
             match self.verdict {
-                Verdict::Pass => "PASS",
-                Verdict::Warn => "WARN",
-                Verdict::Fail => "FAIL",
+                ChecklistVerdict::Pass => "PASS",
+                ChecklistVerdict::Warn => "WARN",
+                ChecklistVerdict::Fail => "FAIL",
             },
-            count(Status::Pass),
-            count(Status::Warn),
-            count(Status::Fail),
-            count(Status::Skip)
+            count(CheckStatus::Pass),
+            count(CheckStatus::Warn),
+            count(CheckStatus::Fail),
+            count(CheckStatus::Skip)
         );
         let _ = writeln!(s, "\nStill to check on the host itself:");
         for step in &self.host_steps {
@@ -339,12 +339,13 @@ impl Report {
             (Some(t), None) => t.clone(),
             (None, None) => String::new(),
         };
-        let failing = |c: &Check| c.status == Status::Fail || (strict && c.status == Status::Warn);
+        let failing =
+            |c: &Check| c.status == CheckStatus::Fail || (strict && c.status == CheckStatus::Warn);
         let failures = self.checks.iter().filter(|c| failing(c)).count();
         let skipped = self
             .checks
             .iter()
-            .filter(|c| c.status == Status::Skip)
+            .filter(|c| c.status == CheckStatus::Skip)
             .count();
         let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
@@ -371,7 +372,7 @@ impl Report {
                     xml(&c.value),
                     xml(&text)
                 );
-            } else if c.status == Status::Skip {
+            } else if c.status == CheckStatus::Skip {
                 let _ = write!(s, "<skipped message=\"{}\"/>", xml(&c.value));
             } else {
                 let _ = write!(
@@ -397,19 +398,19 @@ fn xml(text: &str) -> String {
 }
 
 /// fail if any check failed, warn if any warned, pass otherwise (skips count for nothing).
-pub fn verdict(checks: &[Check]) -> Verdict {
-    if checks.iter().any(|c| c.status == Status::Fail) {
-        Verdict::Fail
-    } else if checks.iter().any(|c| c.status == Status::Warn) {
-        Verdict::Warn
+pub fn verdict(checks: &[Check]) -> ChecklistVerdict {
+    if checks.iter().any(|c| c.status == CheckStatus::Fail) {
+        ChecklistVerdict::Fail
+    } else if checks.iter().any(|c| c.status == CheckStatus::Warn) {
+        ChecklistVerdict::Warn
     } else {
-        Verdict::Pass
+        ChecklistVerdict::Pass
     }
 }
 
 /// What to check and how.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct ValidateOptions {
     /// The products to try (`--product`, `--products-from`); never empty.
     pub products: Vec<&'static Product>,
     /// The checks to run, in [`CheckName::ALL`] order.
@@ -420,7 +421,7 @@ pub struct Options {
     pub client: ClientOptions,
 }
 
-impl Options {
+impl ValidateOptions {
     /// Every check, the default products, no charging, 5 s connect and 10 s step deadlines.
     pub fn new() -> Self {
         Self {
@@ -440,7 +441,7 @@ impl Options {
     }
 }
 
-impl Default for Options {
+impl Default for ValidateOptions {
     fn default() -> Self {
         Self::new()
     }
@@ -500,7 +501,7 @@ pub fn parse_product_list(text: &str) -> Result<Vec<&'static Product>, String> {
 mod tests {
     use super::*;
 
-    fn check(name: CheckName, status: Status) -> Check {
+    fn check(name: CheckName, status: CheckStatus) -> Check {
         Check {
             name,
             status,
@@ -540,17 +541,17 @@ mod tests {
 
     #[test]
     fn verdict_is_the_worst_status_and_skips_do_not_count() {
-        use Status::*;
-        let v = |s: &[Status]| {
+        use CheckStatus::*;
+        let v = |s: &[CheckStatus]| {
             verdict(
                 &s.iter()
                     .map(|s| check(CheckName::KmsClock, *s))
                     .collect::<Vec<_>>(),
             )
         };
-        assert_eq!(v(&[Pass, Skip]), Verdict::Pass);
-        assert_eq!(v(&[Pass, Warn, Skip]), Verdict::Warn);
-        assert_eq!(v(&[Warn, Fail, Pass]), Verdict::Fail);
+        assert_eq!(v(&[Pass, Skip]), ChecklistVerdict::Pass);
+        assert_eq!(v(&[Pass, Warn, Skip]), ChecklistVerdict::Warn);
+        assert_eq!(v(&[Warn, Fail, Pass]), ChecklistVerdict::Fail);
         let warned = Report::new(None, None, vec![check(CheckName::KmsClock, Warn)]);
         assert!(!warned.failed(false));
         assert!(warned.failed(true));
@@ -575,10 +576,10 @@ mod tests {
             Some("127.0.0.1:1688".into()),
             None,
             vec![
-                check(CheckName::TcpReach, Status::Pass),
-                check(CheckName::KmsClock, Status::Warn),
-                check(CheckName::KmsThreshold, Status::Fail),
-                check(CheckName::DnsSrv, Status::Skip),
+                check(CheckName::TcpReach, CheckStatus::Pass),
+                check(CheckName::KmsClock, CheckStatus::Warn),
+                check(CheckName::KmsThreshold, CheckStatus::Fail),
+                check(CheckName::DnsSrv, CheckStatus::Skip),
             ],
         );
         let lax = r.junit(false);
