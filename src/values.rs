@@ -163,10 +163,8 @@ pub fn parse_skew(s: &str) -> Result<i64, ValueError> {
         return Err(err(format!("'{t}' has two signs")));
     }
     let sub_second = ["ms", "us", "\u{b5}s", "\u{3bc}s"];
-    if sub_second
-        .iter()
-        .any(|u| body.to_ascii_lowercase().ends_with(u))
-    {
+    let lower = body.to_ascii_lowercase();
+    if sub_second.iter().any(|u| lower.ends_with(u)) {
         return Err(err(format!(
             "'{t}' is below a second; a skew has one-second resolution"
         )));

@@ -68,7 +68,6 @@ fn shards_split_a_run_attempt_for_attempt() {
     // attempt due in the last milliseconds may start after the duration: it is then not
     // started but counted (`not_started`, issue 12 item 6), so the plan is what was run plus
     // what was counted.
-    let not_started = |d: &Path| summary(d)["not_started"].as_u64().unwrap();
     let expected = planned(&whole);
     // Stages ramp linearly: 0→60/s over 1 s (30) and 60→150/s over 3 s (315).
     assert_eq!(expected.len() as u64 + not_started(&whole), 345);

@@ -151,7 +151,6 @@ fn the_slurm_array_script_runs_the_shards_of_one_run() {
     // On a loaded machine an attempt due in the last milliseconds may start after the
     // duration: it is then counted as not started (issue 12, item 6), not run late. The plan
     // is what ran plus what was counted, on both sides; the attempts both ran must match.
-    let not_started = |d: &std::path::Path| summary(d)["not_started"].as_u64().unwrap();
     let expected = planned(&whole);
     let whole_skipped = not_started(&whole);
     let mut union = Planned::new();
