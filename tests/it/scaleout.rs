@@ -43,7 +43,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-
 /// How long the cluster may take to report its node idle.
 const START_LIMIT: Duration = Duration::from_secs(60);
 /// How long a daemon may take to exit after SIGTERM before it is killed.
