@@ -18,7 +18,8 @@ use std::time::Duration;
 use super::{CliError, Status};
 use crate::host::config::check_fixed_epid;
 use crate::host::server::{
-    self, HostHandle, LOG_QUEUE, LogFormat, Logger, ServerError, ServerOptions, SystemClock,
+    self, HostHandle, LOG_EXIT_GRACE, LOG_QUEUE, LogFormat, Logger, ServerError, ServerOptions,
+    SystemClock,
 };
 use crate::host::{HostConfig, HostKey, StateError, UnknownHostKey, state};
 use crate::values;
@@ -232,7 +233,9 @@ async fn serve(
     let mut report = handle.shutdown().await;
     drop(options);
     if let Some(writer) = writer {
-        report.log_lines_dropped = writer.finish().dropped;
+        let totals = writer.finish(LOG_EXIT_GRACE);
+        report.log_lines_dropped = totals.dropped;
+        report.log_lines_unwritten = totals.unwritten;
     }
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -863,6 +863,48 @@ mod cli {
         (out, lines)
     }
 
+    /// A host whose stderr goes to a pipe nobody reads (the reader stopped) still stops on
+    /// Ctrl-C: its log writer blocks on the full pipe, and the exit waits for it no longer
+    /// than the grace, then says how many lines it could not write.
+    #[cfg(unix)]
+    #[test]
+    fn host_stops_even_when_nobody_reads_its_log() {
+        let host = HostProcess::start(&["--charged"]);
+        let addr: SocketAddr = host.addr.parse().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // ~140 bytes a line: 4,000 lines are far more than the pipe (64 KiB) and the
+        // writer's buffer (64 KiB) hold together.
+        runtime.block_on(async {
+            let mut c = client(addr);
+            let p = product(WIN_CLIENT);
+            for i in 0..4000 {
+                let since = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap();
+                let now = FileTime::from_unix(since.as_secs() as i64, 0);
+                let attempt = activate(&mut c, &request(p, 6, cmid(15, i), now)).await;
+                assert_eq!(outcome(&attempt), Outcome::Activated, "{attempt:?}");
+            }
+        });
+        let started = Instant::now();
+        let (code, stdout, _) = host.interrupt();
+        assert_eq!(code, Some(0), "{stdout}");
+        assert!(
+            started.elapsed() < Duration::from_secs(9),
+            "the host took {:?} to stop",
+            started.elapsed()
+        );
+        let unwritten = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("log lines not written "))
+            .unwrap_or_else(|| panic!("no unwritten count in {stdout}"));
+        let n: u64 = unwritten.split(' ').next().unwrap().parse().unwrap();
+        assert!((1..4000).contains(&n), "{stdout}");
+    }
+
     /// `--log-format json`: one object per request with the documented fields, written by
     /// the log thread and flushed at exit; no line dropped at this rate.
     #[cfg(unix)]

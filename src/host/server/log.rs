@@ -26,9 +26,13 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::catalog::hresult::code;
 use crate::catalog::lookup;
 use crate::host::model::Refusal;
 use crate::host::model::hresult;
+use crate::wire::base::civil_from_days;
 use crate::wire::kms::RequestError;
 use crate::wire::rpc::FrameError;
 use crate::wire::session::CloseReason;
@@ -65,17 +69,23 @@ impl Logger {
     ) -> io::Result<(Self, LogWriter)> {
         let (tx, rx) = mpsc::sync_channel::<Message>(capacity);
         let dropped = Arc::new(AtomicU64::new(0));
+        let queued = Arc::new(AtomicU64::new(0));
+        let written = Arc::new(AtomicU64::new(0));
         let thread = std::thread::Builder::new()
             .name("kmsload-log".into())
             .spawn({
                 let dropped = Arc::clone(&dropped);
-                move || write_loop(&rx, sink, format, &dropped)
+                let written = Arc::clone(&written);
+                move || write_loop(&rx, sink, format, &dropped, &written)
             })?;
         let logger = Self::new({
             let tx = tx.clone();
             let dropped = Arc::clone(&dropped);
+            let queued = Arc::clone(&queued);
             move |event| match tx.try_send(Message::Event(event.clone())) {
-                Ok(()) => {}
+                Ok(()) => {
+                    queued.fetch_add(1, Ordering::Relaxed);
+                }
                 // Full: the sink is behind. Disconnected: the writer has finished (a
                 // straggler after the stop). Either way the line is counted, not waited for.
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -89,6 +99,8 @@ impl Logger {
                 tx,
                 thread,
                 dropped,
+                queued,
+                written,
             },
         ))
     }
@@ -106,6 +118,10 @@ impl fmt::Debug for Logger {
 
 /// Events the writer thread's queue holds (`kmsload host`).
 pub const LOG_QUEUE: usize = 8192;
+
+/// How long [`LogWriter::finish`] waits at exit for the sink to take the last lines
+/// (`kmsload host`).
+pub const LOG_EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// The writer thread flushes at least this often while there is something to write.
 pub const LOG_FLUSH: Duration = Duration::from_millis(100);
@@ -131,6 +147,10 @@ pub struct LogWriter {
     tx: SyncSender<Message>,
     thread: JoinHandle<LogTotals>,
     dropped: Arc<AtomicU64>,
+    /// Events put on the queue.
+    queued: Arc<AtomicU64>,
+    /// Events the thread has handed to the sink's buffer (updated once per batch).
+    written: Arc<AtomicU64>,
 }
 
 /// What a [`LogWriter`] did.
@@ -140,6 +160,8 @@ pub struct LogTotals {
     pub written: u64,
     /// Events dropped because the queue was full.
     pub dropped: u64,
+    /// Events queued but not written when [`LogWriter::finish`] gave up on a stuck sink.
+    pub unwritten: u64,
 }
 
 impl LogWriter {
@@ -149,14 +171,40 @@ impl LogWriter {
     }
 
     /// Writes what is queued, the drop count if any is not reported yet, flushes and stops
-    /// the thread. Blocks until the sink has taken it all.
-    pub fn finish(self) -> LogTotals {
-        // A blocking send: at exit the rest of the queue is worth waiting for.
-        let _ = self.tx.send(Message::Stop);
+    /// the thread, waiting at most `grace` for the sink to take it all. A sink that is not
+    /// read (stderr piped to a process that stopped reading) must not keep the host from
+    /// exiting: past `grace` the thread is left blocked in its write (it ends with the
+    /// process) and the lines it still held are counted in [`LogTotals::unwritten`].
+    pub fn finish(self, grace: Duration) -> LogTotals {
+        let deadline = Instant::now() + grace;
+        let mut stop = Message::Stop;
+        // The queue may be full of lines for a sink that is stuck: retry until the deadline.
+        loop {
+            match self.tx.try_send(stop) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => break,
+                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                    stop = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TrySendError::Full(_)) => break,
+            }
+        }
         drop(self.tx);
-        let mut totals = self.thread.join().unwrap_or_default();
-        totals.dropped = self.dropped.load(Ordering::Relaxed);
-        totals
+        while !self.thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if self.thread.is_finished() {
+            let mut totals = self.thread.join().unwrap_or_default();
+            totals.dropped = dropped;
+            return totals;
+        }
+        let written = self.written.load(Ordering::Relaxed);
+        LogTotals {
+            written,
+            dropped,
+            unwritten: self.queued.load(Ordering::Relaxed).saturating_sub(written),
+        }
     }
 }
 
@@ -167,6 +215,7 @@ fn write_loop(
     sink: Box<dyn Write + Send>,
     format: LogFormat,
     dropped: &AtomicU64,
+    written_so_far: &AtomicU64,
 ) -> LogTotals {
     let mut out = BufWriter::with_capacity(64 * 1024, sink);
     let mut written = 0u64;
@@ -206,6 +255,7 @@ fn write_loop(
                         }
                     }
                 }
+                written_so_far.store(written, Ordering::Relaxed);
                 stop
             }
             Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => true,
@@ -226,13 +276,14 @@ fn write_loop(
     LogTotals {
         written,
         dropped: reported,
+        unwritten: 0,
     }
 }
 
 fn write_event(out: &mut impl Write, event: &LogEvent, format: LogFormat) {
     let _ = match format {
         LogFormat::Text => writeln!(out, "{event}"),
-        LogFormat::Json => serde_json::to_writer(&mut *out, &event.to_json())
+        LogFormat::Json => serde_json::to_writer(&mut *out, &JsonLine(event))
             .map_err(io::Error::from)
             .and_then(|()| out.write_all(b"\n")),
     };
@@ -442,89 +493,132 @@ impl LogEvent {
     /// `not_activated`, `refused`), `code` (HRESULT as `"0xC004F038"`), `count` (sent
     /// `CurrentCount`, null when refused), `required` and, when not activated, `reason`.
     pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::json;
-        match self {
-            Self::Request(r) => {
-                let protocol = r.protocol.map(|v| {
-                    if v.minor == 0 {
-                        format!("V{}", v.major)
-                    } else {
-                        format!("V{v}")
+        // Serialising plain text and numbers into a `Value` cannot fail.
+        serde_json::to_value(JsonLine(self)).unwrap_or_default()
+    }
+}
+
+/// [`LogEvent`] as its JSON object, serialised straight from the event: every text value is
+/// written through its `Display` into the output, so a line costs no `String` or map (the
+/// writer thread formats thousands of lines a second). Keys in alphabetical order, as
+/// `serde_json::Value` objects print them.
+struct JsonLine<'a>(&'a LogEvent);
+
+/// A value serialised as the string its `Display` writes.
+struct Shown<T>(T);
+
+impl<T: fmt::Display> Serialize for Shown<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+/// The protocol as the log writes it: `V6`, `V4`, or `V5.1` for a minor version.
+struct ProtocolLabel(Version);
+
+impl fmt::Display for ProtocolLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.minor == 0 {
+            write!(f, "V{}", self.0.major)
+        } else {
+            write!(f, "V{}", self.0)
+        }
+    }
+}
+
+/// The text after `0xCODE: ` in a refusal's `Display`, the reason alone.
+struct RefusalReason<'a>(&'a Refusal);
+
+impl fmt::Display for RefusalReason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string();
+        f.write_str(text.split_once(": ").map_or(text.as_str(), |(_, r)| r))
+    }
+}
+
+/// An HRESULT as `0xC004F038`.
+struct Code(u32);
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:08X}", self.0)
+    }
+}
+
+impl Serialize for JsonLine<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            LogEvent::Request(r) => {
+                let (outcome, count, required) = match &r.outcome {
+                    RequestOutcome::Activated { count, required } => {
+                        ("activated", Some(*count), Some(*required))
                     }
-                });
-                let (product, cmid) = match &r.ids {
-                    Some(ids) => (
-                        Some(ProductLabel(ids.sku_id, ids.kms_id).to_string()),
-                        Some(ids.cmid.to_string()),
-                    ),
-                    None => (None, None),
+                    RequestOutcome::LowCount { count, required } => {
+                        ("not_activated", Some(*count), Some(*required))
+                    }
+                    RequestOutcome::Refused(_) | RequestOutcome::Invalid(_) => {
+                        ("refused", None, None)
+                    }
                 };
                 // As in the text line: a low count is a response on the wire (0) that the
                 // client reports as 0xC004F038.
                 let code = match &r.outcome {
-                    RequestOutcome::LowCount { .. } => "0xC004F038".to_owned(),
-                    other => format!("0x{:08X}", other.hresult()),
+                    RequestOutcome::LowCount { .. } => code::SL_E_VL_NOT_ENOUGH_COUNT,
+                    other => other.hresult(),
                 };
-                let (outcome, count, required, reason) = match &r.outcome {
-                    RequestOutcome::Activated { count, required } => {
-                        ("activated", Some(*count), Some(*required), None)
+                let mut map = serializer.serialize_map(None)?;
+                map.serialize_entry("cmid", &r.ids.map(|ids| Shown(ids.cmid)))?;
+                map.serialize_entry("code", &Shown(Code(code)))?;
+                map.serialize_entry("count", &count)?;
+                map.serialize_entry("event", "request")?;
+                map.serialize_entry("outcome", outcome)?;
+                map.serialize_entry("peer", &Shown(r.peer))?;
+                map.serialize_entry(
+                    "product",
+                    &r.ids.map(|ids| Shown(ProductLabel(ids.sku_id, ids.kms_id))),
+                )?;
+                map.serialize_entry("protocol", &r.protocol.map(|v| Shown(ProtocolLabel(v))))?;
+                match &r.outcome {
+                    RequestOutcome::Activated { .. } => {}
+                    RequestOutcome::LowCount { .. } => {
+                        map.serialize_entry("reason", "below threshold")?;
                     }
-                    RequestOutcome::LowCount { count, required } => (
-                        "not_activated",
-                        Some(*count),
-                        Some(*required),
-                        Some("below threshold".to_owned()),
-                    ),
                     RequestOutcome::Refused(refusal) => {
-                        let text = refusal.to_string();
-                        let reason = text
-                            .split_once(": ")
-                            .map_or(text.as_str(), |(_, r)| r)
-                            .to_owned();
-                        ("refused", None, None, Some(reason))
+                        map.serialize_entry("reason", &Shown(RefusalReason(refusal)))?;
                     }
-                    RequestOutcome::Invalid(e) => (
-                        "refused",
-                        None,
-                        None,
-                        Some(format!("undecodable request: {e}")),
-                    ),
-                };
-                let mut v = json!({
-                    "time": Utc(r.time).to_string(),
-                    "event": "request",
-                    "peer": r.peer.to_string(),
-                    "protocol": protocol,
-                    "product": product,
-                    "cmid": cmid,
-                    "outcome": outcome,
-                    "code": code,
-                    "count": count,
-                    "required": required,
-                });
-                if let Some(reason) = reason {
-                    v["reason"] = reason.into();
+                    RequestOutcome::Invalid(e) => map.serialize_entry(
+                        "reason",
+                        &Shown(format_args!("undecodable request: {e}")),
+                    )?,
                 }
-                v
+                map.serialize_entry("required", &required)?;
+                map.serialize_entry("time", &Shown(Utc(r.time)))?;
+                map.end()
             }
-            Self::Dropped { time, peer, reason } => json!({
-                "time": Utc(*time).to_string(),
-                "event": "connection_dropped",
-                "peer": peer.to_string(),
-                "reason": reason.to_string(),
-            }),
-            Self::SaveFailed { time, path, error } => json!({
-                "time": Utc(*time).to_string(),
-                "event": "state_not_saved",
-                "path": path.display().to_string(),
-                "error": error,
-            }),
-            Self::AcceptErrors { time, count, error } => json!({
-                "time": Utc(*time).to_string(),
-                "event": "accept_errors",
-                "count": count,
-                "error": error,
-            }),
+            LogEvent::Dropped { time, peer, reason } => {
+                let mut map = serializer.serialize_map(Some(4))?;
+                map.serialize_entry("event", "connection_dropped")?;
+                map.serialize_entry("peer", &Shown(peer))?;
+                map.serialize_entry("reason", &Shown(reason))?;
+                map.serialize_entry("time", &Shown(Utc(*time)))?;
+                map.end()
+            }
+            LogEvent::SaveFailed { time, path, error } => {
+                let mut map = serializer.serialize_map(Some(4))?;
+                map.serialize_entry("error", error)?;
+                map.serialize_entry("event", "state_not_saved")?;
+                map.serialize_entry("path", &Shown(path.display()))?;
+                map.serialize_entry("time", &Shown(Utc(*time)))?;
+                map.end()
+            }
+            LogEvent::AcceptErrors { time, count, error } => {
+                let mut map = serializer.serialize_map(Some(4))?;
+                map.serialize_entry("count", count)?;
+                map.serialize_entry("error", error)?;
+                map.serialize_entry("event", "accept_errors")?;
+                map.serialize_entry("time", &Shown(Utc(*time)))?;
+                map.end()
+            }
         }
     }
 }
@@ -551,16 +645,7 @@ impl fmt::Display for Utc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.0.unix_secs();
         let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        // Civil date from days since 1970-01-01 (proleptic Gregorian; H. Hinnant's method).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day) = civil_from_days(days);
         write!(
             f,
             "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
@@ -701,12 +786,13 @@ mod tests {
             .expect("logging never waits for a stuck sink");
         assert_eq!(writer.dropped(), 96);
         go.send(()).unwrap();
-        let totals = writer.finish();
+        let totals = writer.finish(Duration::from_secs(30));
         assert_eq!(
             totals,
             LogTotals {
                 written: 5,
-                dropped: 96
+                dropped: 96,
+                unwritten: 0,
             }
         );
         let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
@@ -719,6 +805,114 @@ mod tests {
         );
         // After the stop a straggler is counted, not queued for nobody.
         logger.log(&activated(200));
+    }
+
+    /// A sink that never takes anything again (stderr piped to a reader that stopped
+    /// reading) cannot hold the host at exit: `finish` gives up after its grace and counts
+    /// the lines it could not write.
+    #[test]
+    fn finish_gives_up_on_a_sink_that_never_takes_the_lines() {
+        let (entered_tx, entered) = mpsc::channel();
+        let (_never, gate) = mpsc::channel::<()>();
+        let sink = StuckSink {
+            entered: entered_tx,
+            gate: Some(gate),
+            out: Arc::default(),
+        };
+        let (logger, writer) = Logger::writer(Box::new(sink), LogFormat::Text, 4).unwrap();
+        logger.log(&activated(1));
+        entered
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the writer flushes within its interval");
+        for port in 2..5 {
+            logger.log(&activated(port));
+        }
+        let started = Instant::now();
+        let totals = writer.finish(Duration::from_millis(200));
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "finish waited {:?} for a stuck sink",
+            started.elapsed()
+        );
+        assert_eq!(
+            totals,
+            LogTotals {
+                written: 1,
+                dropped: 0,
+                unwritten: 3,
+            }
+        );
+        // `_never` is still alive here: the sink stays stuck until the test process ends.
+        drop(_never);
+    }
+
+    /// The JSON line is the same object `to_json` gives, for every kind of event and
+    /// outcome, with keys in one order.
+    #[test]
+    fn json_lines_parse_back_to_the_documented_objects() {
+        let refused = LogEvent::Request(RequestEvent {
+            outcome: RequestOutcome::Invalid(RequestError::TooShort { actual: 2 }),
+            ids: None,
+            protocol: None,
+            ..match activated(1) {
+                LogEvent::Request(r) => r,
+                _ => unreachable!(),
+            }
+        });
+        let dropped = LogEvent::Dropped {
+            time: FileTime::from_unix(1_800_000_000, 0),
+            peer: "[::1]:7".parse().unwrap(),
+            reason: DropReason::IdleTimeout,
+        };
+        for event in [activated(9), refused, dropped] {
+            let mut line = Vec::new();
+            write_event(&mut line, &event, LogFormat::Json);
+            let text = String::from_utf8(line).unwrap();
+            assert!(
+                text.ends_with('\n') && text.matches('\n').count() == 1,
+                "{text}"
+            );
+            let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(parsed, event.to_json(), "{text}");
+            assert_eq!(text.trim_end(), event.to_json().to_string());
+        }
+        let v = match activated(1) {
+            LogEvent::Request(r) => LogEvent::Request(RequestEvent {
+                outcome: RequestOutcome::Invalid(RequestError::TooShort { actual: 2 }),
+                ids: None,
+                protocol: None,
+                ..r
+            }),
+            _ => unreachable!(),
+        }
+        .to_json();
+        assert_eq!(v["protocol"], serde_json::Value::Null);
+        assert_eq!(v["cmid"], serde_json::Value::Null);
+        assert_eq!(v["count"], serde_json::Value::Null);
+        assert_eq!(v["code"], "0x8007000D");
+        assert_eq!(v["outcome"], "refused");
+        assert!(
+            v["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("undecodable request: "),
+            "{v}"
+        );
+        let d = LogEvent::Dropped {
+            time: FileTime::from_unix(1_800_000_000, 0),
+            peer: "[::1]:7".parse().unwrap(),
+            reason: DropReason::IdleTimeout,
+        }
+        .to_json();
+        assert_eq!(
+            d,
+            serde_json::json!({
+                "time": "2027-01-15T08:00:00Z",
+                "event": "connection_dropped",
+                "peer": "[::1]:7",
+                "reason": "idle timeout: no whole PDU in time",
+            })
+        );
     }
 
     #[test]

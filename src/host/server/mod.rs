@@ -92,8 +92,8 @@ pub mod stats;
 
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use log::{
-    DropReason, LOG_QUEUE, LogEvent, LogFormat, LogTotals, LogWriter, Logger, RequestEvent,
-    RequestIds, RequestOutcome,
+    DropReason, LOG_EXIT_GRACE, LOG_QUEUE, LogEvent, LogFormat, LogTotals, LogWriter, Logger,
+    RequestEvent, RequestIds, RequestOutcome,
 };
 pub use stats::{ServerReport, ServerStats};
 
@@ -244,6 +244,7 @@ impl HostHandle {
             summary: self.shared.model().summary(now),
             state_error,
             log_lines_dropped: 0,
+            log_lines_unwritten: 0,
         }
     }
 }

@@ -110,6 +110,10 @@ pub struct ServerReport {
     /// Log lines dropped because the log sink could not keep up (set by the caller that owns
     /// the [`super::LogWriter`]; 0 without one).
     pub log_lines_dropped: u64,
+    /// Log lines still queued when the host stopped, because the log sink did not take them
+    /// within the exit grace ([`super::LOG_EXIT_GRACE`]; e.g. stderr piped to a reader that
+    /// stopped reading). Set like `log_lines_dropped`.
+    pub log_lines_unwritten: u64,
 }
 
 impl fmt::Display for ServerReport {
@@ -124,6 +128,14 @@ impl fmt::Display for ServerReport {
                 f,
                 "log lines dropped {} (the log sink was slower than the host)",
                 self.log_lines_dropped
+            )?;
+        }
+        if self.log_lines_unwritten > 0 {
+            writeln!(
+                f,
+                "log lines not written {} (the log sink took nothing for {} s after the stop)",
+                self.log_lines_unwritten,
+                super::LOG_EXIT_GRACE.as_secs()
             )?;
         }
         Ok(())
