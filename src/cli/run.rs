@@ -138,7 +138,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         ))
     })?;
     plan.load.shard = shard.unwrap_or_default();
-    plan.load.overrides = load::shard::RunOverrides::of(&overrides);
+    plan.load.overrides = load::shard::RunOverrides::from(&overrides);
     plan.load.start_at = args.start_at;
     plan.load.run_id = Some(
         args.run_id

@@ -1,4 +1,5 @@
-//! `load`: the one runner, driven by a pacing policy.
+//! `load`: the one runner, driven by its load model (open schedule or closed loop), and the
+//! configuration it runs with ([`Job`], [`Load`]; `scenario` builds them).
 //!
 //! ```text
 //! dispatcher ── ticket (attempt k, intended start) ──► attempt task ──► AttemptRecord ──► recorder task
@@ -28,18 +29,19 @@ use crate::discover::{ClientDiscovery, Discovery, HostClients, SplitRecorder};
 use crate::client::{Attempt, Client, ClientOptions, Outcome, Reply, TcpConnector};
 use crate::faults::{FaultHandle, FaultPlan, FaultyConnector};
 use crate::procfs;
+use crate::record::EventsMode;
 use crate::record::{
     AttemptRecord, EventWriter, GeneratorStats, LATE_AFTER, Latencies, Recorder, RunResult,
 };
-use crate::scenario::{self, ConnectionPolicy, LoadModel, Plan};
-use crate::sim::{self, Fleet, FleetSpec, ProductWeight};
-use crate::wire::session::{ClientRpcConfig, NegotiationMode};
+use crate::sim::{self, Fleet, Reuse};
 use crate::wire::{FileTime, RequestBase, Version};
 
+mod config;
 pub mod schedule;
 pub mod shard;
 
-pub use schedule::{Pacing, open_start};
+pub use config::{Bounds, ConnectionPolicy, Job, Load, LoadModel, Timeouts};
+pub use schedule::{Schedule, Stage, open_start};
 pub use shard::Shard;
 
 /// Mixing tag for request IVs (see [`sim::mix`]); sim reserves tags below 0x100.
@@ -52,10 +54,10 @@ const TAG_DNS: u64 = 0x44_4E_53_44; // "DNSD"
 /// granularity), not to the host.
 const TIMER_SLACK: Duration = Duration::from_millis(2);
 
-/// Why a plan cannot be run.
+/// Why a job cannot be run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The fleet in the plan is not a valid fleet.
+    /// The fleet in the job is not a valid fleet.
     #[error("fleet: {0}")]
     Fleet(#[from] sim::SpecError),
 }
@@ -119,58 +121,6 @@ pub struct Snapshot {
     pub last_second_p99_us: Option<u64>,
 }
 
-/// Translates the plan's fleet into the simulator's spec.
-pub fn fleet_spec(plan: &Plan) -> FleetSpec {
-    let catalog = crate::catalog::products();
-    let products = plan
-        .fleet
-        .products
-        .iter()
-        .map(|share| {
-            // Plans hold references into the catalog, so the row is always found.
-            let index = catalog
-                .iter()
-                .position(|p| std::ptr::eq(p, share.product))
-                .unwrap_or(0);
-            let mut w = ProductWeight::new(index, share.weight);
-            if share.protocol != share.product.protocol {
-                w.protocol = Some(Version::new(share.protocol));
-            }
-            w
-        })
-        .collect();
-    let mut spec = FleetSpec::new(plan.fleet.size, products);
-    spec.vm_fraction = plan.fleet.vm_fraction;
-    spec.skew = plan.fleet.skew.clone();
-    spec.reuse = match plan.fleet.reuse {
-        scenario::ClientReuse::Renew => sim::Reuse::Renewals,
-        scenario::ClientReuse::New => sim::Reuse::NewClients,
-    };
-    if let Some(n) = plan.fleet.cmid_pool {
-        spec.cmid = sim::CmidSource::Pool(n);
-    }
-    spec
-}
-
-/// The client options a plan asks for.
-pub fn client_options(plan: &Plan) -> ClientOptions {
-    ClientOptions {
-        rpc: ClientRpcConfig {
-            mode: match plan.client.ndr {
-                scenario::NdrMode::Windows => NegotiationMode::Windows,
-                scenario::NdrMode::Ndr32Only => NegotiationMode::Ndr32Only,
-                scenario::NdrMode::Ndr64Preferred => NegotiationMode::Ndr64Preferred,
-            },
-            btfn: plan.client.btfn,
-            ..ClientRpcConfig::default()
-        },
-        connect_timeout: plan.timeouts.connect,
-        bind_timeout: plan.timeouts.bind,
-        request_timeout: plan.timeouts.request,
-        keep_alive: matches!(plan.load.connection, ConnectionPolicy::KeepAlive { .. }),
-    }
-}
-
 /// Where the attempts go.
 #[derive(Debug, Clone)]
 pub enum Endpoint {
@@ -214,39 +164,34 @@ struct Pooled {
     used: u32,
 }
 
-/// Runs `plan` against `target` and returns what was recorded. `events`, if given, receives
-/// events.csv as the run goes (every attempt, or with `events = "failures"` those that did
-/// not activate, for failures.csv). Sending `true` on `stop` interrupts the run (Ctrl-C).
+/// Runs `job` against `endpoint` and returns what was recorded. `events`, if given, receives
+/// events.csv as the run goes (every attempt, or with [`EventsMode::Failures`] those that
+/// did not activate, for failures.csv). Sending `true` on `stop` interrupts the run (Ctrl-C).
 ///
 /// # Errors
-/// [`RunError`] when the plan's fleet cannot be built (nothing is started then).
+/// [`RunError`] when the job's fleet cannot be built (nothing is started then).
 pub async fn run(
-    plan: &Plan,
+    job: &Job<'_>,
     endpoint: Endpoint,
     events: Option<Box<dyn io::Write + Send>>,
     live: Arc<Live>,
     mut stop: watch::Receiver<bool>,
     watchdog: Option<Watchdog>,
 ) -> Result<RunResult, RunError> {
-    let fleet = Fleet::new(plan.seed, fleet_spec(plan))?;
-    let pacing = match &plan.load.model {
-        LoadModel::Open(s) => Pacing::Open(s.clone()),
+    let fleet = Fleet::new(job.seed, job.fleet.clone())?;
+    let load = job.load;
+    let pacing = &load.model;
+    let shard = load.shard;
+    let (slots, think) = match *pacing {
+        LoadModel::Open(_) => (load.max_in_flight.max(1), Duration::ZERO),
+        // A shard runs its share of the clients; one with none dispatches nothing.
         LoadModel::Closed {
             clients,
             think_time,
-        } => Pacing::Closed {
-            clients: *clients,
-            think: *think_time,
-        },
-    };
-    let shard = plan.load.shard;
-    let (slots, think) = match pacing {
-        Pacing::Open(_) => (plan.load.max_in_flight.max(1), Duration::ZERO),
-        // A shard runs its share of the clients; one with none dispatches nothing.
-        Pacing::Closed { clients, think } => (shard.clients(clients), think),
+        } => (shard.clients(clients), think_time),
     };
     let slots = Arc::new(Semaphore::new(slots as usize));
-    let late_start_us = match plan.load.start_at {
+    let late_start_us = match load.start_at {
         Some(at) => wait_for_start(at, &mut stop).await,
         None => None,
     };
@@ -262,20 +207,20 @@ pub async fn run(
     };
     let shared = Arc::new(Shared {
         fleet,
-        seed: plan.seed,
+        seed: job.seed,
         target,
         discovery,
-        options: client_options(plan),
-        sources: plan.load.source_addresses.clone(),
+        options: job.client.clone(),
+        sources: load.source_addresses.clone(),
         shard_count: shard.count,
-        requests_per_connection: match plan.load.connection {
+        requests_per_connection: match load.connection {
             ConnectionPolicy::KeepAlive {
                 requests_per_connection,
             } => requests_per_connection,
             ConnectionPolicy::NewPerActivation => None,
         },
         pool: Mutex::new(Vec::new()),
-        faults: FaultPlan::new(&plan.faults, plan.seed),
+        faults: FaultPlan::new(job.faults, job.seed),
         abandoned: Mutex::new(Vec::new()),
         live: live.clone(),
         start,
@@ -290,19 +235,15 @@ pub async fn run(
     let recorder = tokio::spawn(record_loop(
         rx,
         events,
-        plan.events == scenario::EventsMode::Failures,
+        job.events == EventsMode::Failures,
         live.clone(),
         start,
         watchdog,
         halt_tx,
     ));
 
-    let max_attempts = plan.load.bounds.max_attempts.unwrap_or(u64::MAX);
-    let max_attempts = match plan.fleet.reuse {
-        scenario::ClientReuse::New => max_attempts.min(plan.fleet.size),
-        scenario::ClientReuse::Renew => max_attempts,
-    };
-    let max_duration = plan.load.bounds.max_duration;
+    let max_attempts = max_attempts(job);
+    let max_duration = load.bounds.max_duration;
     // After this instant no attempt starts (less the timer's slack: an attempt due just
     // before the end that the timer wakes a tick late still goes out).
     let deadline = max_duration.map(|d| start + d + TIMER_SLACK);
@@ -311,7 +252,7 @@ pub async fn run(
     // Shard I of N takes attempts I, I+N, I+2N, ... of the unsharded numbering: each keeps
     // its intended start, identity and fault decision (see `shard`).
     // A closed-model shard without clients (fewer clients than shards) makes no attempt.
-    let no_clients = matches!(pacing, Pacing::Closed { .. }) && slots.available_permits() == 0;
+    let no_clients = matches!(pacing, LoadModel::Closed { .. }) && slots.available_permits() == 0;
     let mut dispatched = 0u64;
     // The first attempt the duration bound kept from starting, if any.
     let mut out_of_time: Option<u64> = None;
@@ -323,12 +264,12 @@ pub async fn run(
         if *halt.borrow() {
             break;
         }
-        let intended = match &pacing {
-            Pacing::Open(schedule) => match open_start(schedule, k, max_duration) {
+        let intended = match pacing {
+            LoadModel::Open(schedule) => match open_start(schedule, k, max_duration) {
                 Some(offset) => start + offset,
                 None => break,
             },
-            Pacing::Closed { .. } => Instant::now(),
+            LoadModel::Closed { .. } => Instant::now(),
         };
         if max_duration.is_some_and(|d| intended.duration_since(start) >= d) {
             break;
@@ -347,7 +288,7 @@ pub async fn run(
             out_of_time = Some(k);
             break;
         }
-        if let Pacing::Open(_) = pacing {
+        if let LoadModel::Open(_) = pacing {
             let lag = now.saturating_duration_since(intended);
             generator.max_lag_us = generator.max_lag_us.max(micros(lag));
             generator.late_attempts += u64::from(lag > LATE_AFTER);
@@ -366,8 +307,8 @@ pub async fn run(
         };
         let intended = match pacing {
             // In the closed model the attempt is due when its slot frees up.
-            Pacing::Closed { .. } => Instant::now().max(intended),
-            Pacing::Open(_) => intended,
+            LoadModel::Closed { .. } => Instant::now().max(intended),
+            LoadModel::Open(_) => intended,
         };
         live.dispatched.fetch_add(1, Ordering::Relaxed);
         live.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -399,8 +340,8 @@ pub async fn run(
         dispatched += 1;
     }
     let dispatched = dispatched.min(live.dispatched.load(Ordering::Relaxed));
-    let not_started = match (out_of_time, &pacing, max_duration) {
-        (Some(first), Pacing::Open(schedule), Some(d)) => shard
+    let not_started = match (out_of_time, pacing, max_duration) {
+        (Some(first), LoadModel::Open(schedule), Some(d)) => shard
             .attempts(max_attempts)
             .skip_while(|j| *j < first)
             .take_while(|j| open_start(schedule, *j, Some(d)).is_some_and(|o| o < d))
@@ -410,7 +351,7 @@ pub async fn run(
 
     // Drain: wait for attempts in flight, up to the drain deadline; a stop signal during
     // the drain (a second Ctrl-C or SIGTERM) ends it at once.
-    let drain = plan.timeouts.drain;
+    let drain = job.drain;
     let mut cut_short = false;
     let drained = tokio::select! {
         r = tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }) => r.is_ok(),
@@ -440,17 +381,17 @@ pub async fn run(
             None,
         ),
     };
-    let offered_rate = match &pacing {
+    let offered_rate = match pacing {
         // Over the time the schedule ran, not the drain after it: an 8 s run at 80,000/s
         // that takes 15 s to drain offered 80,000/s, not 40,000/s.
-        Pacing::Open(s) => {
+        LoadModel::Open(s) => {
             let ran = [max_duration, s.natural_end()]
                 .into_iter()
                 .flatten()
                 .fold(elapsed, Duration::min);
             Some(s.expected_arrivals(ran) / ran.as_secs_f64().max(1e-9))
         }
-        Pacing::Closed { .. } => None,
+        LoadModel::Closed { .. } => None,
     };
     let achieved_rate = recorder.attempts() as f64 / elapsed.as_secs_f64().max(1e-9);
     if let (Some(before), Some(after)) = (cpu_at_start, procfs::process_cpu_s()) {
@@ -522,23 +463,28 @@ pub struct PlannedAttempt {
     pub fault: Option<&'static str>,
 }
 
-/// The first `limit` attempts `plan`'s shard would dispatch, in order, as the runner
+/// The attempts bound: `attempts`, and with a new client per attempt at most the fleet's
+/// size (the fleet runs out, which ends the run).
+fn max_attempts(job: &Job<'_>) -> u64 {
+    let bound = job.load.bounds.max_attempts.unwrap_or(u64::MAX);
+    match job.fleet.reuse {
+        Reuse::NewClients => bound.min(job.fleet.clients),
+        Reuse::Renewals => bound,
+    }
+}
+
+/// The first `limit` attempts `job`'s shard would dispatch, in order, as the runner
 /// decides them (same numbering, schedule, fleet and fault plan).
 ///
 /// # Errors
-/// [`RunError`] when the plan's fleet cannot be built.
-pub fn planned_attempts(plan: &Plan, limit: u64) -> Result<Vec<PlannedAttempt>, RunError> {
-    let fleet = Fleet::new(plan.seed, fleet_spec(plan))?;
-    let faults = FaultPlan::new(&plan.faults, plan.seed);
-    let max_attempts = plan.load.bounds.max_attempts.unwrap_or(u64::MAX);
-    let max_attempts = match plan.fleet.reuse {
-        scenario::ClientReuse::New => max_attempts.min(plan.fleet.size),
-        scenario::ClientReuse::Renew => max_attempts,
-    };
+/// [`RunError`] when the job's fleet cannot be built.
+pub fn planned_attempts(job: &Job<'_>, limit: u64) -> Result<Vec<PlannedAttempt>, RunError> {
+    let fleet = Fleet::new(job.seed, job.fleet.clone())?;
+    let faults = FaultPlan::new(job.faults, job.seed);
     let mut out = Vec::new();
-    for k in plan.load.shard.attempts(max_attempts.min(limit)) {
-        let intended = match &plan.load.model {
-            LoadModel::Open(s) => match open_start(s, k, plan.load.bounds.max_duration) {
+    for k in job.load.shard.attempts(max_attempts(job).min(limit)) {
+        let intended = match &job.load.model {
+            LoadModel::Open(s) => match open_start(s, k, job.load.bounds.max_duration) {
                 Some(t) => Some(t),
                 None => break,
             },
@@ -937,92 +883,5 @@ async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    /// A ramp with a skewed mixed fleet and faults in a window, so that every field of a
-    /// planned attempt varies from one attempt to the next.
-    const SCENARIO: &str = r#"
-name = "shards"
-seed = 11
-[fleet]
-size = 400
-skew = { kind = "uniform", min = "-5h", max = "5h" }
-products = [
-  { product = "Windows 10/11 Pro", weight = 3 },
-  { product = "Office LTSC Professional Plus 2021", weight = 1 },
-  { product = "Windows 7 Professional", weight = 1 },
-]
-[load]
-stages = [{ duration = "4s", rate = 300 }]
-attempts = 500
-[[faults]]
-kind = "refuse"
-probability = 0.3
-window = ["1s", "3s"]
-[[faults]]
-kind = "reset"
-probability = 0.2
-"#;
-
-    fn plan(text: &str, shard: Shard) -> Plan {
-        let mut plan = scenario::parse_str(
-            text,
-            Path::new("shards.toml"),
-            &scenario::Overrides::default(),
-            &scenario::resolve_exact,
-        )
-        .unwrap();
-        plan.load.shard = shard;
-        plan
-    }
-
-    #[test]
-    fn shards_together_are_the_unsharded_run_attempt_for_attempt() {
-        let whole = planned_attempts(&plan(SCENARIO, Shard::WHOLE), u64::MAX).unwrap();
-        assert!(whole.len() > 300, "{}", whole.len());
-        // The plan really varies: several products, skews, faults and start times.
-        assert!(whole.iter().any(|a| a.fault.is_some()));
-        assert!(whole.iter().any(|a| a.fault.is_none()));
-        assert!(whole.iter().any(|a| a.skew_secs != whole[0].skew_secs));
-        assert!(whole.iter().any(|a| a.product != whole[0].product));
-        for n in [2u32, 3, 4, 7] {
-            let mut union: Vec<PlannedAttempt> = (0..n)
-                .flat_map(|i| {
-                    let shard = Shard::new(i, n).unwrap();
-                    let part = planned_attempts(&plan(SCENARIO, shard), u64::MAX).unwrap();
-                    assert!(part.iter().all(|a| shard.takes(a.attempt)));
-                    part
-                })
-                .collect();
-            union.sort_by_key(|a| a.attempt);
-            assert_eq!(union, whole, "{n} shards");
-        }
-    }
-
-    #[test]
-    fn closed_model_shards_split_the_clients() {
-        let text = SCENARIO.replace(
-            r#"stages = [{ duration = "4s", rate = 300 }]"#,
-            "model = \"closed\"\nclients = 10",
-        );
-        let whole = planned_attempts(&plan(&text, Shard::WHOLE), u64::MAX).unwrap();
-        assert_eq!(whole.len(), 500, "the attempts bound");
-        let mut union: Vec<PlannedAttempt> = (0..4)
-            .flat_map(|i| {
-                planned_attempts(&plan(&text, Shard::new(i, 4).unwrap()), u64::MAX).unwrap()
-            })
-            .collect();
-        union.sort_by_key(|a| a.attempt);
-        assert_eq!(union, whole);
-        let clients: Vec<u32> = (0..4)
-            .map(|i| Shard::new(i, 4).unwrap().clients(10))
-            .collect();
-        assert_eq!(clients, [3, 3, 2, 2]);
     }
 }

@@ -1,4 +1,4 @@
-//! When each attempt should start: the pacing policy of the one runner.
+//! When each attempt should start: the open model's rate schedule and its arithmetic.
 //!
 //! Open model: the schedule gives the expected number of arrivals by time `t`; attempt `k`
 //! (0-based) is due when that number reaches `k`. Latency is measured from that intended
@@ -8,20 +8,146 @@
 
 use std::time::Duration;
 
-use crate::scenario::Schedule;
-
-/// The pacing policy.
+/// Arrival rate over time for the open model (rates in attempts per second).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Pacing {
-    /// Arrivals follow a rate schedule, independent of how fast the host answers.
-    Open(Schedule),
-    /// `clients` slots, each running one attempt at a time with `think` between them.
-    Closed {
-        /// Concurrent clients.
-        clients: u32,
-        /// Pause after each attempt before the slot's next one.
-        think: Duration,
+pub enum Schedule {
+    /// A constant rate.
+    Constant {
+        /// Attempts per second (> 0).
+        rate: f64,
     },
+    /// Stages run in order; within each, the rate moves linearly from the previous stage's
+    /// target (or `start_rate`) to this stage's target. A stage whose target equals the
+    /// previous one holds the rate. The run ends with the last stage at the latest.
+    Stages {
+        /// Rate at time 0.
+        start_rate: f64,
+        /// At least one; every duration > 0.
+        stages: Vec<Stage>,
+    },
+    /// Each period of `every` runs at `base_rate` for `every - length`, then at
+    /// `burst_rate` for `length`.
+    Bursts {
+        /// Rate between bursts (may be 0).
+        base_rate: f64,
+        /// Rate during a burst (> 0).
+        burst_rate: f64,
+        /// Period, > `length`.
+        every: Duration,
+        /// Burst length, > 0.
+        length: Duration,
+    },
+}
+
+/// One stage of a staged schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stage {
+    /// How long the stage lasts (> 0).
+    pub duration: Duration,
+    /// Rate reached at the end of the stage.
+    pub target_rate: f64,
+}
+
+impl Schedule {
+    /// The offered rate (attempts per second) at `elapsed` since the start of the run.
+    /// After the last stage of a staged schedule: 0.
+    pub fn rate_at(&self, elapsed: Duration) -> f64 {
+        match self {
+            Self::Constant { rate } => *rate,
+            Self::Stages { start_rate, stages } => {
+                let mut from = *start_rate;
+                let mut t = elapsed;
+                for s in stages {
+                    if t < s.duration {
+                        let f = t.as_secs_f64() / s.duration.as_secs_f64();
+                        return from + (s.target_rate - from) * f;
+                    }
+                    t -= s.duration;
+                    from = s.target_rate;
+                }
+                0.0
+            }
+            Self::Bursts {
+                base_rate,
+                burst_rate,
+                every,
+                length,
+            } => {
+                let period = every.as_nanos().max(1);
+                let into = elapsed.as_nanos() % period;
+                if into >= period - length.as_nanos().min(period) {
+                    *burst_rate
+                } else {
+                    *base_rate
+                }
+            }
+        }
+    }
+
+    /// Where the schedule itself ends (the end of the last stage), if it does.
+    pub fn natural_end(&self) -> Option<Duration> {
+        match self {
+            Self::Stages { stages, .. } => Some(stages.iter().map(|s| s.duration).sum()),
+            Self::Constant { .. } | Self::Bursts { .. } => None,
+        }
+    }
+
+    /// The highest rate the schedule ever offers.
+    pub fn peak_rate(&self) -> f64 {
+        match self {
+            Self::Constant { rate } => *rate,
+            Self::Stages { start_rate, stages } => stages
+                .iter()
+                .map(|s| s.target_rate)
+                .fold(*start_rate, f64::max),
+            Self::Bursts {
+                base_rate,
+                burst_rate,
+                ..
+            } => base_rate.max(*burst_rate),
+        }
+    }
+
+    /// Expected number of arrivals in `[0, until)`: the integral of [`Self::rate_at`].
+    pub fn expected_arrivals(&self, until: Duration) -> f64 {
+        match self {
+            Self::Constant { rate } => rate * until.as_secs_f64(),
+            Self::Stages { start_rate, stages } => {
+                let mut from = *start_rate;
+                let mut left = until;
+                let mut total = 0.0;
+                for s in stages {
+                    let part = left.min(s.duration);
+                    let f = part.as_secs_f64() / s.duration.as_secs_f64();
+                    let end_rate = from + (s.target_rate - from) * f;
+                    total += (from + end_rate) / 2.0 * part.as_secs_f64();
+                    left -= part;
+                    from = s.target_rate;
+                    if left.is_zero() {
+                        break;
+                    }
+                }
+                total
+            }
+            Self::Bursts {
+                base_rate,
+                burst_rate,
+                every,
+                length,
+            } => {
+                // Whole periods, then the partial one.
+                let period = every.as_secs_f64();
+                let burst = length.as_secs_f64();
+                let per_period = base_rate * (period - burst) + burst_rate * burst;
+                let t = until.as_secs_f64();
+                let whole = (t / period).floor();
+                let rest = t - whole * period;
+                let base_part = rest.min(period - burst);
+                let burst_part = (rest - base_part).max(0.0);
+                whole * per_period + base_rate * base_part + burst_rate * burst_part
+            }
+        }
+    }
 }
 
 /// Intended start of attempt `k` under an open schedule, or `None` when the schedule never
@@ -75,7 +201,68 @@ pub fn open_start(schedule: &Schedule, k: u64, limit: Option<Duration>) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::Stage;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn stages_ramp_linearly_and_hold() {
+        let s = Schedule::Stages {
+            start_rate: 0.0,
+            stages: vec![
+                Stage {
+                    duration: secs(10),
+                    target_rate: 100.0,
+                },
+                Stage {
+                    duration: secs(10),
+                    target_rate: 100.0,
+                },
+                Stage {
+                    duration: secs(5),
+                    target_rate: 50.0,
+                },
+            ],
+        };
+        assert_eq!(s.rate_at(secs(0)), 0.0);
+        assert_eq!(s.rate_at(secs(5)), 50.0);
+        assert_eq!(s.rate_at(secs(15)), 100.0);
+        assert_eq!(s.rate_at(Duration::from_millis(22_500)), 75.0);
+        assert_eq!(s.rate_at(secs(25)), 0.0);
+        assert_eq!(s.natural_end(), Some(secs(25)));
+        assert_eq!(s.peak_rate(), 100.0);
+        // 10 s ramp 0→100 (500) + 10 s at 100 (1000) + 5 s 100→50 (375).
+        assert_eq!(s.expected_arrivals(secs(25)), 1875.0);
+        assert_eq!(s.expected_arrivals(secs(100)), 1875.0);
+        assert_eq!(s.expected_arrivals(secs(5)), 125.0);
+    }
+
+    #[test]
+    fn bursts_come_at_the_end_of_each_period() {
+        let s = Schedule::Bursts {
+            base_rate: 10.0,
+            burst_rate: 1000.0,
+            every: secs(10),
+            length: secs(2),
+        };
+        assert_eq!(s.rate_at(secs(0)), 10.0);
+        assert_eq!(s.rate_at(Duration::from_millis(7_999)), 10.0);
+        assert_eq!(s.rate_at(secs(8)), 1000.0);
+        assert_eq!(s.rate_at(secs(10)), 10.0);
+        assert_eq!(s.rate_at(secs(19)), 1000.0);
+        assert_eq!(s.natural_end(), None);
+        assert_eq!(s.peak_rate(), 1000.0);
+        assert_eq!(s.expected_arrivals(secs(10)), 80.0 + 2000.0);
+        assert_eq!(s.expected_arrivals(secs(15)), 2080.0 + 50.0);
+    }
+
+    #[test]
+    fn constant_rate() {
+        let s = Schedule::Constant { rate: 250.0 };
+        assert_eq!(s.rate_at(secs(1000)), 250.0);
+        assert_eq!(s.expected_arrivals(secs(4)), 1000.0);
+    }
 
     #[test]
     fn constant_rate_spaces_attempts_evenly() {

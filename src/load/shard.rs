@@ -58,42 +58,13 @@ pub struct RunOverrides {
     pub attempts: Option<u64>,
     /// `--events`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub events: Option<crate::scenario::EventsMode>,
+    pub events: Option<crate::record::EventsMode>,
     /// `--source-address` (may differ between the shards of one run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_addresses: Option<Vec<String>>,
 }
 
 impl RunOverrides {
-    /// The overrides given as `o`.
-    pub fn of(o: &crate::scenario::Overrides) -> Self {
-        Self {
-            target: o.target.clone(),
-            confirm_target: o.confirm_target.clone(),
-            rate: o.rate,
-            duration_s: o.duration.map(|d| d.as_secs_f64()),
-            attempts: o.attempts,
-            events: o.events,
-            source_addresses: o.source_addresses.clone(),
-        }
-    }
-
-    /// As scenario overrides (seed and output directory unset).
-    pub fn to_overrides(&self) -> crate::scenario::Overrides {
-        crate::scenario::Overrides {
-            target: self.target.clone(),
-            confirm_target: self.confirm_target.clone(),
-            rate: self.rate,
-            duration: self
-                .duration_s
-                .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()),
-            attempts: self.attempts,
-            events: self.events,
-            source_addresses: self.source_addresses.clone(),
-            ..crate::scenario::Overrides::default()
-        }
-    }
-
     /// True when `self` and `other` ask for the same run: everything but the source
     /// addresses, which each shard may choose.
     pub fn same_run(&self, other: &Self) -> bool {

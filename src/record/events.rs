@@ -19,6 +19,35 @@ use super::{AttemptRecord, HexCode};
 use crate::catalog::products;
 use crate::wire::base::Version;
 
+/// Which attempts get a row (`events` key, `--events`). At tens of thousands of attempts per
+/// second a row per attempt is ~1 MB/s; the summary, the histograms and the timeline do not
+/// depend on it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventsMode {
+    /// events.csv: one row per attempt.
+    #[default]
+    Full,
+    /// failures.csv, with events.csv's columns: only the attempts that did not activate (not
+    /// activated or failed). No events.csv, which always means every attempt.
+    Failures,
+    /// Neither file.
+    Off,
+}
+
+impl EventsMode {
+    /// The name as written in the scenario file and summary.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Failures => "failures",
+            Self::Off => "off",
+        }
+    }
+}
+
 /// One `events.csv` row, borrowed from an [`AttemptRecord`].
 #[derive(Debug, Clone, Serialize)]
 pub struct EventRow<'a> {

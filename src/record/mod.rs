@@ -55,7 +55,7 @@ mod tally;
 mod threshold;
 mod timeline;
 
-pub use events::{EventRow, EventWriter, ProductName, VersionText};
+pub use events::{EventRow, EventWriter, EventsMode, ProductName, VersionText};
 pub(crate) use hist::merge_sorted;
 pub use hist::{HIGHEST_US, LOWEST_US, SIGFIG};
 pub use hosts::VALUES_MAX as HOST_VALUES_MAX;

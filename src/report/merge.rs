@@ -304,7 +304,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, allow_missing: bool) -> Result<Merged
 
     // The plan the shards ran: their scenario, seed and overrides (the source addresses are
     // each shard's own; the merged plan keeps none).
-    let mut overrides = first.summary.shard.overrides.to_overrides();
+    let mut overrides = scenario::Overrides::from(&first.summary.shard.overrides);
     overrides.source_addresses = None;
     overrides.seed = Some(first.summary.config.seed);
     overrides.out = Some(out.to_owned());
@@ -318,7 +318,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, allow_missing: bool) -> Result<Merged
     .map_err(|e| fail(format!("the shards' scenario no longer validates: {e}")))?;
     plan.load.run_id = Some(first.summary.shard.run_id.clone());
     plan.load.shard = crate::load::Shard::WHOLE;
-    plan.load.overrides = crate::load::shard::RunOverrides::of(&overrides);
+    plan.load.overrides = crate::load::shard::RunOverrides::from(&overrides);
 
     let origin = shards
         .iter()

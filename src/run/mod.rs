@@ -339,8 +339,9 @@ impl Prepared {
             })
         });
         // The outage windows run beside the load, from its time 0, and end with it.
+        let job = plan.job();
         let result = tokio::select! {
-            r = load::run(plan, addr, events, live.clone(), stop, watchdog) => r,
+            r = load::run(&job, addr, events, live.clone(), stop, watchdog) => r,
             () = outages(&hosts, &live) => unreachable!("the outage schedule never ends"),
         };
         let _ = load_done.0.send(true);

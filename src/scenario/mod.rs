@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::catalog::{Product, products};
+use crate::load::shard::RunOverrides;
 
 pub(crate) mod error;
 pub(crate) mod locate;
@@ -71,6 +72,40 @@ pub struct Overrides {
     pub source_addresses: Option<Vec<String>>,
     /// `--events MODE`: replaces `events`.
     pub events: Option<EventsMode>,
+}
+
+impl From<&Overrides> for RunOverrides {
+    /// The overrides as summary.json records them (seed and output directory are recorded
+    /// elsewhere).
+    fn from(o: &Overrides) -> Self {
+        Self {
+            target: o.target.clone(),
+            confirm_target: o.confirm_target.clone(),
+            rate: o.rate,
+            duration_s: o.duration.map(|d| d.as_secs_f64()),
+            attempts: o.attempts,
+            events: o.events,
+            source_addresses: o.source_addresses.clone(),
+        }
+    }
+}
+
+impl From<&RunOverrides> for Overrides {
+    /// The overrides summary.json recorded (seed and output directory unset).
+    fn from(r: &RunOverrides) -> Self {
+        Self {
+            target: r.target.clone(),
+            confirm_target: r.confirm_target.clone(),
+            rate: r.rate,
+            duration: r
+                .duration_s
+                .and_then(|s| Duration::try_from_secs_f64(s).ok()),
+            attempts: r.attempts,
+            events: r.events,
+            source_addresses: r.source_addresses.clone(),
+            ..Self::default()
+        }
+    }
 }
 
 /// Reads and validates a scenario file.
@@ -237,6 +272,7 @@ mod tests {
     const BOUND: &str = "[load]\nduration = \"1s\"\n";
 
     mod hosts;
+    mod shards;
 
     // ---- errors from the parser -------------------------------------------------------
 

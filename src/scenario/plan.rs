@@ -1,9 +1,10 @@
-//! The validated, typed plan of a run: what [`crate::load`] executes. Every value here has
-//! been checked (ranges, units, cross-key rules) and carries no text left to parse, so the
-//! runner only reads it. Built by [`super::parse_str`] / [`super::load_file`].
+//! The validated, typed plan of a run. Every value here has been checked (ranges, units,
+//! cross-key rules) and carries no text left to parse. Built by [`super::parse_str`] /
+//! [`super::load_file`]. The runner's part is [`crate::load`]'s own configuration
+//! ([`Load`], [`Timeouts`], re-exported here); [`Plan::job`] hands it to the runner with the
+//! fleet and the client translated into the simulator's and the client's options.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,9 +12,15 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::catalog::{Application, Product};
+use crate::client::ClientOptions;
 pub use crate::faults::{CutPoint, Direction, FaultKind, FaultRule, Region, StallPhase, Window};
+pub use crate::load::{Bounds, ConnectionPolicy, Load, LoadModel, Schedule, Stage, Timeouts};
+pub use crate::record::EventsMode;
 use crate::record::Phase;
+use crate::sim::{self, FleetSpec, ProductWeight};
 use crate::values::DisplayDuration;
+use crate::wire::Version;
+use crate::wire::session::{ClientRpcConfig, NegotiationMode};
 
 /// Seed used when neither the file nor `--seed` gives one. Fixed, so two runs of the same
 /// file make the same fleet and the same schedule.
@@ -53,31 +60,70 @@ pub struct Plan {
     pub events: EventsMode,
 }
 
-/// Which attempts get a row (`events` key, `--events`). At tens of thousands of attempts per
-/// second a row per attempt is ~1 MB/s; the summary, the histograms and the timeline do not
-/// depend on it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum EventsMode {
-    /// events.csv: one row per attempt.
-    #[default]
-    Full,
-    /// failures.csv, with events.csv's columns: only the attempts that did not activate (not
-    /// activated or failed). No events.csv, which always means every attempt.
-    Failures,
-    /// Neither file.
-    Off,
-}
+impl Plan {
+    /// What the runner runs: this plan's load, deadlines, faults and events, with the fleet
+    /// and the client translated into the simulator's and the client's options.
+    pub fn job(&self) -> crate::load::Job<'_> {
+        crate::load::Job {
+            seed: self.seed,
+            fleet: self.fleet_spec(),
+            client: self.client_options(),
+            load: &self.load,
+            drain: self.timeouts.drain,
+            faults: &self.faults,
+            events: self.events,
+        }
+    }
 
-impl EventsMode {
-    /// The name as written in the scenario file and summary.json.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Full => "full",
-            Self::Failures => "failures",
-            Self::Off => "off",
+    /// The plan's fleet as the simulator's spec.
+    pub fn fleet_spec(&self) -> FleetSpec {
+        let catalog = crate::catalog::products();
+        let products = self
+            .fleet
+            .products
+            .iter()
+            .map(|share| {
+                // Plans hold references into the catalog, so the row is always found.
+                let index = catalog
+                    .iter()
+                    .position(|p| std::ptr::eq(p, share.product))
+                    .unwrap_or(0);
+                let mut w = ProductWeight::new(index, share.weight);
+                if share.protocol != share.product.protocol {
+                    w.protocol = Some(Version::new(share.protocol));
+                }
+                w
+            })
+            .collect();
+        let mut spec = FleetSpec::new(self.fleet.size, products);
+        spec.vm_fraction = self.fleet.vm_fraction;
+        spec.skew = self.fleet.skew.clone();
+        spec.reuse = match self.fleet.reuse {
+            ClientReuse::Renew => sim::Reuse::Renewals,
+            ClientReuse::New => sim::Reuse::NewClients,
+        };
+        if let Some(n) = self.fleet.cmid_pool {
+            spec.cmid = sim::CmidSource::Pool(n);
+        }
+        spec
+    }
+
+    /// The client options the plan asks for.
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            rpc: ClientRpcConfig {
+                mode: match self.client.ndr {
+                    NdrMode::Windows => NegotiationMode::Windows,
+                    NdrMode::Ndr32Only => NegotiationMode::Ndr32Only,
+                    NdrMode::Ndr64Preferred => NegotiationMode::Ndr64Preferred,
+                },
+                btfn: self.client.btfn,
+                ..ClientRpcConfig::default()
+            },
+            connect_timeout: self.timeouts.connect,
+            bind_timeout: self.timeouts.bind,
+            request_timeout: self.timeouts.request,
+            keep_alive: matches!(self.load.connection, ConnectionPolicy::KeepAlive { .. }),
         }
     }
 }
@@ -224,7 +270,7 @@ pub struct FleetPlan {
     /// Fraction of clients that say they are virtual machines, 0 to 1.
     pub vm_fraction: f64,
     /// Each client's clock offset in seconds, drawn from (seed, index) (`[fleet.skew]`).
-    pub skew: crate::sim::SkewDist,
+    pub skew: sim::SkewDist,
     /// Whether attempts come back to the same clients.
     pub reuse: ClientReuse,
     /// With `Some(n)`, CMIDs come from a fixed pool of `n` that does not depend on the seed
@@ -277,229 +323,6 @@ pub enum NdrMode {
     Ndr32Only,
     /// Every request NDR64 when the host accepts it.
     Ndr64Preferred,
-}
-
-/// Arrivals, bounds and connections (`[load]`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Load {
-    /// Open (arrivals on a schedule) or closed (clients in a loop).
-    pub model: LoadModel,
-    /// When the run stops.
-    pub bounds: Bounds,
-    /// New connection per activation, or kept alive.
-    pub connection: ConnectionPolicy,
-    /// Local addresses to bind outgoing connections to, used in turn; empty: the system's
-    /// choice. Spreads tens of thousands of connections over several ephemeral port ranges.
-    pub source_addresses: Vec<IpAddr>,
-    /// At most this many attempts in progress at once (open model; for the closed model it
-    /// equals `clients`). An arrival that finds the cap reached is recorded as not started,
-    /// with its intended start time, so the overload stays visible.
-    pub max_in_flight: u32,
-    /// Which part of the run this process makes (`--shard`; not a scenario key): the
-    /// whole run unless sharded.
-    pub shard: crate::load::Shard,
-    /// Wall-clock time to start at (`--start-at`; not a scenario key), so the shards of a
-    /// run start together; `None`: at once.
-    pub start_at: Option<std::time::SystemTime>,
-    /// Name of the run, shared by its shards (`--run-id`, or derived; not a scenario key).
-    pub run_id: Option<String>,
-    /// The command-line overrides this plan was made with (not a scenario key): written to
-    /// summary.json so `kmsload merge` rebuilds the plan the shards ran.
-    pub overrides: crate::load::shard::RunOverrides,
-}
-
-/// The load model.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LoadModel {
-    /// Arrivals at scheduled times regardless of how the host keeps up; latency counts from
-    /// each attempt's intended start, so a host that queues cannot hide it (coordinated
-    /// omission).
-    Open(Schedule),
-    /// `clients` loops, each starting its next attempt `think_time` after the previous one
-    /// ended.
-    Closed {
-        /// Number of concurrent loops.
-        clients: u32,
-        /// Pause between an attempt's end and the loop's next attempt.
-        think_time: Duration,
-    },
-}
-
-/// Arrival rate over time for the open model (rates in attempts per second).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Schedule {
-    /// A constant rate.
-    Constant {
-        /// Attempts per second (> 0).
-        rate: f64,
-    },
-    /// Stages run in order; within each, the rate moves linearly from the previous stage's
-    /// target (or `start_rate`) to this stage's target. A stage whose target equals the
-    /// previous one holds the rate. The run ends with the last stage at the latest.
-    Stages {
-        /// Rate at time 0.
-        start_rate: f64,
-        /// At least one; every duration > 0.
-        stages: Vec<Stage>,
-    },
-    /// Each period of `every` runs at `base_rate` for `every - length`, then at
-    /// `burst_rate` for `length`.
-    Bursts {
-        /// Rate between bursts (may be 0).
-        base_rate: f64,
-        /// Rate during a burst (> 0).
-        burst_rate: f64,
-        /// Period, > `length`.
-        every: Duration,
-        /// Burst length, > 0.
-        length: Duration,
-    },
-}
-
-/// One stage of a staged schedule.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stage {
-    /// How long the stage lasts (> 0).
-    pub duration: Duration,
-    /// Rate reached at the end of the stage.
-    pub target_rate: f64,
-}
-
-impl Schedule {
-    /// The offered rate (attempts per second) at `elapsed` since the start of the run.
-    /// After the last stage of a staged schedule: 0.
-    pub fn rate_at(&self, elapsed: Duration) -> f64 {
-        match self {
-            Self::Constant { rate } => *rate,
-            Self::Stages { start_rate, stages } => {
-                let mut from = *start_rate;
-                let mut t = elapsed;
-                for s in stages {
-                    if t < s.duration {
-                        let f = t.as_secs_f64() / s.duration.as_secs_f64();
-                        return from + (s.target_rate - from) * f;
-                    }
-                    t -= s.duration;
-                    from = s.target_rate;
-                }
-                0.0
-            }
-            Self::Bursts {
-                base_rate,
-                burst_rate,
-                every,
-                length,
-            } => {
-                let period = every.as_nanos().max(1);
-                let into = elapsed.as_nanos() % period;
-                if into >= period - length.as_nanos().min(period) {
-                    *burst_rate
-                } else {
-                    *base_rate
-                }
-            }
-        }
-    }
-
-    /// Where the schedule itself ends (the end of the last stage), if it does.
-    pub fn natural_end(&self) -> Option<Duration> {
-        match self {
-            Self::Stages { stages, .. } => Some(stages.iter().map(|s| s.duration).sum()),
-            Self::Constant { .. } | Self::Bursts { .. } => None,
-        }
-    }
-
-    /// The highest rate the schedule ever offers.
-    pub fn peak_rate(&self) -> f64 {
-        match self {
-            Self::Constant { rate } => *rate,
-            Self::Stages { start_rate, stages } => stages
-                .iter()
-                .map(|s| s.target_rate)
-                .fold(*start_rate, f64::max),
-            Self::Bursts {
-                base_rate,
-                burst_rate,
-                ..
-            } => base_rate.max(*burst_rate),
-        }
-    }
-
-    /// Expected number of arrivals in `[0, until)`: the integral of [`Self::rate_at`].
-    pub fn expected_arrivals(&self, until: Duration) -> f64 {
-        match self {
-            Self::Constant { rate } => rate * until.as_secs_f64(),
-            Self::Stages { start_rate, stages } => {
-                let mut from = *start_rate;
-                let mut left = until;
-                let mut total = 0.0;
-                for s in stages {
-                    let part = left.min(s.duration);
-                    let f = part.as_secs_f64() / s.duration.as_secs_f64();
-                    let end_rate = from + (s.target_rate - from) * f;
-                    total += (from + end_rate) / 2.0 * part.as_secs_f64();
-                    left -= part;
-                    from = s.target_rate;
-                    if left.is_zero() {
-                        break;
-                    }
-                }
-                total
-            }
-            Self::Bursts {
-                base_rate,
-                burst_rate,
-                every,
-                length,
-            } => {
-                // Whole periods, then the partial one.
-                let period = every.as_secs_f64();
-                let burst = length.as_secs_f64();
-                let per_period = base_rate * (period - burst) + burst_rate * burst;
-                let t = until.as_secs_f64();
-                let whole = (t / period).floor();
-                let rest = t - whole * period;
-                let base_part = rest.min(period - burst);
-                let burst_part = (rest - base_part).max(0.0);
-                whole * per_period + base_rate * base_part + burst_rate * burst_part
-            }
-        }
-    }
-}
-
-/// When the run stops: at whichever bound comes first. At least one is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bounds {
-    /// Stop starting attempts after this long (for stages: at most the stages' total).
-    pub max_duration: Option<Duration>,
-    /// Stop after starting this many attempts.
-    pub max_attempts: Option<u64>,
-}
-
-/// Connections per activation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectionPolicy {
-    /// Connect, bind, one request, close: what real clients do.
-    NewPerActivation,
-    /// Keep connections open and send further requests on them (bind once).
-    KeepAlive {
-        /// Close and reconnect after this many requests (`None`: never by count).
-        requests_per_connection: Option<u32>,
-    },
-}
-
-/// Deadlines (`[timeouts]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// TCP connect.
-    pub connect: Duration,
-    /// Bind sent → bind_ack (and alter_context) received.
-    pub bind: Duration,
-    /// Request sent → response received.
-    pub request: Duration,
-    /// After Ctrl-C or the end of the run, how long attempts in flight may finish before
-    /// they are recorded as cancelled.
-    pub drain: Duration,
 }
 
 /// When the gates may end a run early (`[gates] abort`, `abort_grace`).
@@ -616,64 +439,6 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
-    }
-
-    #[test]
-    fn stages_ramp_linearly_and_hold() {
-        let s = Schedule::Stages {
-            start_rate: 0.0,
-            stages: vec![
-                Stage {
-                    duration: secs(10),
-                    target_rate: 100.0,
-                },
-                Stage {
-                    duration: secs(10),
-                    target_rate: 100.0,
-                },
-                Stage {
-                    duration: secs(5),
-                    target_rate: 50.0,
-                },
-            ],
-        };
-        assert_eq!(s.rate_at(secs(0)), 0.0);
-        assert_eq!(s.rate_at(secs(5)), 50.0);
-        assert_eq!(s.rate_at(secs(15)), 100.0);
-        assert_eq!(s.rate_at(Duration::from_millis(22_500)), 75.0);
-        assert_eq!(s.rate_at(secs(25)), 0.0);
-        assert_eq!(s.natural_end(), Some(secs(25)));
-        assert_eq!(s.peak_rate(), 100.0);
-        // 10 s ramp 0→100 (500) + 10 s at 100 (1000) + 5 s 100→50 (375).
-        assert_eq!(s.expected_arrivals(secs(25)), 1875.0);
-        assert_eq!(s.expected_arrivals(secs(100)), 1875.0);
-        assert_eq!(s.expected_arrivals(secs(5)), 125.0);
-    }
-
-    #[test]
-    fn bursts_come_at_the_end_of_each_period() {
-        let s = Schedule::Bursts {
-            base_rate: 10.0,
-            burst_rate: 1000.0,
-            every: secs(10),
-            length: secs(2),
-        };
-        assert_eq!(s.rate_at(secs(0)), 10.0);
-        assert_eq!(s.rate_at(Duration::from_millis(7_999)), 10.0);
-        assert_eq!(s.rate_at(secs(8)), 1000.0);
-        assert_eq!(s.rate_at(secs(10)), 10.0);
-        assert_eq!(s.rate_at(secs(19)), 1000.0);
-        assert_eq!(s.natural_end(), None);
-        assert_eq!(s.peak_rate(), 1000.0);
-        assert_eq!(s.expected_arrivals(secs(10)), 80.0 + 2000.0);
-        assert_eq!(s.expected_arrivals(secs(15)), 2080.0 + 50.0);
-    }
-
-    #[test]
-    fn constant_rate() {
-        let s = Schedule::Constant { rate: 250.0 };
-        assert_eq!(s.rate_at(secs(1000)), 250.0);
-        assert_eq!(s.expected_arrivals(secs(4)), 1000.0);
     }
 
     #[test]

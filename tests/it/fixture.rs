@@ -26,7 +26,7 @@ use kmsload::catalog::Application;
 use kmsload::catalog::hresult::code;
 use kmsload::catalog::lookup;
 use kmsload::client::Outcome;
-use kmsload::load::{fleet_spec, open_start};
+use kmsload::load::open_start;
 use kmsload::record::{AttemptRecord, EventWriter, GeneratorStats, Latencies, Recorder, RunResult};
 use kmsload::report::{TargetInfo, evaluate, write_results};
 use kmsload::scenario::{self, LoadModel, Overrides};
@@ -114,7 +114,7 @@ pub(crate) fn write_ramp(dir: &Path) -> io::Result<PathBuf> {
     )
     .map_err(|e| io::Error::other(e.to_string()))?;
     let fleet =
-        Fleet::new(plan.seed, fleet_spec(&plan)).map_err(|e| io::Error::other(e.to_string()))?;
+        Fleet::new(plan.seed, plan.fleet_spec()).map_err(|e| io::Error::other(e.to_string()))?;
     let LoadModel::Open(schedule) = &plan.load.model else {
         return Err(io::Error::other("the fixture scenario is an open model"));
     };
