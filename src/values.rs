@@ -829,7 +829,7 @@ mod tests {
     fn parsers_plug_into_clap() {
         use clap::Parser;
         #[derive(Debug, Parser)]
-        struct Opts {
+        struct DurationOpts {
             #[arg(long, value_parser = parse_duration)]
             timeout: Duration,
             #[arg(long, value_parser = parse_skew, allow_hyphen_values = true)]
@@ -841,7 +841,7 @@ mod tests {
             #[arg(long, value_parser = parse_on_off, action = clap::ArgAction::Set)]
             multiplex: bool,
         }
-        let o = Opts::try_parse_from([
+        let o = DurationOpts::try_parse_from([
             "x",
             "--timeout",
             "250ms",
@@ -859,7 +859,7 @@ mod tests {
             (ms(250), -18_000, 10_000, false)
         );
         assert_eq!(o.target.port, 1688);
-        let e = Opts::try_parse_from([
+        let e = DurationOpts::try_parse_from([
             "x",
             "--timeout",
             "5x",
@@ -883,17 +883,17 @@ mod tests {
 
         use crate::catalog::{Product, lookup};
         #[derive(Debug, Parser)]
-        struct Opts {
+        struct ProductOpts {
             #[arg(long, value_parser = lookup::find)]
             product: &'static Product,
         }
-        let o = Opts::try_parse_from(["x", "--product", "Windows 11 Pro"]).unwrap();
+        let o = ProductOpts::try_parse_from(["x", "--product", "Windows 11 Pro"]).unwrap();
         assert_eq!(
             o.product.gvlk.as_deref(),
             Some("W269N-WFGWX-YVC9B-4J6C9-T83GX")
         );
-        let e =
-            Opts::try_parse_from(["x", "--product", "Windows Sever 2022 Datacenter"]).unwrap_err();
+        let e = ProductOpts::try_parse_from(["x", "--product", "Windows Sever 2022 Datacenter"])
+            .unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
         assert!(
             e.to_string()

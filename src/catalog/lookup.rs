@@ -201,7 +201,7 @@ pub fn by_name(input: &str) -> Result<&'static Product, LookupError> {
     {
         return Ok(p);
     }
-    let scored: Vec<(&Entry, Fit)> = index()
+    let scored: Vec<(&NameEntry, Fit)> = index()
         .iter()
         .map(|e| (e, fit(&query, &e.tokens)))
         .collect();
@@ -439,13 +439,13 @@ fn gvlk_key(s: &str) -> Option<String> {
 }
 
 /// One name of one product, tokenised once.
-struct Entry {
+struct NameEntry {
     product: &'static Product,
     tokens: Vec<Token>,
 }
 
-fn index() -> &'static [Entry] {
-    static INDEX: OnceLock<Vec<Entry>> = OnceLock::new();
+fn index() -> &'static [NameEntry] {
+    static INDEX: OnceLock<Vec<NameEntry>> = OnceLock::new();
     INDEX.get_or_init(|| {
         let names = products().iter().map(|p| (p, p.name.as_str()));
         let aliases = ALIASES
@@ -453,7 +453,7 @@ fn index() -> &'static [Entry] {
             .filter_map(|(name, sku)| Some((by_sku_id(*sku)?, *name)));
         names
             .chain(aliases)
-            .map(|(product, name)| Entry {
+            .map(|(product, name)| NameEntry {
                 product,
                 tokens: tokens(name),
             })

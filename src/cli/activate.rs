@@ -36,7 +36,7 @@ use crate::wire::{FileTime, RequestBase, Version};
 #[command(
     after_help = "Examples:\n  kmsload activate                                  # 127.0.0.1:1688, Windows 10/11 Enterprise\n  kmsload activate kms.lab:1688 --product \"Windows Server 2022 Datacenter\"\n  kmsload activate 127.0.0.1 --product \"Office LTSC 2021 Professional Plus\" -n 10 --json\n  kmsload activate 127.0.0.1 --skew -5h            # expect 0xC004F06C from a host that checks time\n  kmsload activate --discover corp.example         # find the host via _vlmcs._tcp.corp.example\n  kmsload activate --discover kms.test --dns-server 127.0.0.1:5353 -n 5"
 )]
-pub struct Args {
+pub struct ActivateArgs {
     // Help in `help` rather than a doc comment: rustdoc would read `[:PORT]` as a link.
     #[arg(help = "KMS host, HOST[:PORT] (port 1688 by default)")]
     #[arg(value_name = "HOST[:PORT]", default_value = "127.0.0.1:1688", value_parser = values::parse_target, conflicts_with = "discover")]
@@ -153,7 +153,7 @@ pub struct Args {
 /// # Errors
 /// [`CliError::Usage`] when the workstation name is too long; failures of the host are
 /// reported per attempt and give exit 1.
-pub fn run(args: Args) -> Result<Status, CliError> {
+pub fn run(args: ActivateArgs) -> Result<Status, CliError> {
     if args.workstation.encode_utf16().count() > crate::wire::base::MACHINE_NAME_MAX_UNITS {
         return Err(CliError::Usage(format!(
             "--workstation is {} characters long; a KMS MachineName holds at most 63",
@@ -168,7 +168,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     runtime.block_on(activate(args, faults))
 }
 
-async fn activate(args: Args, faults: FaultPlan) -> Result<Status, CliError> {
+async fn activate(args: ActivateArgs, faults: FaultPlan) -> Result<Status, CliError> {
     let options = ClientOptions {
         rpc: ClientRpcConfig {
             mode: if args.ndr64 {
@@ -266,7 +266,7 @@ async fn activate(args: Args, faults: FaultPlan) -> Result<Status, CliError> {
     })
 }
 
-fn request_base(args: &Args, protocol: u16) -> RequestBase {
+fn request_base(args: &ActivateArgs, protocol: u16) -> RequestBase {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -287,12 +287,12 @@ fn request_base(args: &Args, protocol: u16) -> RequestBase {
     }
 }
 
-fn print_header(out: &mut impl Write, args: &Args, protocol: u16) {
+fn print_header(out: &mut impl Write, args: &ActivateArgs, protocol: u16) {
     let _ = writeln!(out, "KMS host:            {}", args.target);
     print_product(out, args, protocol);
 }
 
-fn print_product(out: &mut impl Write, args: &Args, protocol: u16) {
+fn print_product(out: &mut impl Write, args: &ActivateArgs, protocol: u16) {
     let p = args.product;
     let _ = writeln!(out, "Product:             {} ({})", p.name, p.family);
     let _ = writeln!(out, "SKU ID:              {}", p.sku_id);
@@ -440,7 +440,7 @@ fn micros(d: Duration) -> u64 {
 
 fn report(
     out: &mut impl Write,
-    args: &Args,
+    args: &ActivateArgs,
     n: u64,
     base: Option<&RequestBase>,
     shown: &Shown<'_>,
@@ -532,7 +532,7 @@ fn report(
 #[allow(clippy::too_many_arguments)]
 fn print_human(
     out: &mut impl Write,
-    args: &Args,
+    args: &ActivateArgs,
     n: u64,
     base: Option<&RequestBase>,
     shown: &Shown<'_>,
@@ -674,7 +674,7 @@ fn print_discovery(out: &mut impl Write, d: &Discovered) {
 /// `activate --discover DOMAIN`: every attempt goes through discovery, the client keeping
 /// its cached host and its SRV answer between attempts as a Windows client does.
 async fn activate_discovered(
-    args: &Args,
+    args: &ActivateArgs,
     domain: &str,
     faults: FaultPlan,
     options: ClientOptions,
@@ -746,7 +746,12 @@ async fn activate_discovered(
     })
 }
 
-fn print_discovery_header(out: &mut impl Write, args: &Args, discovery: &Discovery, protocol: u16) {
+fn print_discovery_header(
+    out: &mut impl Write,
+    args: &ActivateArgs,
+    discovery: &Discovery,
+    protocol: u16,
+) {
     let c = discovery.config();
     let server = c
         .dns_server

@@ -75,7 +75,7 @@ impl ToleranceArgs {
 #[command(
     after_help = "Examples:\n  kmsload compare results/smoke-good results/smoke-20261122T012621Z\n  kmsload compare base/summary.json cur/summary.json --format markdown > comment.md\n  kmsload compare base cur --p99-tolerance 20% --error-rate-tolerance 1 --rate-tolerance 10%\n\nExit status: 0 no regression, 1 a regression, 2 an input cannot be read."
 )]
-pub struct Args {
+pub struct CompareArgs {
     /// The last good run: a results directory or its summary.json.
     pub baseline: PathBuf,
     /// The run to judge: a results directory or its summary.json.
@@ -93,7 +93,7 @@ pub struct Args {
 /// # Errors
 /// [`CliError::Usage`] when an input cannot be read; [`CliError::Runtime`] when stdout
 /// cannot be written.
-pub fn run(args: Args) -> Result<Status, CliError> {
+pub fn run(args: CompareArgs) -> Result<Status, CliError> {
     let baseline = load(&args.baseline, "baseline")?;
     let current = load(&args.current, "current run")?;
     let c = judge(

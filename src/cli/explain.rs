@@ -32,7 +32,7 @@ const LABEL: usize = 17;
 
 /// Options of `kmsload explain`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct ExplainArgs {
     /// The code: 0xC004F038, C004F038, the signed decimal slmgr prints (-1073418184), or a
     /// name such as SL_E_VL_NOT_ENOUGH_COUNT.
     #[arg(
@@ -55,10 +55,10 @@ pub struct Args {
 /// # Errors
 /// [`CliError::Usage`] when CODE cannot be read or is not a known code;
 /// [`CliError::Runtime`] when stdout cannot be written.
-pub fn run(args: Args) -> Result<Status, CliError> {
+pub fn run(args: ExplainArgs) -> Result<Status, CliError> {
     if args.list {
         let out = if args.json {
-            to_json(&hresults().iter().map(Entry::new).collect::<Vec<_>>())?
+            to_json(&hresults().iter().map(CodeJson::new).collect::<Vec<_>>())?
         } else {
             list_table()
         };
@@ -67,7 +67,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     let input = args.code.unwrap_or_default();
     let h = resolve(&input)?;
     let out = if args.json {
-        to_json(&Entry::new(h))?
+        to_json(&CodeJson::new(h))?
     } else {
         describe(h)
     };
@@ -165,7 +165,7 @@ fn describe(h: &Hresult) -> String {
 
 /// One code as JSON: every CSV field plus the decoded relations, in this order.
 #[derive(Debug, Serialize)]
-struct Entry<'a> {
+struct CodeJson<'a> {
     code: String,
     value: u32,
     signed: i32,
@@ -190,7 +190,7 @@ struct Link<'a> {
     name: &'a str,
 }
 
-impl<'a> Entry<'a> {
+impl<'a> CodeJson<'a> {
     fn new(h: &'a Hresult) -> Self {
         let link = |r: Option<&'static Hresult>| {
             r.map(|r| Link {
@@ -279,7 +279,7 @@ mod tests {
     use crate::catalog::hresult::code;
     use crate::cli::{Cli, Command};
 
-    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+    fn parse(args: &[&str]) -> Result<ExplainArgs, clap::Error> {
         let argv = ["kmsload", "explain"].iter().chain(args).copied();
         match Cli::try_parse_from(argv)?.command {
             Command::Explain(a) => Ok(a),
@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn json_has_the_relations() {
-        let json = |c| serde_json::to_value(Entry::new(hresult(c).unwrap())).unwrap();
+        let json = |c| serde_json::to_value(CodeJson::new(hresult(c).unwrap())).unwrap();
         let v = json(code::NCA_S_PROTO_ERROR);
         assert_eq!(v["code"], "0x1C01000B");
         assert_eq!(v["origin"], "rpc fault status");

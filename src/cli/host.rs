@@ -33,7 +33,7 @@ use crate::wire::session::HostRpcConfig;
 #[command(
     after_help = "Examples:\n  kmsload host                                     # 127.0.0.1:1688, every product, Windows-like RPC\n  kmsload host --listen 127.0.0.1:0                # any free port (printed at start)\n  kmsload host --host-key \"Office 2019\" --no-time-check\n  kmsload host --charged --state host.json         # activates at once, keeps counts across restarts\n  kmsload host --no-ndr64 --close-after-response   # behave like py-kms"
 )]
-pub struct Args {
+pub struct HostArgs {
     // Help in `help` rather than a doc comment: rustdoc would read `[:PORT]` as a link.
     #[arg(
         help = "Address to listen on, ADDR[:PORT] (port 1688; port 0 picks a free one). \
@@ -147,7 +147,7 @@ pub struct Args {
 /// # Errors
 /// [`CliError::Usage`] for an invalid configuration or state file, [`CliError::Runtime`]
 /// when the host cannot listen or its state cannot be saved at exit.
-pub fn run(args: Args) -> Result<Status, CliError> {
+pub fn run(args: HostArgs) -> Result<Status, CliError> {
     let options = options(&args)?;
     // Before anything starts: a path that cannot hold the state is the user's to fix (exit
     // 2), not a surprise at the first save.
@@ -166,7 +166,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
 ///
 /// # Errors
 /// [`CliError::Usage`] naming the flag that is wrong.
-pub fn options(args: &Args) -> Result<ServerOptions, CliError> {
+pub fn options(args: &HostArgs) -> Result<ServerOptions, CliError> {
     let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     let host = HostConfig {
         host_key: args.host_key,
@@ -210,7 +210,7 @@ pub fn options(args: &Args) -> Result<ServerOptions, CliError> {
 /// Serves until stopped; `removed` are the stale temporary files [`state::prepare`] removed,
 /// reported after the first line (which names the address).
 async fn serve(
-    args: Args,
+    args: HostArgs,
     options: ServerOptions,
     removed: Vec<String>,
 ) -> Result<Status, CliError> {
@@ -269,7 +269,7 @@ fn start_error(e: ServerError) -> CliError {
 }
 
 /// The start-up lines on stderr; the first names the address (tests and scripts read it).
-fn announce(args: &Args, options: &ServerOptions, handle: &HostHandle) {
+fn announce(args: &HostArgs, options: &ServerOptions, handle: &HostHandle) {
     let addr = handle.addr();
     let on_off = |b: bool| if b { "on" } else { "off" };
     let mut err = std::io::stderr().lock();
@@ -398,7 +398,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
 
-    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+    fn parse(args: &[&str]) -> Result<HostArgs, clap::Error> {
         let mut argv = vec!["kmsload", "host"];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv)?.command {

@@ -17,7 +17,7 @@ use crate::report::merge;
 #[command(
     after_help = "Examples:\n  kmsload merge results/run-7/shard-* --out results/run-7/merged\n  kmsload merge a b c --out merged --allow-missing --junit gates.xml"
 )]
-pub struct Args {
+pub struct MergeArgs {
     /// The shards' results directories (each written by `kmsload run --shard I/N`).
     #[arg(required = true, value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
@@ -57,7 +57,7 @@ fn usage(message: String) -> CliError {
 /// # Errors
 /// [`CliError::Usage`] when the directories are not the shards of one run (nothing is
 /// written); [`CliError::Runtime`] when the merged result cannot be written.
-pub fn run(args: Args) -> Result<Status, CliError> {
+pub fn run(args: MergeArgs) -> Result<Status, CliError> {
     let merged = merge::merge(&args.dirs, &args.out, args.allow_missing)
         .map_err(|e| usage(e.to_string()))?;
     fs::create_dir_all(&args.out)

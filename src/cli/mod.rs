@@ -34,25 +34,25 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Activate one client against a KMS host, like `slmgr /ato` or vlmcs.
-    Activate(Box<activate::Args>),
+    Activate(Box<activate::ActivateArgs>),
     /// Run a load-test scenario (with no target: against the built-in host).
-    Run(run::Args),
+    Run(run::RunArgs),
     /// Run the reference KMS host (loopback by default).
-    Host(host::Args),
+    Host(host::HostArgs),
     /// List the product catalog.
-    Products(products::Args),
+    Products(products::ProductsArgs),
     /// Explain an activation error code.
-    Explain(explain::Args),
+    Explain(explain::ExplainArgs),
     /// Write the self-contained HTML report of a results directory.
-    Report(report::Args),
+    Report(report::ReportArgs),
     /// Compare a run with a baseline run; exit 1 on a regression.
-    Compare(compare::Args),
+    Compare(compare::CompareArgs),
     /// Merge the shards of a run (kmsload run --shard I/N) into one result and verdict.
-    Merge(merge::Args),
+    Merge(merge::MergeArgs),
     /// Check a KMS host before a rollout: one PASS/WARN/FAIL/SKIP line per check.
-    Validate(Box<validate::Args>),
+    Validate(Box<validate::ValidateArgs>),
     /// Simulate a fleet's life in virtual time on the host model (renewals, outages, peaks).
-    Simulate(simulate::Args),
+    Simulate(simulate::SimulateArgs),
 }
 
 /// How a command ended, when it ran.

@@ -76,9 +76,9 @@ mod tests {
     use super::*;
 
     /// A writer whose reader has gone.
-    struct Closed(usize);
+    struct ClosedPipe(usize);
 
-    impl Write for Closed {
+    impl Write for ClosedPipe {
         fn write(&mut self, _: &[u8]) -> io::Result<usize> {
             self.0 += 1;
             Err(io::Error::from(io::ErrorKind::BrokenPipe))
@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn a_closed_pipe_stops_printing_without_panicking() {
         let closed = AtomicBool::new(false);
-        let mut w = Closed(0);
+        let mut w = ClosedPipe(0);
         write_line(&mut w, &closed, "first");
         assert!(closed.load(Ordering::Relaxed));
         write_line(&mut w, &closed, "second");

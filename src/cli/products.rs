@@ -23,7 +23,7 @@ use super::{CliError, Status};
 
 /// Options of `kmsload products`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct ProductsArgs {
     /// Show only products matching TEXT: words of the name in any order ("windows 11 pro",
     /// "server 2022", "office 2019"), a GVLK or a SKU ID.
     /// Several words are joined with spaces, so quoting is optional.
@@ -67,7 +67,7 @@ impl From<FamilyArg> for Family {
 ///
 /// # Errors
 /// [`CliError::Runtime`] when stdout cannot be written (other than a closed pipe).
-pub fn run(args: Args) -> Result<Status, CliError> {
+pub fn run(args: ProductsArgs) -> Result<Status, CliError> {
     let joined = args.query.join(" ");
     let text = if args.query.is_empty() {
         args.search.as_deref()
@@ -218,7 +218,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
 
-    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+    fn parse(args: &[&str]) -> Result<ProductsArgs, clap::Error> {
         let argv = ["kmsload", "products"].iter().chain(args).copied();
         match Cli::try_parse_from(argv)?.command {
             Command::Products(a) => Ok(a),

@@ -40,7 +40,7 @@ pub const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
 /// What ends the run.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bounds {
+pub struct RunEnd {
     /// `[load] duration`.
     pub duration: Option<Duration>,
     /// `[load] attempts`.
@@ -74,7 +74,7 @@ pub struct Figures {
 
 /// How far along the run is: a fraction from 0 to 1 and the time left, from whichever bound
 /// is further along; `None` without bounds.
-pub fn done(b: Bounds, f: &Figures) -> Option<(f64, Option<Duration>)> {
+pub fn done(b: RunEnd, f: &Figures) -> Option<(f64, Option<Duration>)> {
     let by_time = b.duration.map(|d| {
         let frac = f.elapsed.as_secs_f64() / d.as_secs_f64().max(1e-9);
         (frac, Some(d.saturating_sub(f.elapsed)))
@@ -111,7 +111,7 @@ fn span(d: Duration) -> String {
 }
 
 /// The first line after the bar: where the run is against its bound, and the ETA.
-pub fn position(b: Bounds, f: &Figures) -> String {
+pub fn position(b: RunEnd, f: &Figures) -> String {
     let mut s = match (b.duration, b.attempts) {
         (Some(d), _) => format!("{} of {}", span(f.elapsed), span(d)),
         (None, Some(_)) => span(f.elapsed),
@@ -156,7 +156,7 @@ pub fn figures(f: &Figures, width: usize) -> String {
 }
 
 /// The one line printed when stderr is not a terminal.
-pub fn plain(b: Bounds, f: &Figures) -> String {
+pub fn plain(b: RunEnd, f: &Figures) -> String {
     format!("progress {}: {}", position(b, f), figures(f, usize::MAX))
         .replace("  ", ", ")
         .replace(" · ", ", ")
@@ -177,7 +177,7 @@ fn truncate(s: String, width: usize) -> String {
 }
 
 /// The two terminal lines (bar and position; figures), each at most [`WIDTH`] columns.
-pub fn terminal(b: Bounds, f: &Figures) -> (String, String) {
+pub fn terminal(b: RunEnd, f: &Figures) -> (String, String) {
     let line1 = match done(b, f) {
         Some((frac, _)) => {
             let full = (frac * BAR as f64).round() as usize;
@@ -197,7 +197,7 @@ pub fn terminal(b: Bounds, f: &Figures) -> (String, String) {
 /// [`PLAIN_FIRST`] and then every [`PLAIN_EVERY`] otherwise.
 pub async fn show(live: Arc<Live>, plan: Plan, mut done: tokio::sync::watch::Receiver<bool>) {
     let start = Instant::now();
-    let bounds = Bounds {
+    let bounds = RunEnd {
         duration: plan.load.bounds.max_duration,
         attempts: plan.load.bounds.max_attempts,
     };
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn a_duration_bound_fills_the_bar_with_a_real_eta() {
-        let b = Bounds {
+        let b = RunEnd {
             duration: Some(Duration::from_secs(60)),
             attempts: None,
         };
@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn the_bound_further_along_decides() {
         // 60 s or 10 000 attempts: at 12 s, 5990 attempts is further along (60 %).
-        let b = Bounds {
+        let b = RunEnd {
             duration: Some(Duration::from_secs(60)),
             attempts: Some(10_000),
         };
@@ -322,7 +322,7 @@ mod tests {
         // 4010 left at 498.4/s.
         assert_eq!(eta.unwrap().as_secs(), 8);
         assert!(position(b, &busy()).contains("5990 of 10000 attempts  60 %  ETA 8.0 s"));
-        let none = Bounds {
+        let none = RunEnd {
             duration: None,
             attempts: None,
         };
@@ -345,7 +345,7 @@ mod tests {
         f.codes = (0..40)
             .map(|i| (0xC004_F000 + i, u64::MAX - u64::from(i)))
             .collect();
-        let b = Bounds {
+        let b = RunEnd {
             duration: Some(Duration::from_secs(500_000)),
             attempts: Some(u64::MAX),
         };
@@ -361,7 +361,7 @@ mod tests {
 
     #[test]
     fn the_plain_line_labels_every_figure() {
-        let b = Bounds {
+        let b = RunEnd {
             duration: Some(Duration::from_secs(60)),
             attempts: None,
         };

@@ -27,7 +27,7 @@ use crate::report::{analysis, html, read};
 #[command(
     after_help = "Examples:\n  kmsload report results/smoke-20261122T012621Z\n  kmsload report results/ramp -o /tmp/ramp.html\n\nThe page needs nothing but a browser: no network, no scripts."
 )]
-pub struct Args {
+pub struct ReportArgs {
     /// A results directory written by `kmsload run` (summary.json, events.csv, ...).
     #[arg(value_name = "RESULTS_DIR")]
     pub dir: PathBuf,
@@ -41,7 +41,7 @@ pub struct Args {
 /// # Errors
 /// [`CliError::Usage`] when the directory cannot be read; [`CliError::Runtime`] when the
 /// page cannot be written.
-pub fn run(args: Args) -> Result<Status, CliError> {
+pub fn run(args: ReportArgs) -> Result<Status, CliError> {
     let summary = args.dir.join("summary.json");
     if args.dir.is_dir() && !summary.exists() && args.dir.join("events.csv").is_file() {
         return rebuild(&args);
@@ -68,7 +68,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
 
 /// summary.json is missing: rebuilds the results from events.csv, then writes the page
 /// where asked.
-fn rebuild(args: &Args) -> Result<Status, CliError> {
+fn rebuild(args: &ReportArgs) -> Result<Status, CliError> {
     crate::errln!(
         "kmsload report: {} has no summary.json (the run was killed before writing its \
          results): rebuilding them from events.csv; they are marked incomplete",
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn a_missing_directory_is_a_usage_error() {
-        let e = run(Args {
+        let e = run(ReportArgs {
             dir: "/nonexistent/kmsload-results".into(),
             output: None,
         })

@@ -17,7 +17,7 @@ use crate::values;
 #[command(
     after_help = "Examples:\n  kmsload run scenarios/smoke.toml\n  kmsload run scenarios/threshold.toml --seed 7 --out /tmp/threshold\n  kmsload run scenarios/bench.toml --quiet --junit gates.xml\n  kmsload run my.toml --target kms.lab:1688 --confirm-target kms.lab\n\nScenario keys and result files are documented in scenarios/README.md."
 )]
-pub struct Args {
+pub struct RunArgs {
     /// Scenario file (TOML; see scenarios/README.md).
     pub scenario: PathBuf,
 
@@ -115,7 +115,7 @@ pub struct Args {
 /// # Errors
 /// [`CliError::Usage`] for a bad scenario or flag (nothing is started);
 /// [`CliError::Runtime`] when the run cannot start or its results cannot be written.
-pub fn run(args: Args) -> Result<Status, CliError> {
+pub fn run(args: RunArgs) -> Result<Status, CliError> {
     let overrides = Overrides {
         target: args.target.clone(),
         confirm_target: args.confirm_target.clone(),

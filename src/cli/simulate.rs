@@ -16,7 +16,7 @@ use crate::values;
 #[command(
     after_help = "Examples:\n  kmsload simulate scenarios/lifecycle-branch-office.toml\n  kmsload simulate scenarios/lifecycle-campus-boot-storm.toml --export-peak peak.toml --speed 10\n  kmsload simulate my-fleet.toml --duration 365d --junit gates.xml\n\nScenario keys and result files are documented in scenarios/README.md (\"Simulated fleets\")."
 )]
-pub struct Args {
+pub struct SimulateArgs {
     /// Scenario file (TOML with [[hosts]] and [[groups]]; see scenarios/README.md).
     pub scenario: PathBuf,
 
@@ -63,7 +63,7 @@ pub struct Args {
 /// # Errors
 /// [`CliError::Usage`] for a bad scenario or flag (nothing is started);
 /// [`CliError::Runtime`] when the results cannot be written.
-pub fn run(args: Args) -> Result<Status, CliError> {
+pub fn run(args: SimulateArgs) -> Result<Status, CliError> {
     if !(args.speed.is_finite() && (1.0..=3600.0).contains(&args.speed)) {
         return Err(CliError::Usage(format!(
             "--speed {}: must be from 1 to 3600 (e.g. --speed 10 replays the hour in 6 minutes)\nnothing was started",
@@ -140,8 +140,8 @@ mod tests {
 
     use super::*;
 
-    fn args(scenario: &Path, out: &Path) -> Args {
-        Args {
+    fn args(scenario: &Path, out: &Path) -> SimulateArgs {
+        SimulateArgs {
             scenario: scenario.to_path_buf(),
             seed: None,
             duration: None,

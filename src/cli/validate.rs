@@ -29,7 +29,7 @@ use crate::values::{self, Host, HostPort};
     kms.failover need --discover.\n\
     By default validate sends one fixed client machine ID per product family and nothing else,\n  \
     so runs do not inflate the host's count (see README, \"Before a rollout\").")]
-pub struct Args {
+pub struct ValidateArgs {
     // Help in `help` rather than a doc comment: rustdoc would read `[:PORT]` as a link.
     #[arg(help = "KMS host to check, HOST[:PORT] (port 1688 by default)")]
     #[arg(value_name = "HOST[:PORT]", default_value = "127.0.0.1:1688", value_parser = values::parse_target, conflicts_with = "discover")]
@@ -108,7 +108,7 @@ pub struct Args {
 /// # Errors
 /// [`CliError::Usage`] for a bad product list; [`CliError::Runtime`] when the JUnit file
 /// cannot be written.
-pub fn run(args: Args) -> Result<Status, CliError> {
+pub fn run(args: ValidateArgs) -> Result<Status, CliError> {
     let options = options(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -145,7 +145,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
 ///
 /// # Errors
 /// [`CliError::Usage`] naming the file and line of a product that does not exist.
-pub fn options(args: &Args) -> Result<ValidateOptions, CliError> {
+pub fn options(args: &ValidateArgs) -> Result<ValidateOptions, CliError> {
     if args.discover.is_none() && args.dns_server.is_some() {
         return Err(CliError::Usage(
             "--dns-server needs --discover DOMAIN (it says where to look the domain up)".into(),
@@ -194,7 +194,7 @@ pub fn options(args: &Args) -> Result<ValidateOptions, CliError> {
 
 /// `--charge` adds clients a real host counts for 30 days (README, Safety): a target that is
 /// not a loopback address, or any --discover domain, must be named by --confirm-target.
-fn check_charge_confirmed(args: &Args) -> Result<(), CliError> {
+fn check_charge_confirmed(args: &ValidateArgs) -> Result<(), CliError> {
     let named = match (&args.discover, &args.target.host) {
         (Some(domain), _) => domain.clone(),
         (None, Host::Ip(ip)) if ip.is_loopback() => return Ok(()),
@@ -215,7 +215,7 @@ fn check_charge_confirmed(args: &Args) -> Result<(), CliError> {
     }
 }
 
-async fn checks(args: &Args, options: &ValidateOptions) -> Vec<Check> {
+async fn checks(args: &ValidateArgs, options: &ValidateOptions) -> Vec<Check> {
     if let Some(domain) = &args.discover {
         let dns = DnsOptions {
             domain: domain.clone(),
@@ -266,7 +266,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
 
-    fn args(line: &[&str]) -> Args {
+    fn args(line: &[&str]) -> ValidateArgs {
         let mut all = vec!["kmsload", "validate"];
         all.extend(line);
         match Cli::try_parse_from(all).unwrap().command {

@@ -19,13 +19,13 @@ use super::{DnsCause, DnsError, SrvAnswer, SrvRecord, srv_name};
 /// zone standing in for DNS (a scenario's `srv` list naming its in-process hosts).
 #[derive(Clone)]
 pub struct Resolver {
-    inner: Source,
+    inner: AnswerSource,
     timeout: Duration,
     server: Option<SocketAddr>,
 }
 
 #[derive(Clone)]
-enum Source {
+enum AnswerSource {
     Dns(Box<TokioResolver>),
     Static(Arc<StaticZone>),
 }
@@ -85,7 +85,7 @@ impl Resolver {
             .build()
             .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
         Ok(Self {
-            inner: Source::Dns(Box::new(inner)),
+            inner: AnswerSource::Dns(Box::new(inner)),
             timeout,
             server,
         })
@@ -96,7 +96,7 @@ impl Resolver {
     /// holding only that zone.
     pub fn fixed(zone: StaticZone, timeout: Duration) -> Self {
         Self {
-            inner: Source::Static(Arc::new(zone)),
+            inner: AnswerSource::Static(Arc::new(zone)),
             timeout,
             server: None,
         }
@@ -121,11 +121,11 @@ impl Resolver {
     pub async fn srv(&self, domain: &str) -> Result<SrvAnswer, DnsError> {
         let name = srv_name(domain);
         let dns = match &self.inner {
-            Source::Dns(dns) => dns,
-            Source::Static(zone) if srv_name(&zone.domain) == name => {
+            AnswerSource::Dns(dns) => dns,
+            AnswerSource::Static(zone) if srv_name(&zone.domain) == name => {
                 return Ok(zone.answer.clone());
             }
-            Source::Static(_) => return Err(nxdomain(name)),
+            AnswerSource::Static(_) => return Err(nxdomain(name)),
         };
         let lookup = self.bounded(&name, dns.srv_lookup(name.as_str())).await?;
         let mut ttl = u32::MAX;
@@ -169,8 +169,8 @@ impl Resolver {
         }
         let name = format!("{}.", normalise(target));
         let dns = match &self.inner {
-            Source::Dns(dns) => dns,
-            Source::Static(zone) => {
+            AnswerSource::Dns(dns) => dns,
+            AnswerSource::Static(zone) => {
                 return match zone.addresses.get(&normalise(target)) {
                     Some(ip) => Ok(vec![SocketAddr::new(*ip, port)]),
                     None => Err(nxdomain(name)),

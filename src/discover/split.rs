@@ -97,7 +97,7 @@ pub struct SplitLatency {
 }
 
 #[derive(Debug)]
-struct Tally {
+struct HostTally {
     split: HostSplit,
     latency: hdrhistogram::Histogram<u64>,
     failover_cost_us: u64,
@@ -107,20 +107,22 @@ struct Tally {
 /// Accumulates [`HostSplit`]s over a run.
 #[derive(Debug, Default)]
 pub struct SplitRecorder {
-    hosts: BTreeMap<String, Tally>,
+    hosts: BTreeMap<String, HostTally>,
 }
 
 impl SplitRecorder {
-    fn tally(&mut self, host: &str) -> &mut Tally {
-        self.hosts.entry(host.to_owned()).or_insert_with(|| Tally {
-            split: HostSplit {
-                host: host.to_owned(),
-                ..HostSplit::default()
-            },
-            latency: hdrhistogram::Histogram::new(3).expect("3 significant figures are valid"),
-            failover_cost_us: 0,
-            failover_cost_us_max: 0,
-        })
+    fn tally(&mut self, host: &str) -> &mut HostTally {
+        self.hosts
+            .entry(host.to_owned())
+            .or_insert_with(|| HostTally {
+                split: HostSplit {
+                    host: host.to_owned(),
+                    ..HostSplit::default()
+                },
+                latency: hdrhistogram::Histogram::new(3).expect("3 significant figures are valid"),
+                failover_cost_us: 0,
+                failover_cost_us_max: 0,
+            })
     }
 
     /// Records one attempt through discovery, its verdict's outcome and code, its latency

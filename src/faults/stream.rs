@@ -174,12 +174,12 @@ enum End {
 }
 
 /// A wait before bytes move on.
-enum Gate {
+enum Hold {
     Until(Pin<Box<Sleep>>),
     Forever,
 }
 
-impl Gate {
+impl Hold {
     fn after(d: Option<Duration>) -> Self {
         match d {
             Some(d) => Self::Until(Box::pin(tokio::time::sleep(d))),
@@ -201,7 +201,7 @@ enum Step {
     /// Release this many bytes from the front of `inbuf`.
     Give(usize),
     /// Wait, then release: the gate and the release quota after it.
-    Wait(Gate, usize),
+    Wait(Hold, usize),
     /// Read more from the inner stream into `inbuf`.
     Fill,
     /// Read from the inner stream straight into the caller's buffer.
@@ -225,8 +225,8 @@ struct Active {
     received: u64,
     /// Bytes that may be released without waiting (delay, trickle).
     quota: usize,
-    rgate: Option<(Gate, usize)>,
-    wgate: Option<Gate>,
+    rgate: Option<(Hold, usize)>,
+    wgate: Option<Hold>,
     /// The current write has waited its turn.
     wopen: bool,
     /// Delays drawn so far (the jitter index).
@@ -347,7 +347,7 @@ impl Active {
                     slot.fire();
                     let d = fault.delay(self.delays);
                     self.delays += 1;
-                    Step::Wait(Gate::after(Some(d)), usize::MAX)
+                    Step::Wait(Hold::after(Some(d)), usize::MAX)
                 }
             }
             Rx::Trickle { chunk, every } => {
@@ -357,7 +357,7 @@ impl Active {
                     Step::Give(self.quota.min(self.inbuf.len()))
                 } else {
                     slot.fire();
-                    Step::Wait(Gate::after(Some(*every)), *chunk)
+                    Step::Wait(Hold::after(Some(*every)), *chunk)
                 }
             }
             Rx::Cut { fault, at, .. } => {
@@ -475,7 +475,7 @@ impl Active {
         // again on a new connection, is not stalled a second time.
         if start && !slot.fired() {
             slot.fire();
-            self.rgate = Some((Gate::after(*duration), 0));
+            self.rgate = Some((Hold::after(*duration), 0));
         }
     }
 }
@@ -666,7 +666,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Abort> AsyncWrite for FaultyStream<S> {
                 if matches!(active.tx, Tx::Delay(_)) {
                     active.delays += 1;
                 }
-                active.wgate = Some(Gate::after(Some(d)));
+                active.wgate = Some(Hold::after(Some(d)));
             }
             if let Some(gate) = active.wgate.as_mut() {
                 ready!(gate.poll(cx));

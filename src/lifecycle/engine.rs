@@ -59,13 +59,13 @@ fn code_index(code: u32) -> usize {
 }
 
 /// Tally of attempts by outcome column ([`CODES`]).
-pub type Tally = [u64; 6];
+pub type OutcomeCounts = [u64; 6];
 
 /// One sample of a time series (an hour or a day).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Row {
     /// Attempts by outcome.
-    pub outcomes: Tally,
+    pub outcomes: OutcomeCounts,
     /// At the end of the period: each (host, application) pool's count (see [`Pool`]).
     pub counts: Vec<u32>,
     /// At the end of the period (days only): clients by [`LicenceState::ALL`] order.
@@ -102,7 +102,7 @@ pub struct Pool {
 #[derive(Debug, Clone)]
 pub struct SimOutcome {
     /// Attempts by outcome over the run.
-    pub totals: Tally,
+    pub totals: OutcomeCounts,
     /// Per virtual day.
     pub days: Vec<Row>,
     /// Per virtual hour (no state counts).

@@ -12,7 +12,7 @@
 
 use hdrhistogram::Histogram;
 
-use super::{Latencies, Phase};
+use super::{Latencies, LatencyPhase};
 
 /// Lowest discernible value, µs.
 pub const LOWEST_US: u64 = 1;
@@ -88,12 +88,12 @@ impl PhaseSet {
         }
     }
 
-    pub(super) fn get(&self, phase: Phase) -> Option<&Histogram<u64>> {
+    pub(super) fn get(&self, phase: LatencyPhase) -> Option<&Histogram<u64>> {
         self.h[phase.index()].as_ref().filter(|h| !h.is_empty())
     }
 
     /// Adds the values of `h` (read back from a log) to `phase`.
-    pub(super) fn add_phase(&mut self, phase: Phase, h: &Histogram<u64>) {
+    pub(super) fn add_phase(&mut self, phase: LatencyPhase, h: &Histogram<u64>) {
         add(self.h[phase.index()].get_or_insert_with(new_hist), h);
     }
 
@@ -293,8 +293,8 @@ mod tests {
             total_us: Some(900),
             ..Latencies::default()
         });
-        assert!(a.get(Phase::Bind).is_none());
-        assert_eq!(a.get(Phase::Connect).map(Histogram::len), Some(1));
+        assert!(a.get(LatencyPhase::Bind).is_none());
+        assert_eq!(a.get(LatencyPhase::Connect).map(Histogram::len), Some(1));
         let mut b = PhaseSet::default();
         b.record(&Latencies {
             bind_us: Some(7),
@@ -302,10 +302,10 @@ mod tests {
             ..Latencies::default()
         });
         a.merge(&b);
-        assert_eq!(a.get(Phase::Bind).map(Histogram::len), Some(1));
-        assert_eq!(a.get(Phase::Total).map(Histogram::len), Some(2));
+        assert_eq!(a.get(LatencyPhase::Bind).map(Histogram::len), Some(1));
+        assert_eq!(a.get(LatencyPhase::Total).map(Histogram::len), Some(2));
         assert_eq!(format!("{a:?}"), "PhaseSet { counts: [1, 1, 0, 2] }");
-        let s = LatencySummary::of(a.get(Phase::Total).expect("total recorded"));
+        let s = LatencySummary::of(a.get(LatencyPhase::Total).expect("total recorded"));
         assert_eq!(
             s,
             Some(LatencySummary {

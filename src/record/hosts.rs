@@ -136,14 +136,14 @@ pub struct HostSummary {
 }
 
 #[derive(Debug, Clone)]
-struct Entry {
+struct HostPool {
     host: u16,
     pool: Application,
     epids: Values<String>,
     hwids: Values<[u8; 8]>,
 }
 
-impl Entry {
+impl HostPool {
     fn changed(&self) -> bool {
         self.epids.distinct() > 1 || self.hwids.distinct() > 1
     }
@@ -152,7 +152,7 @@ impl Entry {
 /// See the module docs.
 #[derive(Debug, Clone, Default)]
 pub(super) struct HostTracker {
-    entries: Vec<Entry>,
+    entries: Vec<HostPool>,
 }
 
 impl HostTracker {
@@ -176,7 +176,7 @@ impl HostTracker {
         }
     }
 
-    fn entry(&mut self, host: u16, pool: Application) -> &mut Entry {
+    fn entry(&mut self, host: u16, pool: Application) -> &mut HostPool {
         let i = match self
             .entries
             .iter()
@@ -184,7 +184,7 @@ impl HostTracker {
         {
             Some(i) => i,
             None => {
-                self.entries.push(Entry {
+                self.entries.push(HostPool {
                     host,
                     pool,
                     epids: Values::default(),
@@ -244,7 +244,7 @@ impl HostTracker {
 
     /// True when any host showed more than one ePID or HwID for a pool.
     pub(super) fn changed(&self) -> bool {
-        self.entries.iter().any(Entry::changed)
+        self.entries.iter().any(HostPool::changed)
     }
 
     pub(super) fn summary(&self) -> Vec<HostSummary> {

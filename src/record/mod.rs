@@ -74,7 +74,7 @@ pub use timeline::TimelineRow;
 /// A measured step of an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Phase {
+pub enum LatencyPhase {
     /// TCP connect.
     Connect,
     /// RPC bind (and alter_context) round trip.
@@ -85,7 +85,7 @@ pub enum Phase {
     Total,
 }
 
-impl Phase {
+impl LatencyPhase {
     /// All phases, in protocol order.
     pub const ALL: [Self; 4] = [Self::Connect, Self::Bind, Self::Request, Self::Total];
 
@@ -109,7 +109,7 @@ impl Phase {
     }
 }
 
-impl fmt::Display for Phase {
+impl fmt::Display for LatencyPhase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -131,12 +131,12 @@ pub struct Latencies {
 
 impl Latencies {
     /// The latency of `phase`.
-    pub fn get(&self, phase: Phase) -> Option<u64> {
+    pub fn get(&self, phase: LatencyPhase) -> Option<u64> {
         match phase {
-            Phase::Connect => self.connect_us,
-            Phase::Bind => self.bind_us,
-            Phase::Request => self.request_us,
-            Phase::Total => self.total_us,
+            LatencyPhase::Connect => self.connect_us,
+            LatencyPhase::Bind => self.bind_us,
+            LatencyPhase::Request => self.request_us,
+            LatencyPhase::Total => self.total_us,
         }
     }
 }
@@ -306,7 +306,7 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(Outcome::NotActivated.as_str(), "not_activated");
-        assert_eq!(Phase::Request.as_str(), "request");
+        assert_eq!(LatencyPhase::Request.as_str(), "request");
         assert_eq!(
             serde_json::to_string(&Outcome::NotActivated)
                 .ok()
@@ -317,7 +317,7 @@ mod tests {
             bind_us: Some(3),
             ..Latencies::default()
         };
-        assert_eq!(l.get(Phase::Bind), Some(3));
-        assert_eq!(l.get(Phase::Total), None);
+        assert_eq!(l.get(LatencyPhase::Bind), Some(3));
+        assert_eq!(l.get(LatencyPhase::Total), None);
     }
 }

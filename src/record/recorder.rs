@@ -17,7 +17,7 @@ use super::summary::{
 use super::tally::Tally;
 use super::threshold::{PoolTracker, ThresholdSummary};
 use super::timeline::{Timeline, TimelineRow};
-use super::{Application, AttemptRecord, HexCode, Outcome, Phase};
+use super::{Application, AttemptRecord, HexCode, LatencyPhase, Outcome};
 use crate::catalog::products;
 
 /// A broken accounting identity: some attempt was counted twice or not at all.
@@ -308,7 +308,7 @@ impl Recorder {
     /// attempts a fault touched; `None` when empty.
     pub fn histogram(
         &self,
-        phase: Phase,
+        phase: LatencyPhase,
         outcome: Outcome,
         faulted: bool,
     ) -> Option<&Histogram<u64>> {
@@ -317,7 +317,7 @@ impl Recorder {
     }
 
     /// The fault-free histogram of `phase` for one product (all outcomes).
-    pub fn product_histogram(&self, product: u16, phase: Phase) -> Option<&Histogram<u64>> {
+    pub fn product_histogram(&self, product: u16, phase: LatencyPhase) -> Option<&Histogram<u64>> {
         self.products
             .get(usize::from(product))?
             .as_ref()?
@@ -326,7 +326,7 @@ impl Recorder {
     }
 
     /// Fault-free histogram of `phase` over all outcomes (a new histogram).
-    pub fn combined_histogram(&self, phase: Phase, faulted: bool) -> Option<Histogram<u64>> {
+    pub fn combined_histogram(&self, phase: LatencyPhase, faulted: bool) -> Option<Histogram<u64>> {
         let mut acc = PhaseSet::default();
         for s in if faulted { &self.dirty } else { &self.clean } {
             acc.merge(s);
@@ -371,7 +371,7 @@ impl Recorder {
             for s in sets {
                 all.merge(s);
             }
-            for phase in Phase::ALL {
+            for phase in LatencyPhase::ALL {
                 if let Some(h) = all.get(phase) {
                     f(&format!("{prefix}{}", phase.as_str()), h)?;
                 }
@@ -387,7 +387,7 @@ impl Recorder {
         }
         for (i, p) in self.products.iter().enumerate() {
             if let Some(p) = p {
-                for phase in Phase::ALL {
+                for phase in LatencyPhase::ALL {
                     if let Some(h) = p.clean.get(phase) {
                         f(&format!("product.{i}.{}", phase.as_str()), h)?;
                     }
@@ -400,10 +400,10 @@ impl Recorder {
     /// The run summary (`summary.json`).
     pub fn summary(&self) -> Summary {
         let latency = |set: &PhaseSet| PhaseLatency {
-            connect: set.get(Phase::Connect).and_then(LatencySummary::of),
-            bind: set.get(Phase::Bind).and_then(LatencySummary::of),
-            request: set.get(Phase::Request).and_then(LatencySummary::of),
-            total: set.get(Phase::Total).and_then(LatencySummary::of),
+            connect: set.get(LatencyPhase::Connect).and_then(LatencySummary::of),
+            bind: set.get(LatencyPhase::Bind).and_then(LatencySummary::of),
+            request: set.get(LatencyPhase::Request).and_then(LatencySummary::of),
+            total: set.get(LatencyPhase::Total).and_then(LatencySummary::of),
         };
         let combined = |sets: &[PhaseSet; 3]| {
             let mut acc = PhaseSet::default();
@@ -571,14 +571,17 @@ mod tests {
     fn phases_that_did_not_happen_are_not_recorded() {
         let mut r = Recorder::new();
         r.record(&failed(0), 0);
-        assert!(r.histogram(Phase::Bind, Outcome::Failed, false).is_none());
+        assert!(
+            r.histogram(LatencyPhase::Bind, Outcome::Failed, false)
+                .is_none()
+        );
         assert_eq!(
-            r.histogram(Phase::Connect, Outcome::Failed, false)
+            r.histogram(LatencyPhase::Connect, Outcome::Failed, false)
                 .map(Histogram::len),
             Some(1)
         );
         assert!(
-            r.histogram(Phase::Connect, Outcome::Activated, false)
+            r.histogram(LatencyPhase::Connect, Outcome::Activated, false)
                 .is_none()
         );
         assert_eq!(r.summary().latency_us.bind, None);
@@ -719,7 +722,7 @@ mod tests {
         assert_eq!(merged.summary(), all.summary());
         assert_eq!(reversed.summary(), all.summary());
         assert_eq!(merged.timeline(), all.timeline());
-        for phase in Phase::ALL {
+        for phase in LatencyPhase::ALL {
             for outcome in Outcome::ALL {
                 for faulted in [false, true] {
                     let (a, b) = (
@@ -808,19 +811,25 @@ mod tests {
         r.record(&record(0), 0);
         r.record(&failed(1), 0);
         assert_eq!(
-            r.combined_histogram(Phase::Total, false).map(|h| h.len()),
+            r.combined_histogram(LatencyPhase::Total, false)
+                .map(|h| h.len()),
             Some(2)
         );
         assert_eq!(
-            r.combined_histogram(Phase::Total, true).map(|h| h.len()),
+            r.combined_histogram(LatencyPhase::Total, true)
+                .map(|h| h.len()),
             None
         );
         assert_eq!(
-            r.product_histogram(5, Phase::Connect).map(Histogram::len),
+            r.product_histogram(5, LatencyPhase::Connect)
+                .map(Histogram::len),
             Some(2)
         );
-        assert!(r.product_histogram(6, Phase::Connect).is_none());
-        assert!(r.product_histogram(u16::MAX, Phase::Connect).is_none());
+        assert!(r.product_histogram(6, LatencyPhase::Connect).is_none());
+        assert!(
+            r.product_histogram(u16::MAX, LatencyPhase::Connect)
+                .is_none()
+        );
         let mut big = record(2);
         big.product = u16::MAX;
         r.record(&big, 0);

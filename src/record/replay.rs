@@ -25,7 +25,7 @@ use crate::wire::base::Version;
 
 /// One events.csv row, as [`super::EventRow`] writes it.
 #[derive(Debug, Deserialize)]
-struct Row {
+struct ReplayedRow {
     intended_start_us: u64,
     client_index: u64,
     cmid: uuid::Uuid,
@@ -86,7 +86,7 @@ pub fn read_events<R: io::Read>(
     let mut csv = csv::Reader::from_reader(reader);
     let mut rows = 0u64;
     let mut bad: Option<String> = None;
-    for row in csv.deserialize::<Row>() {
+    for row in csv.deserialize::<ReplayedRow>() {
         if let Some(e) = bad.take() {
             // A bad row with more after it is not a torn tail.
             return Err(e);
@@ -136,7 +136,11 @@ pub fn record_all<'a>(records: impl IntoIterator<Item = &'a AttemptRecord>) -> R
     recorder
 }
 
-fn record_of(row: Row, offset_us: u64, labels: &mut Labels) -> Result<AttemptRecord, String> {
+fn record_of(
+    row: ReplayedRow,
+    offset_us: u64,
+    labels: &mut Labels,
+) -> Result<AttemptRecord, String> {
     let products = catalog::products();
     let unknown = || format!("attempt {}: unknown product `{}`", row.attempt, row.product);
     let index = match row.product.strip_prefix('#') {

@@ -24,7 +24,7 @@ use super::hosts::HostTracker;
 use super::recorder::{Counts, FaultStats};
 use super::summary::{ByOutcome, PhaseLatency, Summary};
 use super::timeline::{Timeline, TimelineRow};
-use super::{AttemptRecord, HexCode, Outcome, Phase, Recorder};
+use super::{AttemptRecord, HexCode, LatencyPhase, Outcome, Recorder};
 
 /// One results directory's recorded state, as read back from its files.
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +74,7 @@ fn counts(attempts: u64, by_outcome: &ByOutcome<u64>, by_code: &BTreeMap<HexCode
 fn check(
     what: &str,
     latency: &PhaseLatency,
-    phase: Phase,
+    phase: LatencyPhase,
     h: Option<&Histogram<u64>>,
 ) -> Result<(), String> {
     let want = latency.get(phase).map_or(0, |l| l.count);
@@ -113,7 +113,7 @@ impl Recorder {
         for (faulted, prefix) in [(false, ""), (true, "faulted.")] {
             for outcome in Outcome::ALL {
                 let sets = if faulted { &mut r.dirty } else { &mut r.clean };
-                for phase in Phase::ALL {
+                for phase in LatencyPhase::ALL {
                     let h = hist(format!("{prefix}{phase}.{}", outcome.as_str()));
                     if !faulted {
                         let by = &s.latency_us_by_outcome;
@@ -130,7 +130,7 @@ impl Recorder {
                 }
             }
         }
-        for phase in Phase::ALL {
+        for phase in LatencyPhase::ALL {
             let have: u64 = r
                 .dirty
                 .iter()
@@ -160,7 +160,7 @@ impl Recorder {
             let stats = r.product_mut(p.index);
             stats.counts = counts(p.attempts, &p.by_outcome, &p.by_code);
             stats.faulted = p.faulted_attempts;
-            for phase in Phase::ALL {
+            for phase in LatencyPhase::ALL {
                 let h = hist(format!("product.{}.{phase}", p.index));
                 if !per_product {
                     continue;

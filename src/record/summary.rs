@@ -78,12 +78,12 @@ pub struct PhaseLatency {
 
 impl PhaseLatency {
     /// The latency of `phase`.
-    pub fn get(&self, phase: super::Phase) -> Option<LatencySummary> {
+    pub fn get(&self, phase: super::LatencyPhase) -> Option<LatencySummary> {
         match phase {
-            super::Phase::Connect => self.connect,
-            super::Phase::Bind => self.bind,
-            super::Phase::Request => self.request,
-            super::Phase::Total => self.total,
+            super::LatencyPhase::Connect => self.connect,
+            super::LatencyPhase::Bind => self.bind,
+            super::LatencyPhase::Request => self.request,
+            super::LatencyPhase::Total => self.total,
         }
     }
 }

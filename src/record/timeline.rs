@@ -53,14 +53,14 @@ pub struct TimelineRow {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Counts {
+struct SecondCounts {
     completed: u64,
     outcomes: [u64; 3],
     faulted: u64,
     codes: Tally<u32>,
 }
 
-impl Counts {
+impl SecondCounts {
     fn add(&mut self, outcome: Outcome, code: u32, faulted: bool) {
         self.completed += 1;
         self.outcomes[outcome.index()] += 1;
@@ -81,13 +81,13 @@ impl Counts {
 #[derive(Clone)]
 struct Open {
     second: u64,
-    counts: Counts,
+    counts: SecondCounts,
     hist: Histogram<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
-struct Closed {
-    counts: Counts,
+struct ClosedSecond {
+    counts: SecondCounts,
     hist: SparseHist,
 }
 
@@ -95,7 +95,7 @@ struct Closed {
 #[derive(Clone, Default)]
 pub(super) struct Timeline {
     window: Vec<Open>,
-    closed: BTreeMap<u64, Closed>,
+    closed: BTreeMap<u64, ClosedSecond>,
     started: BTreeMap<u64, u64>,
     started_last: Option<(u64, u64)>,
     in_flight: BTreeMap<u64, u64>,
@@ -175,7 +175,7 @@ impl Timeline {
             pos,
             Open {
                 second,
-                counts: Counts::default(),
+                counts: SecondCounts::default(),
                 hist,
             },
         );
@@ -278,8 +278,8 @@ impl Timeline {
     }
 
     /// Counts and sparse histogram of `second`, window and closed parts combined.
-    fn second(&self, second: u64) -> (Counts, SparseHist) {
-        let mut counts = Counts::default();
+    fn second(&self, second: u64) -> (SecondCounts, SparseHist) {
+        let mut counts = SecondCounts::default();
         let mut sparse = SparseHist::default();
         if let Some(c) = self.closed.get(&second) {
             counts.merge(&c.counts);

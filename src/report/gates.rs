@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use crate::catalog::Application;
 use crate::catalog::hresult;
 use crate::client::Outcome;
-use crate::record::{Phase, Recorder};
+use crate::record::{LatencyPhase, Recorder};
 use crate::scenario::{Gate, GateAbort, LatencyOf};
 
 /// One gate's verdict.
@@ -157,7 +157,11 @@ fn evaluate_one(gate: &Gate, recorder: &Recorder, achieved_rate: f64) -> GateRes
 }
 
 /// The fault-free latencies of `phase` over the attempts a gate measures.
-fn latency_histogram(recorder: &Recorder, phase: Phase, of: LatencyOf) -> Option<Histogram<u64>> {
+fn latency_histogram(
+    recorder: &Recorder,
+    phase: LatencyPhase,
+    of: LatencyOf,
+) -> Option<Histogram<u64>> {
     let outcome = match of {
         LatencyOf::All => return recorder.combined_histogram(phase, false),
         LatencyOf::Activated => Outcome::Activated,
@@ -235,7 +239,7 @@ mod tests {
     use super::*;
     use crate::catalog::products;
     use crate::client::Outcome;
-    use crate::record::Phase;
+    use crate::record::LatencyPhase;
     use crate::record::{AttemptRecord, Latencies};
     use crate::sim::{Fleet, FleetSpec, ProductWeight};
 
@@ -264,7 +268,7 @@ mod tests {
     fn latency_gate_passes_below_and_fails_at_the_limit() {
         let r = recorder(&[(Outcome::Activated, 0, 900, Some(50)); 100]);
         let gate = |ms| Gate::Latency {
-            phase: Phase::Total,
+            phase: LatencyPhase::Total,
             of: LatencyOf::Activated,
             percentile: 99.0,
             below: Duration::from_micros(ms),

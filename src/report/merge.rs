@@ -54,7 +54,7 @@ use crate::scenario::{self, Plan};
 pub struct MergeError(pub String);
 
 /// One shard, read back.
-struct Shard {
+struct ShardDir {
     dir: PathBuf,
     summary: SummaryFile,
     scenario_text: String,
@@ -113,7 +113,7 @@ fn read_second_hlog(bytes: &[u8], path: &Path) -> Result<BTreeMap<u64, Histogram
     Ok(out)
 }
 
-fn read_shard(dir: &Path) -> Result<Shard, MergeError> {
+fn read_shard(dir: &Path) -> Result<ShardDir, MergeError> {
     let summary = read::read_summary(dir).map_err(|e| {
         fail(format!(
             "{e}; give the results directories the shards wrote (--out of kmsload run)"
@@ -146,7 +146,7 @@ fn read_shard(dir: &Path) -> Result<Shard, MergeError> {
         ))
     })?;
     let second_histograms = read_second_hlog(&bytes, &tlog).map_err(fail)?;
-    Ok(Shard {
+    Ok(ShardDir {
         dir: dir.to_owned(),
         summary,
         scenario_text,
@@ -157,7 +157,7 @@ fn read_shard(dir: &Path) -> Result<Shard, MergeError> {
 }
 
 /// Checks that `shards` are the shards of one run; returns the missing indexes.
-fn check_one_run(shards: &[Shard], allow_missing: bool) -> Result<Vec<u32>, MergeError> {
+fn check_one_run(shards: &[ShardDir], allow_missing: bool) -> Result<Vec<u32>, MergeError> {
     let first = &shards[0];
     let f = &first.summary;
     for s in &shards[1..] {

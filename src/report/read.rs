@@ -36,14 +36,14 @@ pub use super::SummaryFile;
 use super::loghist::LogHist;
 use crate::catalog::Application;
 use crate::catalog::{hresult, products};
-use crate::record::Phase;
+use crate::record::LatencyPhase;
 use crate::scenario::EventsMode;
 
 /// Rows of the lowest attempt numbers kept per pool for the charge curve.
 pub const CHARGE_ROWS_MAX: usize = 20_000;
 
 /// Phases in the order of summary.json and the arrays here.
-pub const PHASES: [Phase; 4] = Phase::ALL;
+pub const PHASES: [LatencyPhase; 4] = LatencyPhase::ALL;
 
 /// Reading a results directory or a summary failed.
 #[derive(Debug, thiserror::Error)]

@@ -133,7 +133,7 @@ impl Position {
 }
 
 #[derive(Debug, Clone)]
-struct Entry {
+struct KeyEntry {
     path: KeyPath,
     key: Range<usize>,
     value: Range<usize>,
@@ -142,7 +142,7 @@ struct Entry {
 /// Every key of a document with its byte ranges.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyMap {
-    entries: Vec<Entry>,
+    entries: Vec<KeyEntry>,
 }
 
 impl KeyMap {
@@ -212,7 +212,7 @@ struct KeyPart {
 struct Scanner<'a> {
     b: &'a [u8],
     text: &'a str,
-    entries: Vec<Entry>,
+    entries: Vec<KeyEntry>,
 }
 
 impl Scanner<'_> {
@@ -248,7 +248,7 @@ impl Scanner<'_> {
                     self.entries[h].value.end = line_start;
                 }
                 let key_range = key_start..key_end;
-                self.entries.push(Entry {
+                self.entries.push(KeyEntry {
                     path: path.clone(),
                     key: key_range,
                     // From the `[`, so a parser error spanning the header lands here.
@@ -301,7 +301,7 @@ impl Scanner<'_> {
             Some(_) => self.scalar(i),
             None => i,
         };
-        self.entries.push(Entry {
+        self.entries.push(KeyEntry {
             path: path.clone(),
             key,
             value: i..end,

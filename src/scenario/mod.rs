@@ -1096,7 +1096,7 @@ window = ["1s", "2s"]
             p.gates,
             vec![
                 Gate::Latency {
-                    phase: crate::record::Phase::Bind,
+                    phase: crate::record::LatencyPhase::Bind,
                     of: LatencyOf::Activated,
                     percentile: 99.9,
                     below: Duration::from_millis(50)

@@ -16,7 +16,7 @@ use crate::client::ClientOptions;
 pub use crate::faults::{CutPoint, Direction, FaultKind, FaultRule, Region, StallPhase, Window};
 pub use crate::load::{Bounds, ConnectionPolicy, Load, LoadModel, Schedule, Stage, Timeouts};
 pub use crate::record::EventsMode;
-use crate::record::Phase;
+use crate::record::LatencyPhase;
 use crate::sim::{self, FleetSpec, ProductWeight};
 use crate::values::DisplayDuration;
 use crate::wire::Version;
@@ -368,7 +368,7 @@ pub enum Gate {
     /// by default) that reached that phase, is below `below`.
     Latency {
         /// Which phase.
-        phase: Phase,
+        phase: LatencyPhase,
         /// Which attempts.
         of: LatencyOf,
         /// In (0, 100], e.g. 99 or 99.9.
@@ -483,14 +483,14 @@ mod tests {
     #[test]
     fn gates_print_one_line() {
         let g = Gate::Latency {
-            phase: Phase::Total,
+            phase: LatencyPhase::Total,
             of: LatencyOf::Activated,
             percentile: 99.0,
             below: secs(1),
         };
         assert_eq!(g.to_string(), "total p99 < 1s");
         let g = Gate::Latency {
-            phase: Phase::Connect,
+            phase: LatencyPhase::Connect,
             of: LatencyOf::Failed,
             percentile: 99.9,
             below: secs(2),

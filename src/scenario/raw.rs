@@ -9,7 +9,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use super::plan::{ClientReuse, Direction, EventsMode, LatencyOf, NdrMode, Region, StallPhase};
 use crate::catalog::Application;
-use crate::record::Phase;
+use crate::record::LatencyPhase;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -208,7 +208,7 @@ pub(crate) struct RawGates {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLatencyGate {
-    pub(crate) phase: Option<Phase>,
+    pub(crate) phase: Option<LatencyPhase>,
     pub(crate) of: Option<LatencyOf>,
     pub(crate) percentile: f64,
     pub(crate) below: String,
@@ -307,8 +307,8 @@ pub(crate) enum RawHostKey {
 
 impl<'de> Deserialize<'de> for RawHostKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
+        struct HostKeyVisitor;
+        impl<'de> Visitor<'de> for HostKeyVisitor {
             type Value = RawHostKey;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("\"all\", \"volume\" or a list of KMS counted ID names")
@@ -324,7 +324,7 @@ impl<'de> Deserialize<'de> for RawHostKey {
                 Ok(RawHostKey::List(v))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(HostKeyVisitor)
     }
 }
 
@@ -337,8 +337,8 @@ pub(crate) enum RawCode {
 
 impl<'de> Deserialize<'de> for RawCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
+        struct CodeVisitor;
+        impl Visitor<'_> for CodeVisitor {
             type Value = RawCode;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an HRESULT such as \"0xC004F038\" or 0")
@@ -353,7 +353,7 @@ impl<'de> Deserialize<'de> for RawCode {
                 Ok(RawCode::Text(v.to_owned()))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(CodeVisitor)
     }
 }
 

@@ -254,7 +254,7 @@ mod tag {
 
 /// One weighted product, resolved.
 #[derive(Debug, Clone, Copy)]
-struct Entry {
+struct ResolvedProduct {
     product_index: usize,
     product: &'static Product,
     protocol: Version,
@@ -265,7 +265,7 @@ struct Entry {
 pub struct Fleet {
     seed: u64,
     spec: FleetSpec,
-    entries: Vec<Entry>,
+    entries: Vec<ResolvedProduct>,
     /// `cumulative[i]` = (w_0 + .. + w_i) / total; the last is exactly 1.0.
     cumulative: Vec<f64>,
     product: Stream,
@@ -310,7 +310,7 @@ impl Fleet {
                 .forced_protocol
                 .or(pw.protocol)
                 .unwrap_or(Version::new(product.protocol));
-            entries.push(Entry {
+            entries.push(ResolvedProduct {
                 product_index: pw.product,
                 product,
                 protocol,
@@ -434,7 +434,7 @@ impl Fleet {
     }
 
     /// The product and protocol of client `index`: binary search of the cumulative table.
-    fn entry(&self, index: u64) -> &Entry {
+    fn entry(&self, index: u64) -> &ResolvedProduct {
         let u = self.product.unit(index);
         let i = self.cumulative.partition_point(|&c| c <= u);
         // `u < 1.0 = cumulative.last()`, so `i < len`; `min` keeps it in range regardless.
@@ -471,7 +471,7 @@ impl Fleet {
             SkewDist::List(l) => l.capacity() * size_of::<i64>(),
             _ => 0,
         };
-        self.entries.capacity() * size_of::<Entry>()
+        self.entries.capacity() * size_of::<ResolvedProduct>()
             + self.cumulative.capacity() * size_of::<f64>()
             + self.spec.products.capacity() * size_of::<ProductWeight>()
             + self.spec.domain.as_ref().map_or(0, String::capacity)

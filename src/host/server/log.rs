@@ -505,9 +505,9 @@ impl LogEvent {
 struct JsonLine<'a>(&'a LogEvent);
 
 /// A value serialised as the string its `Display` writes.
-struct Shown<T>(T);
+struct Displayed<T>(T);
 
-impl<T: fmt::Display> Serialize for Shown<T> {
+impl<T: fmt::Display> Serialize for Displayed<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(&self.0)
     }
@@ -567,48 +567,49 @@ impl Serialize for JsonLine<'_> {
                     other => other.hresult(),
                 };
                 let mut map = serializer.serialize_map(None)?;
-                map.serialize_entry("cmid", &r.ids.map(|ids| Shown(ids.cmid)))?;
-                map.serialize_entry("code", &Shown(Code(code)))?;
+                map.serialize_entry("cmid", &r.ids.map(|ids| Displayed(ids.cmid)))?;
+                map.serialize_entry("code", &Displayed(Code(code)))?;
                 map.serialize_entry("count", &count)?;
                 map.serialize_entry("event", "request")?;
                 map.serialize_entry("outcome", outcome)?;
-                map.serialize_entry("peer", &Shown(r.peer))?;
+                map.serialize_entry("peer", &Displayed(r.peer))?;
                 map.serialize_entry(
                     "product",
-                    &r.ids.map(|ids| Shown(ProductLabel(ids.sku_id, ids.kms_id))),
+                    &r.ids
+                        .map(|ids| Displayed(ProductLabel(ids.sku_id, ids.kms_id))),
                 )?;
-                map.serialize_entry("protocol", &r.protocol.map(|v| Shown(ProtocolLabel(v))))?;
+                map.serialize_entry("protocol", &r.protocol.map(|v| Displayed(ProtocolLabel(v))))?;
                 match &r.outcome {
                     RequestOutcome::Activated { .. } => {}
                     RequestOutcome::LowCount { .. } => {
                         map.serialize_entry("reason", "below threshold")?;
                     }
                     RequestOutcome::Refused(refusal) => {
-                        map.serialize_entry("reason", &Shown(RefusalReason(refusal)))?;
+                        map.serialize_entry("reason", &Displayed(RefusalReason(refusal)))?;
                     }
                     RequestOutcome::Invalid(e) => map.serialize_entry(
                         "reason",
-                        &Shown(format_args!("undecodable request: {e}")),
+                        &Displayed(format_args!("undecodable request: {e}")),
                     )?,
                 }
                 map.serialize_entry("required", &required)?;
-                map.serialize_entry("time", &Shown(Utc(r.time)))?;
+                map.serialize_entry("time", &Displayed(Utc(r.time)))?;
                 map.end()
             }
             LogEvent::Dropped { time, peer, reason } => {
                 let mut map = serializer.serialize_map(Some(4))?;
                 map.serialize_entry("event", "connection_dropped")?;
-                map.serialize_entry("peer", &Shown(peer))?;
-                map.serialize_entry("reason", &Shown(reason))?;
-                map.serialize_entry("time", &Shown(Utc(*time)))?;
+                map.serialize_entry("peer", &Displayed(peer))?;
+                map.serialize_entry("reason", &Displayed(reason))?;
+                map.serialize_entry("time", &Displayed(Utc(*time)))?;
                 map.end()
             }
             LogEvent::SaveFailed { time, path, error } => {
                 let mut map = serializer.serialize_map(Some(4))?;
                 map.serialize_entry("error", error)?;
                 map.serialize_entry("event", "state_not_saved")?;
-                map.serialize_entry("path", &Shown(path.display()))?;
-                map.serialize_entry("time", &Shown(Utc(*time)))?;
+                map.serialize_entry("path", &Displayed(path.display()))?;
+                map.serialize_entry("time", &Displayed(Utc(*time)))?;
                 map.end()
             }
             LogEvent::AcceptErrors { time, count, error } => {
@@ -616,7 +617,7 @@ impl Serialize for JsonLine<'_> {
                 map.serialize_entry("count", count)?;
                 map.serialize_entry("error", error)?;
                 map.serialize_entry("event", "accept_errors")?;
-                map.serialize_entry("time", &Shown(Utc(*time)))?;
+                map.serialize_entry("time", &Displayed(Utc(*time)))?;
                 map.end()
             }
         }

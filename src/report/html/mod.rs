@@ -42,7 +42,7 @@ use super::read::{ChargeCurve, PHASES, Results};
 use super::svg::{Axis, Band, Chart, Kind, Marker, Rule, Series, Unit, esc, fmt_num, fmt_us};
 use crate::catalog::Application;
 use crate::catalog::hresult;
-use crate::record::Phase;
+use crate::record::LatencyPhase;
 
 /// Most time-series points per line; longer runs are averaged into wider bins.
 const MAX_TIME_POINTS: u64 = 900;

@@ -117,7 +117,7 @@ pub(super) fn timeline(h: &mut String, r: &Results, episodes: &[Episode]) {
                     }
                 }
             }
-            None if *phase == Phase::Total => {
+            None if *phase == LatencyPhase::Total => {
                 // Without events.csv: the summary's p50/p99 of the total, by completion.
                 for t in &s.timeline {
                     for (j, v) in [(0, t.p50_us), (2, t.p99_us)] {
@@ -135,7 +135,7 @@ pub(super) fn timeline(h: &mut String, r: &Results, episodes: &[Episode]) {
         if hi <= 0.0 {
             continue;
         }
-        if *phase == Phase::Total
+        if *phase == LatencyPhase::Total
             && let Some((limit, _)) = gate
         {
             hi = hi.max(limit as f64 * 1.2);
@@ -155,7 +155,7 @@ pub(super) fn timeline(h: &mut String, r: &Results, episodes: &[Episode]) {
                     .push(Series::line(name, color, std::mem::take(&mut lines[j])));
             }
         }
-        if *phase == Phase::Total
+        if *phase == LatencyPhase::Total
             && let Some((limit, name)) = gate
         {
             c.rules.push(Rule {

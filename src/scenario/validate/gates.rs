@@ -46,7 +46,7 @@ pub(super) fn gates(
         let below = cx.positive_duration(&item.key("below"), &g.below);
         if let (Some(percentile), Some(below)) = (percentile, below) {
             out.push(Gate::Latency {
-                phase: g.phase.unwrap_or(crate::record::Phase::Total),
+                phase: g.phase.unwrap_or(crate::record::LatencyPhase::Total),
                 of: g.of.unwrap_or_default(),
                 percentile,
                 below,
