@@ -6,8 +6,9 @@
 //! call in `tokio::time::timeout` so a stalled peer becomes a timeout, never a hang.
 //!
 //! Two ways to read, one framing:
-//! - [`PduReader::read_pdu`] (the client, [`crate::client`]): any `AsyncRead` (the client's
-//!   streams may be wrapped by [`crate::faults`]); the PDU is copied out.
+//! - [`PduReader::read_pdu_in`] (the client, [`crate::client`]): any `AsyncRead` (the
+//!   client's streams may be wrapped by [`crate::faults`]); the PDU lent from the buffer
+//!   ([`PduReader::read_pdu`] copies it out).
 //! - [`PduReader::next_pdu`] (the host's connection loop, [`crate::host::server`]): a
 //!   `TcpStream`, the PDU lent from the buffer without a copy, the buffer released while the
 //!   connection is idle, and the socket drained with readiness-based reads.
@@ -92,15 +93,25 @@ impl PduReader {
         &mut self,
         stream: &mut S,
     ) -> Result<Vec<u8>, PduReadError> {
+        self.read_pdu_in(stream).await.map(<[u8]>::to_vec)
+    }
+
+    /// Like [`read_pdu`](Self::read_pdu), lending the PDU from the buffer instead of
+    /// copying it (the client's per-request path); it is dropped at the next call. The
+    /// buffer keeps its capacity, so the next read is one `recv`, not several growing ones.
+    ///
+    /// # Errors
+    /// As [`read_pdu`](Self::read_pdu).
+    pub async fn read_pdu_in<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> Result<&[u8], PduReadError> {
         self.release_lent();
         loop {
             match check_frame(&self.buf) {
                 Frame::Complete(len) => {
-                    // Copy the PDU out and keep the buffer (and its capacity) for the next
-                    // one, so the next read is one `recv`, not several growing ones.
-                    let pdu = self.buf[..len].to_vec();
-                    self.buf.drain(..len);
-                    return Ok(pdu);
+                    self.lent = len;
+                    return Ok(&self.buf[..len]);
                 }
                 Frame::Invalid(e) => return Err(e.into()),
                 Frame::Incomplete { .. } => {}

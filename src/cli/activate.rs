@@ -25,7 +25,7 @@ use crate::client::{
 use crate::discover::{
     self, ClientDiscovery, Discovered, Discovery, DiscoveryConfig, HostClients, HostGate, SrvOrder,
 };
-use crate::faults::{FaultHandle, FaultPlan, FaultyConnector};
+use crate::faults::{FaultHandle, FaultPlan, FaultyClient, FaultyConnector};
 use crate::values::{self, Host, HostPort};
 use crate::wire::rpc::Pdu;
 use crate::wire::session::{ClientRpcConfig, NegotiationMode};
@@ -200,10 +200,8 @@ async fn activate(args: ActivateArgs, faults: FaultPlan) -> Result<Status, CliEr
             Host::Ip(_) => unreachable!("socket_addr() is Some for every IP target"),
         },
     };
-    let handle = FaultHandle::new();
-    let connector = FaultyConnector::with_handle(TcpConnector::default(), handle.clone());
     let mut client = match addr {
-        Ok(addr) => Client::with_connector(connector, addr, options),
+        Ok(addr) => FaultyClient::new(addr, None, options),
         Err(e) => {
             // Nothing to retry against: every attempt fails the same way.
             let attempt = Attempt {
@@ -236,12 +234,7 @@ async fn activate(args: ActivateArgs, faults: FaultPlan) -> Result<Status, CliEr
             );
         }
         let fault = faults.decide(0, n - 1, started.elapsed());
-        handle.arm(fault);
-        let attempt = client.activate(&base, rand::random()).await;
-        handle.arm(None);
-        if fault.is_some() {
-            client.disconnect();
-        }
+        let attempt = client.attempt(&base, rand::random(), fault).await;
         if attempt.verdict().outcome == Outcome::Activated {
             activated += 1;
         }

@@ -34,7 +34,8 @@ use crate::wire::RequestBase;
 use crate::wire::kms::{self, ClientResponse, EncodeError, PendingRequest, ResponseError};
 use crate::wire::rpc::FrameError;
 use crate::wire::session::{
-    BindOutcome, CallResult, ClientRpcConfig, ClientSession, Negotiated, SessionError,
+    BindOutcome, CallResult, CallResultRef, ClientRpcConfig, ClientSession, Negotiated,
+    SessionError,
 };
 
 mod dns;
@@ -241,9 +242,25 @@ impl Reply {
     pub fn from_call(pending: &PendingRequest, call: CallResult) -> Result<Self, ClientError> {
         match call {
             CallResult::Payload(bytes) => {
-                Ok(Self::Response(Box::new(pending.decode_response(&bytes)?)))
+                Self::from_call_in(pending, CallResultRef::Payload(&bytes))
             }
-            CallResult::Hresult(code) => Ok(Self::Refused(code)),
+            CallResult::Hresult(code) => Self::from_call_in(pending, CallResultRef::Hresult(code)),
+        }
+    }
+
+    /// [`Reply::from_call`] of a call whose payload is lent from the response PDU.
+    ///
+    /// # Errors
+    /// [`ClientError::Verify`] when the response fails a check.
+    pub fn from_call_in(
+        pending: &PendingRequest,
+        call: CallResultRef<'_>,
+    ) -> Result<Self, ClientError> {
+        match call {
+            CallResultRef::Payload(bytes) => {
+                Ok(Self::Response(Box::new(pending.decode_response(bytes)?)))
+            }
+            CallResultRef::Hresult(code) => Ok(Self::Refused(code)),
         }
     }
 }
@@ -353,6 +370,10 @@ pub struct Client<C: Connector = TcpConnector> {
     conn: Option<Conn<C::Stream>>,
     next_call_id: u32,
     tracer: Option<Tracer>,
+    /// The KMS request payload being sent, and then its request PDU: kept between attempts
+    /// so a request is built without allocating.
+    payload: Vec<u8>,
+    pdu: Vec<u8>,
 }
 
 impl Client<TcpConnector> {
@@ -372,6 +393,8 @@ impl<C: Connector> Client<C> {
             conn: None,
             next_call_id: 2,
             tracer: None,
+            payload: Vec::new(),
+            pdu: Vec::new(),
         }
     }
 
@@ -426,7 +449,8 @@ impl<C: Connector> Client<C> {
         times: &mut PhaseTimes,
         reconnected: &mut bool,
     ) -> Result<Reply, ClientError> {
-        let (payload, pending) = kms::encode_request(base, iv)?;
+        self.payload.clear();
+        let pending = kms::encode_request_into(base, iv, &mut self.payload)?;
         if self
             .conn
             .as_mut()
@@ -439,13 +463,15 @@ impl<C: Connector> Client<C> {
         loop {
             let kept = self.conn.is_some();
             if !kept {
-                self.open(times).await?;
+                // Boxed: connecting and binding is the rare step on a kept connection, and
+                // the largest; inline, it would make every attempt's future that large.
+                Box::pin(self.open(times)).await?;
             }
             let started = Instant::now();
-            let call = self.call(&payload).await;
+            let call = self.call(&pending).await;
             times.request = Some(started.elapsed());
             match call {
-                Ok(call) => return Reply::from_call(&pending, call),
+                Ok(reply) => return Ok(reply),
                 Err(e) if kept && !*reconnected && e.is_stale_connection() => {
                     self.conn = None;
                     *reconnected = true;
@@ -503,8 +529,9 @@ impl<C: Connector> Client<C> {
         }
     }
 
-    /// One request/response round trip on the kept connection.
-    async fn call(&mut self, payload: &[u8]) -> Result<CallResult, ClientError> {
+    /// One request/response round trip on the kept connection, sending the payload in
+    /// `self.payload` and checking the answer against `pending`.
+    async fn call(&mut self, pending: &PendingRequest) -> Result<Reply, ClientError> {
         let phase = Phase::Request;
         let limit = self.options.request_timeout;
         let Some(conn) = self.conn.as_mut() else {
@@ -515,16 +542,26 @@ impl<C: Connector> Client<C> {
             });
         };
         let tracer = &mut self.tracer;
+        let (payload, pdu) = (&self.payload, &mut self.pdu);
         let round_trip = async {
-            let pdu = conn
-                .session
-                .request(payload)
-                .map_err(|error| ClientError::Rpc { phase, error })?;
-            send(&mut conn.stream, &pdu, phase, tracer).await?;
-            let reply = receive(conn, phase, tracer).await?;
+            pdu.clear();
             conn.session
-                .handle_response(&reply)
-                .map_err(|error| ClientError::Rpc { phase, error })
+                .request_into(payload, pdu)
+                .map_err(|error| ClientError::Rpc { phase, error })?;
+            send(&mut conn.stream, pdu, phase, tracer).await?;
+            let reply = conn
+                .reader
+                .read_pdu_in(&mut conn.stream)
+                .await
+                .map_err(|e| ClientError::from_read(phase, e))?;
+            if let Some(t) = tracer {
+                t(TraceDirection::Received, reply);
+            }
+            let call = conn
+                .session
+                .handle_response_in(reply)
+                .map_err(|error| ClientError::Rpc { phase, error })?;
+            Reply::from_call_in(pending, call)
         };
         let result = match tokio::time::timeout(limit, round_trip).await {
             Ok(r) => r,

@@ -78,11 +78,13 @@ use tokio::net::TcpStream;
 
 use crate::client::Connector;
 
+mod client;
 mod decide;
 pub mod region;
 mod rules;
 mod stream;
 
+pub use client::FaultyClient;
 pub use decide::{FaultPlan, InjectedFault, TAG_DRAW, TAG_SELECT};
 pub use rules::{CutPoint, Direction, FaultKind, FaultRule, Region, StallPhase, Window};
 pub use stream::FaultyStream;

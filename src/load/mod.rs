@@ -27,7 +27,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use crate::discover::{ClientDiscovery, Discovery, HostClients, SplitRecorder};
 
 use crate::client::{Attempt, Client, ClientOptions, Outcome, Reply, TcpConnector};
-use crate::faults::{FaultHandle, FaultPlan, FaultyConnector};
+use crate::faults::{FaultHandle, FaultPlan, FaultyClient, FaultyConnector};
 use crate::procfs;
 use crate::record::EventsMode;
 use crate::record::{
@@ -158,9 +158,9 @@ struct Shared {
 }
 
 struct Pooled {
-    client: Client<FaultyConnector<TcpConnector>>,
-    /// Arms the fault (if any) for the client's next attempt.
-    faults: FaultHandle,
+    client: FaultyClient,
+    /// The request of the client's last attempt, rewritten in place for the next.
+    base: RequestBase,
     used: u32,
 }
 
@@ -508,6 +508,42 @@ pub fn planned_attempts(job: &Job<'_>, limit: u64) -> Result<Vec<PlannedAttempt>
     Ok(out)
 }
 
+/// The request `identity` sends at `now`, written into `base` (whose machine-name buffer is
+/// reused, so a pooled client builds its requests without allocating).
+fn fill_request(base: &mut RequestBase, identity: &sim::ClientIdentity, now: FileTime) {
+    base.version = identity.protocol;
+    base.is_client_vm = identity.is_client_vm();
+    base.license_status = 2;
+    base.binding_expiration = 43_200;
+    base.application_id = identity.product.app_id;
+    base.sku_id = identity.product.sku_id;
+    base.kms_counted_id = identity.product.kms_id;
+    base.client_machine_id = identity.cmid;
+    base.required_client_count = identity.product.n_policy;
+    base.request_time = identity.request_time(now);
+    base.previous_client_machine_id = uuid::Uuid::nil();
+    base.machine_name.clear();
+    base.machine_name.push_str(identity.machine_name.as_str());
+}
+
+/// A request base to fill with [`fill_request`].
+fn empty_request() -> RequestBase {
+    RequestBase {
+        version: Version::V6,
+        is_client_vm: 0,
+        license_status: 0,
+        binding_expiration: 0,
+        application_id: uuid::Uuid::nil(),
+        sku_id: uuid::Uuid::nil(),
+        kms_counted_id: uuid::Uuid::nil(),
+        client_machine_id: uuid::Uuid::nil(),
+        required_client_count: 0,
+        request_time: FileTime(0),
+        previous_client_machine_id: uuid::Uuid::nil(),
+        machine_name: String::new(),
+    }
+}
+
 /// One attempt, start to record. Never panics on network input; bounded by the client's
 /// deadlines.
 async fn attempt(shared: &Shared, k: u64, intended: Instant) -> AttemptRecord {
@@ -516,44 +552,27 @@ async fn attempt(shared: &Shared, k: u64, intended: Instant) -> AttemptRecord {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     let now = FileTime::from_unix(now.as_secs() as i64, now.subsec_nanos());
-    let base = RequestBase {
-        version: identity.protocol,
-        is_client_vm: identity.is_client_vm(),
-        license_status: 2,
-        binding_expiration: 43_200,
-        application_id: identity.product.app_id,
-        sku_id: identity.product.sku_id,
-        kms_counted_id: identity.product.kms_id,
-        client_machine_id: identity.cmid,
-        required_client_count: identity.product.n_policy,
-        request_time: identity.request_time(now),
-        previous_client_machine_id: uuid::Uuid::nil(),
-        machine_name: identity.machine_name.as_str().to_owned(),
-    };
     let iv_stream = sim::Stream::new(shared.seed, TAG_IV);
     let mut iv = [0u8; 16];
     iv[..8].copy_from_slice(&iv_stream.at(2 * k).to_le_bytes());
     iv[8..].copy_from_slice(&iv_stream.at(2 * k + 1).to_le_bytes());
     if let Some((discovery, run)) = &shared.discovery {
+        let mut base = empty_request();
+        fill_request(&mut base, &identity, now);
         return discovered_attempt(shared, discovery, run, k, intended, &identity, base, iv).await;
     }
 
     let mut pooled = checkout(shared, k);
+    fill_request(&mut pooled.base, &identity, now);
     // Faults are decided per (client, attempt, time in the run), so a failing attempt replays.
     let fault = shared.faults.decide(
         identity.index,
         k,
         intended.saturating_duration_since(shared.start),
     );
-    pooled.faults.arm(fault);
-    let result: Attempt = pooled.client.activate(&base, iv).await;
+    let result: Attempt = pooled.client.attempt(&pooled.base, iv, fault).await;
     let end = Instant::now();
-    pooled.faults.arm(None);
     pooled.used += 1;
-    if fault.is_some() {
-        // A connection a fault touched is not handed to the next attempt.
-        pooled.client.disconnect();
-    }
     checkin(shared, pooled);
 
     let verdict = result.verdict();
@@ -702,11 +721,9 @@ fn checkout(shared: &Shared, k: u64) -> Pooled {
     let local = k / u64::from(shared.shard_count);
     let source = (!shared.sources.is_empty())
         .then(|| shared.sources[(local % shared.sources.len() as u64) as usize]);
-    let faults = FaultHandle::new();
-    let connector = FaultyConnector::with_handle(TcpConnector { source }, faults.clone());
     Pooled {
-        client: Client::with_connector(connector, shared.target, shared.options.clone()),
-        faults,
+        client: FaultyClient::new(shared.target, source, shared.options.clone()),
+        base: empty_request(),
         used: 0,
     }
 }

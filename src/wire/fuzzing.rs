@@ -27,7 +27,7 @@ use super::base::{FileTime, REQUEST_BASE_LEN, RequestBase, ResponseBase, Version
 use super::crypto::{self, BLOCK_LEN, V6_CIPHER, cbc_encrypt_padded, random_hash, v5_cipher};
 use super::kms::{HostRequest, HwId, PendingRequest, Protocol, encode_request, encode_request_raw};
 use super::ndr::{RequestStub, ResponseStub, Syntax};
-use super::rpc::{Frame, Pdu, check_frame};
+use super::rpc::{Frame, Pdu, ResponseRef, check_frame};
 use super::session::{
     BindOutcome, ClientRpcConfig, ClientSession, ClientSessionState, HostAction, HostRpcConfig,
     HostSession, SessionError,
@@ -46,6 +46,13 @@ pub fn rpc_pdu(data: &[u8]) -> bool {
         Frame::Invalid(_) => {}
     }
     let parsed = Pdu::parse(data);
+    // The client's in-place reading of a response agrees with the general parser.
+    match (ResponseRef::parse(data), &parsed) {
+        (Ok(view), Ok(Pdu::Response(resp))) => assert_eq!(&view.to_owned(), resp),
+        (Ok(view), other) => panic!("ResponseRef read {view:?}, Pdu::parse {other:?}"),
+        (Err(_), Ok(Pdu::Response(resp))) => panic!("ResponseRef refused {resp:?}"),
+        (Err(_), _) => {}
+    }
     if let Ok(pdu) = &parsed {
         let bytes = pdu.to_bytes();
         assert_eq!(bytes.len(), pdu.buffer_len(), "buffer_len of {pdu:?}");

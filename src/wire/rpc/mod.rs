@@ -86,4 +86,4 @@ pub use header::{
 use pdu::{Body, pad_from};
 pub use pdu::{Pdu, UnknownPdu};
 pub use request::Request;
-pub use response::Response;
+pub use response::{Response, ResponseRef};

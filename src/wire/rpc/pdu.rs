@@ -77,7 +77,7 @@ pub(super) trait Body: Sized {
 }
 
 /// Checks the common header of a whole PDU and returns a reader positioned after it.
-fn open(pdu: &[u8]) -> Result<(Header<&[u8]>, Reader<'_>), PduError> {
+pub(super) fn open(pdu: &[u8]) -> Result<(Header<&[u8]>, Reader<'_>), PduError> {
     let header = Header::new_checked(pdu)?;
     header.check()?;
     let mut r = Reader::new(pdu);
@@ -88,7 +88,7 @@ fn open(pdu: &[u8]) -> Result<(Header<&[u8]>, Reader<'_>), PduError> {
 /// Writes a header with a placeholder `frag_length`, the body, then patches `frag_length`.
 /// A PDU longer than 65535 bytes cannot be described; its `frag_length` saturates at 65535
 /// and the receiver rejects it (sessions bound payloads long before that).
-fn write_pdu(
+pub(super) fn write_pdu(
     out: &mut Vec<u8>,
     ptype: Ptype,
     flags: PfcFlags,

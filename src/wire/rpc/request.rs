@@ -70,6 +70,36 @@ impl Body for Request {
     }
 }
 
+impl Request {
+    /// Appends a request PDU whose stub `stub` writes in place, with no object UUID:
+    /// the same bytes as [`Request::emit`] of a `Request` holding that stub and
+    /// `alloc_hint = stub_len`, without building the stub apart (the client's per-request
+    /// path). `stub` must append exactly `stub_len` bytes.
+    pub fn emit_in_place(
+        out: &mut Vec<u8>,
+        flags: PfcFlags,
+        call_id: u32,
+        context_id: u16,
+        opnum: u16,
+        stub_len: usize,
+        stub: impl FnOnce(&mut Vec<u8>),
+    ) {
+        pdu::write_pdu(
+            out,
+            Ptype::REQUEST,
+            flags.with(PfcFlags::OBJECT_UUID, false),
+            call_id,
+            |out, _| {
+                // A stub longer than u32 cannot be framed anyway (frag_length is a u16).
+                out.put_u32(u32::try_from(stub_len).unwrap_or(u32::MAX));
+                out.put_u16(context_id);
+                out.put_u16(opnum);
+                stub(out);
+            },
+        );
+    }
+}
+
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

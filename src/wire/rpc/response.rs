@@ -22,6 +22,70 @@ pub struct Response {
     pub stub: Vec<u8>,
 }
 
+/// A response PDU read in place: the same fields as [`Response`], the stub lent from the
+/// PDU instead of copied (the client's per-request path). [`Response::parse`] is this plus
+/// a copy of the stub, so both read the bytes with one decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseRef<'a> {
+    /// `pfc_flags`.
+    pub flags: PfcFlags,
+    /// `call_id`.
+    pub call_id: u32,
+    /// `alloc_hint`.
+    pub alloc_hint: u32,
+    /// `p_cont_id`.
+    pub context_id: u16,
+    /// `cancel_count`.
+    pub cancel_count: u8,
+    /// The NDR stub, in the PDU.
+    pub stub: &'a [u8],
+}
+
+impl<'a> ResponseRef<'a> {
+    /// Parses one whole response PDU as [`Response::parse`] does, lending the stub.
+    ///
+    /// # Errors
+    /// [`PduError`] naming the field that failed; [`PduError::UnexpectedPtype`] for a PDU
+    /// of another type.
+    pub fn parse(pdu: &'a [u8]) -> Result<Self, PduError> {
+        let (header, mut r) = pdu::open(pdu)?;
+        if header.ptype() != Ptype::RESPONSE {
+            return Err(PduError::UnexpectedPtype {
+                expected: Ptype::RESPONSE,
+                found: header.ptype(),
+            });
+        }
+        Self::read_body(header.pfc_flags(), header.call_id(), &mut r)
+    }
+
+    fn read_body(flags: PfcFlags, call_id: u32, r: &mut Reader<'a>) -> Result<Self, PduError> {
+        let alloc_hint = r.u32("alloc_hint")?;
+        let context_id = r.u16("p_cont_id")?;
+        let cancel_count = r.u8("cancel_count")?;
+        r.skip(1, "response reserved")?;
+        Ok(Self {
+            flags,
+            call_id,
+            alloc_hint,
+            context_id,
+            cancel_count,
+            stub: r.rest(),
+        })
+    }
+
+    /// The response with its stub copied.
+    pub fn to_owned(&self) -> Response {
+        Response {
+            flags: self.flags,
+            call_id: self.call_id,
+            alloc_hint: self.alloc_hint,
+            context_id: self.context_id,
+            cancel_count: self.cancel_count,
+            stub: self.stub.to_vec(),
+        }
+    }
+}
+
 impl Body for Response {
     const PTYPE: Ptype = Ptype::RESPONSE;
     fn flags(&self) -> PfcFlags {
@@ -31,19 +95,7 @@ impl Body for Response {
         self.call_id
     }
     fn read_body(flags: PfcFlags, call_id: u32, r: &mut Reader<'_>) -> Result<Self, PduError> {
-        let alloc_hint = r.u32("alloc_hint")?;
-        let context_id = r.u16("p_cont_id")?;
-        let cancel_count = r.u8("cancel_count")?;
-        r.skip(1, "response reserved")?;
-        let stub = r.rest().to_vec();
-        Ok(Self {
-            flags,
-            call_id,
-            alloc_hint,
-            context_id,
-            cancel_count,
-            stub,
-        })
+        ResponseRef::read_body(flags, call_id, r).map(|v| v.to_owned())
     }
     fn write_body(&self, out: &mut Vec<u8>, _start: usize) {
         out.put_u32(self.alloc_hint);

@@ -1095,6 +1095,54 @@ proptest! {
     }
 
     #[test]
+    fn response_ref_reads_what_the_parser_reads(mut bytes in prop::collection::vec(any::<u8>(), 0..200), ptype_response in any::<bool>()) {
+        if bytes.len() >= HEADER_LEN {
+            let len = bytes.len() as u16;
+            let mut header = Header::new_unchecked(&mut bytes[..]);
+            header.set_rpc_vers(5);
+            header.set_rpc_vers_minor(0);
+            header.set_frag_length(len);
+            header.set_drep(DREP_LITTLE_ENDIAN);
+            header.set_auth_length(0);
+            if ptype_response {
+                header.set_ptype(Ptype::RESPONSE);
+            }
+        }
+        match (ResponseRef::parse(&bytes), Pdu::parse(&bytes)) {
+            (Ok(view), Ok(Pdu::Response(resp))) => prop_assert_eq!(view.to_owned(), resp),
+            // Both refuse: for the same reason, unless the PDU is of another type.
+            (Err(a), Err(b)) => prop_assert!(matches!(a, PduError::UnexpectedPtype { .. }) || a == b, "{:?} vs {:?}", a, b),
+            (Err(_), Ok(pdu)) => prop_assert!(!matches!(pdu, Pdu::Response(_)), "{:?}", pdu),
+            (Ok(view), other) => prop_assert!(false, "{:?} vs {:?}", view, other),
+        }
+    }
+
+    #[test]
+    fn a_request_written_in_place_is_the_request_pdu(
+        call_id in any::<u32>(),
+        context_id in any::<u16>(),
+        opnum in any::<u16>(),
+        stub in prop::collection::vec(any::<u8>(), 0..400),
+        prefix in prop::collection::vec(any::<u8>(), 0..8),
+    ) {
+        let request = Request {
+            flags: PfcFlags::SINGLE,
+            call_id,
+            alloc_hint: stub.len() as u32,
+            context_id,
+            opnum,
+            object: None,
+            stub: stub.clone(),
+        };
+        let mut out = prefix.clone();
+        Request::emit_in_place(&mut out, PfcFlags::SINGLE, call_id, context_id, opnum, stub.len(), |out| {
+            out.extend_from_slice(&stub)
+        });
+        prop_assert_eq!(&out[..prefix.len()], &prefix[..]);
+        prop_assert_eq!(&out[prefix.len()..], &request.to_bytes()[..]);
+    }
+
+    #[test]
     fn framing_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
         match check_frame(&bytes) {
             Frame::Complete(n) => prop_assert!(n <= bytes.len() && n >= HEADER_LEN),

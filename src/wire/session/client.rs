@@ -8,8 +8,8 @@ use std::str::FromStr;
 use crate::wire::ndr::{RequestStub, ResponseStub, StubError, Syntax};
 use crate::wire::rpc::{
     AlterContext, AlterContextResp, Bind, BindAck, ContextElem, ContextResult, DEFAULT_MAX_FRAG,
-    Fault, NakReason, NcaStatus, Pdu, PduError, PfcFlags, Ptype, RejectReason, Request, Response,
-    SecondaryAddress, TransferSyntax,
+    Fault, NakReason, NcaStatus, Pdu, PduError, PfcFlags, Ptype, RejectReason, Request,
+    ResponseRef, SecondaryAddress, TransferSyntax,
 };
 
 use super::{CALL_FIXED_LEN, FIRST_CALL_ID, MAX_WARNINGS};
@@ -122,6 +122,16 @@ pub enum CallResult {
     Payload(Vec<u8>),
     /// The host refused the request with this HRESULT (error stub, or a non-zero return
     /// value).
+    Hresult(u32),
+}
+
+/// [`CallResult`] with the payload lent from the response PDU
+/// ([`ClientSession::handle_response_in`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallResultRef<'a> {
+    /// The host returned a KMS response payload (return value 0).
+    Payload(&'a [u8]),
+    /// The host refused the request with this HRESULT.
     Hresult(u32),
 }
 
@@ -716,6 +726,18 @@ impl ClientSession {
     /// [`SessionError::OutOfOrder`] unless `Ready`; [`SessionError::PayloadTooLarge`] when
     /// the PDU exceeds one fragment (nothing is consumed then).
     pub fn request(&mut self, payload: &[u8]) -> Result<Vec<u8>, SessionError> {
+        let mut out = Vec::new();
+        self.request_into(payload, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`ClientSession::request`], appending the PDU to `out` (nothing is appended on
+    /// error): the stub is written in place, so a caller that keeps `out` sends requests
+    /// without allocating.
+    ///
+    /// # Errors
+    /// As [`ClientSession::request`].
+    pub fn request_into(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SessionError> {
         if self.state != ClientSessionState::Ready {
             return Err(self.out_of_order("request"));
         }
@@ -723,21 +745,24 @@ impl ClientSession {
         let Some((context_id, syntax)) = self.choose_context() else {
             return Err(SessionError::NoTransferSyntax);
         };
-        let stub = RequestStub { payload }.to_bytes(syntax);
-        let len = CALL_FIXED_LEN + stub.len();
+        let stub = RequestStub { payload };
+        let stub_len = stub.buffer_len(syntax);
+        let len = CALL_FIXED_LEN + stub_len;
         let max = usize::from(self.config.max_frag.min(self.negotiated.max_recv_frag));
         if len > max {
             return Err(SessionError::PayloadTooLarge { len, max });
         }
-        let request = Request {
-            flags: PfcFlags::SINGLE,
-            call_id: self.next_call_id,
-            alloc_hint: stub.len() as u32, // at most max_frag, a u16
+        out.reserve(len);
+        // alloc_hint = stub length, at most max_frag, a u16.
+        Request::emit_in_place(
+            out,
+            PfcFlags::SINGLE,
+            self.next_call_id,
             context_id,
-            opnum: 0,
-            object: None,
-            stub,
-        };
+            0,
+            stub_len,
+            |out| stub.emit(syntax, out),
+        );
         self.pending = Some(Pending {
             call_id: self.next_call_id,
             context_id,
@@ -747,7 +772,7 @@ impl ClientSession {
         self.requests += 1;
         self.last_syntax = Some(syntax);
         self.state = ClientSessionState::ExpectResponse;
-        Ok(request.to_bytes())
+        Ok(())
     }
 
     /// Checks a response (spec 4.6) and decodes its stub in the request's syntax (4.8).
@@ -756,29 +781,47 @@ impl ClientSession {
     /// [`SessionError::Fault`] for a fault PDU (the session stays usable); anything else is
     /// fatal. [`SessionError::OutOfOrder`] outside `ExpectResponse`.
     pub fn handle_response(&mut self, pdu: &[u8]) -> Result<CallResult, SessionError> {
+        self.handle_response_in(pdu).map(|r| match r {
+            CallResultRef::Payload(p) => CallResult::Payload(p.to_vec()),
+            CallResultRef::Hresult(code) => CallResult::Hresult(code),
+        })
+    }
+
+    /// Like [`ClientSession::handle_response`], lending the payload from `pdu` instead of
+    /// copying it (the client's per-request path).
+    ///
+    /// # Errors
+    /// As [`ClientSession::handle_response`].
+    pub fn handle_response_in<'a>(
+        &mut self,
+        pdu: &'a [u8],
+    ) -> Result<CallResultRef<'a>, SessionError> {
         let (ClientSessionState::ExpectResponse, Some(pending)) = (self.state, self.pending) else {
             return Err(self.out_of_order("handle_response"));
         };
-        let resp = match Pdu::parse(pdu) {
-            Ok(Pdu::Response(resp)) => resp,
-            Ok(Pdu::Fault(f)) => {
-                if f.call_id != pending.call_id {
-                    self.warn(SessionWarning::FaultCallId {
-                        expected: pending.call_id,
-                        found: f.call_id,
-                    });
+        // A response is read in place; anything else (a fault, a stray PDU, bytes that do
+        // not parse) goes through the general parser for its error.
+        let Ok(resp) = ResponseRef::parse(pdu) else {
+            return match Pdu::parse(pdu) {
+                Ok(Pdu::Fault(f)) => {
+                    if f.call_id != pending.call_id {
+                        self.warn(SessionWarning::FaultCallId {
+                            expected: pending.call_id,
+                            found: f.call_id,
+                        });
+                    }
+                    self.pending = None;
+                    self.state = ClientSessionState::Ready;
+                    Err(fault_error(&f))
                 }
-                self.pending = None;
-                self.state = ClientSessionState::Ready;
-                return Err(fault_error(&f));
-            }
-            Ok(other) => {
-                return self.fail(SessionError::UnexpectedPdu {
+                // ResponseRef and Response share one decoder, so a response that
+                // ResponseRef refused fails here too, with the same error.
+                Ok(other) => self.fail(SessionError::UnexpectedPdu {
                     expected: Ptype::RESPONSE,
                     found: other.ptype(),
-                });
-            }
-            Err(e) => return self.fail(e),
+                }),
+                Err(e) => self.fail(e),
+            };
         };
         match self.apply_response(pending, &resp) {
             Ok(result) => {
@@ -790,11 +833,11 @@ impl ClientSession {
         }
     }
 
-    fn apply_response(
+    fn apply_response<'a>(
         &mut self,
         pending: Pending,
-        resp: &Response,
-    ) -> Result<CallResult, SessionError> {
+        resp: &ResponseRef<'a>,
+    ) -> Result<CallResultRef<'a>, SessionError> {
         self.check_call_id(pending.call_id, resp.call_id)?;
         if resp.context_id != pending.context_id {
             return Err(SessionError::ContextMismatch {
@@ -808,17 +851,17 @@ impl ClientSession {
         if resp.flags.contains(PfcFlags::CONC_MPX) {
             self.warn(SessionWarning::ConcMpxSet(Ptype::RESPONSE));
         }
-        Ok(match ResponseStub::parse(pending.syntax, &resp.stub)? {
+        Ok(match ResponseStub::parse(pending.syntax, resp.stub)? {
             ResponseStub::Payload {
                 payload,
                 return_value: 0,
                 ..
-            } => CallResult::Payload(payload.to_vec()),
-            ResponseStub::Payload { return_value, .. } => CallResult::Hresult(return_value),
+            } => CallResultRef::Payload(payload),
+            ResponseStub::Payload { return_value, .. } => CallResultRef::Hresult(return_value),
             ResponseStub::Null {
                 return_value: 0, ..
             } => return Err(SessionError::EmptyResponse),
-            ResponseStub::Null { return_value, .. } => CallResult::Hresult(return_value),
+            ResponseStub::Null { return_value, .. } => CallResultRef::Hresult(return_value),
         })
     }
 }
