@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::context::{emitted, fmt_list, read_list, write_list};
 use super::*;
 use crate::wire::reader::{Reader, WriteLe};
 
@@ -27,16 +28,23 @@ pub struct Bind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlterContext(pub Bind);
 
-impl Bind {
-    fn read_fields(flags: PfcFlags, call_id: u32, r: &mut Reader<'_>) -> Result<Self, PduError> {
+impl Body for Bind {
+    const PTYPE: Ptype = Ptype::BIND;
+    fn flags(&self) -> PfcFlags {
+        self.flags
+    }
+    fn call_id(&self) -> u32 {
+        self.call_id
+    }
+    fn read_body(flags: PfcFlags, call_id: u32, r: &mut Reader<'_>) -> Result<Self, PduError> {
         let max_xmit_frag = r.u16("max_xmit_frag")?;
         let max_recv_frag = r.u16("max_recv_frag")?;
         let assoc_group_id = r.u32("assoc_group_id")?;
-        let n = r.u8("n_context_elem")?;
-        r.skip(3, "context list reserved")?;
-        let contexts = (0..n)
-            .map(|_| ContextElem::read(r))
-            .collect::<Result<_, _>>()?;
+        let contexts = read_list(
+            r,
+            ["n_context_elem", "context list reserved"],
+            ContextElem::read,
+        )?;
         r.finish("bind body")?;
         Ok(Self {
             flags,
@@ -47,81 +55,29 @@ impl Bind {
             contexts,
         })
     }
-
-    fn write_fields(&self, out: &mut Vec<u8>) {
-        let n = self.context_count();
+    fn write_body(&self, out: &mut Vec<u8>, _start: usize) {
         out.put_u16(self.max_xmit_frag);
         out.put_u16(self.max_recv_frag);
         out.put_u32(self.assoc_group_id);
-        out.push(n as u8); // context_count() is at most u8::MAX
-        out.extend_from_slice(&[0; 3]);
-        for item in &self.contexts[..n] {
-            item.write(out);
-        }
+        write_list(out, &self.contexts, ContextElem::write);
     }
-
-    fn context_count(&self) -> usize {
-        self.contexts.len().min(usize::from(u8::MAX))
-    }
-
-    fn fields_len(&self) -> usize {
-        12 + self.contexts[..self.context_count()]
+    fn body_len(&self) -> usize {
+        12 + emitted(&self.contexts)
             .iter()
             .map(ContextElem::wire_len)
             .sum::<usize>()
     }
+}
 
+impl Bind {
     fn fmt_as(&self, f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
         write!(
             f,
             "{name} call_id={} flags={:?} max_frag={}/{} assoc={:#x} contexts=[",
             self.call_id, self.flags, self.max_xmit_frag, self.max_recv_frag, self.assoc_group_id
         )?;
-        for (i, c) in self.contexts.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{c}")?;
-        }
+        fmt_list(f, &self.contexts, ",")?;
         f.write_str("]")
-    }
-}
-
-impl Body for Bind {
-    const PTYPE: Ptype = Ptype::BIND;
-    fn flags(&self) -> PfcFlags {
-        self.flags
-    }
-    fn call_id(&self) -> u32 {
-        self.call_id
-    }
-    fn read_body(flags: PfcFlags, call_id: u32, r: &mut Reader<'_>) -> Result<Self, PduError> {
-        Self::read_fields(flags, call_id, r)
-    }
-    fn write_body(&self, out: &mut Vec<u8>, _start: usize) {
-        self.write_fields(out);
-    }
-    fn body_len(&self) -> usize {
-        self.fields_len()
-    }
-}
-
-impl Body for AlterContext {
-    const PTYPE: Ptype = Ptype::ALTER_CONTEXT;
-    fn flags(&self) -> PfcFlags {
-        self.0.flags
-    }
-    fn call_id(&self) -> u32 {
-        self.0.call_id
-    }
-    fn read_body(flags: PfcFlags, call_id: u32, r: &mut Reader<'_>) -> Result<Self, PduError> {
-        Bind::read_fields(flags, call_id, r).map(Self)
-    }
-    fn write_body(&self, out: &mut Vec<u8>, _start: usize) {
-        self.0.write_fields(out);
-    }
-    fn body_len(&self) -> usize {
-        self.0.fields_len()
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::context::{emitted, fmt_list, read_list, write_list};
 use super::*;
 use crate::wire::reader::{Reader, WriteLe};
 
@@ -30,8 +31,15 @@ pub struct BindAck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlterContextResp(pub BindAck);
 
-impl BindAck {
-    fn read_fields(flags: PfcFlags, call_id: u32, r: &mut Reader<'_>) -> Result<Self, PduError> {
+impl Body for BindAck {
+    const PTYPE: Ptype = Ptype::BIND_ACK;
+    fn flags(&self) -> PfcFlags {
+        self.flags
+    }
+    fn call_id(&self) -> u32 {
+        self.call_id
+    }
+    fn read_body(flags: PfcFlags, call_id: u32, r: &mut Reader<'_>) -> Result<Self, PduError> {
         let max_xmit_frag = r.u16("max_xmit_frag")?;
         let max_recv_frag = r.u16("max_recv_frag")?;
         let assoc_group_id = r.u32("assoc_group_id")?;
@@ -40,11 +48,11 @@ impl BindAck {
         // Spec 4.3: the results start at the next multiple of 4 counted from the PDU start;
         // the pad bytes are arbitrary (vlmcsd leaves garbage).
         r.align(4, "sec_addr pad")?;
-        let n = r.u8("n_results")?;
-        r.skip(3, "result list reserved")?;
-        let results = (0..n)
-            .map(|_| ContextResult::read(r))
-            .collect::<Result<_, _>>()?;
+        let results = read_list(
+            r,
+            ["n_results", "result list reserved"],
+            ContextResult::read,
+        )?;
         r.finish("bind_ack body")?;
         Ok(Self {
             flags,
@@ -56,33 +64,24 @@ impl BindAck {
             results,
         })
     }
-
-    fn write_fields(&self, out: &mut Vec<u8>, start: usize) {
+    fn write_body(&self, out: &mut Vec<u8>, start: usize) {
         let addr = self.sec_addr.wire();
-        let n = self.result_count();
         out.put_u16(self.max_xmit_frag);
         out.put_u16(self.max_recv_frag);
         out.put_u32(self.assoc_group_id);
         out.put_u16(addr.len() as u16); // wire() is at most u16::MAX bytes
         out.extend_from_slice(addr);
         pad_from(out, start, 4);
-        out.push(n as u8); // result_count() is at most u8::MAX
-        out.extend_from_slice(&[0; 3]);
-        for result in &self.results[..n] {
-            result.write(out);
-        }
+        write_list(out, &self.results, ContextResult::write);
     }
-
-    fn result_count(&self) -> usize {
-        self.results.len().min(usize::from(u8::MAX))
-    }
-
-    fn fields_len(&self) -> usize {
+    fn body_len(&self) -> usize {
         let addr_end = field::SEC_ADDR + self.sec_addr.wire().len();
         let results = addr_end.next_multiple_of(4);
-        results + 4 + 24 * self.result_count() - HEADER_LEN
+        results + 4 + 24 * emitted(&self.results).len() - HEADER_LEN
     }
+}
 
+impl BindAck {
     fn fmt_as(&self, f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
         write!(
             f,
@@ -94,51 +93,8 @@ impl BindAck {
             self.assoc_group_id,
             self.sec_addr
         )?;
-        for (i, r) in self.results.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{r}")?;
-        }
+        fmt_list(f, &self.results, ",")?;
         f.write_str("]")
-    }
-}
-
-impl Body for BindAck {
-    const PTYPE: Ptype = Ptype::BIND_ACK;
-    fn flags(&self) -> PfcFlags {
-        self.flags
-    }
-    fn call_id(&self) -> u32 {
-        self.call_id
-    }
-    fn read_body(flags: PfcFlags, call_id: u32, r: &mut Reader<'_>) -> Result<Self, PduError> {
-        Self::read_fields(flags, call_id, r)
-    }
-    fn write_body(&self, out: &mut Vec<u8>, start: usize) {
-        self.write_fields(out, start);
-    }
-    fn body_len(&self) -> usize {
-        self.fields_len()
-    }
-}
-
-impl Body for AlterContextResp {
-    const PTYPE: Ptype = Ptype::ALTER_CONTEXT_RESP;
-    fn flags(&self) -> PfcFlags {
-        self.0.flags
-    }
-    fn call_id(&self) -> u32 {
-        self.0.call_id
-    }
-    fn read_body(flags: PfcFlags, call_id: u32, r: &mut Reader<'_>) -> Result<Self, PduError> {
-        BindAck::read_fields(flags, call_id, r).map(Self)
-    }
-    fn write_body(&self, out: &mut Vec<u8>, start: usize) {
-        self.0.write_fields(out, start);
-    }
-    fn body_len(&self) -> usize {
-        self.0.fields_len()
     }
 }
 

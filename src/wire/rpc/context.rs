@@ -195,6 +195,49 @@ impl fmt::Display for TransferSyntax {
     }
 }
 
+/// The items a one-byte count can describe: the first 255 of `items`.
+pub(super) fn emitted<T>(items: &[T]) -> &[T] {
+    &items[..items.len().min(usize::from(u8::MAX))]
+}
+
+/// Reads a context list (p_cont_list_t) or result list (p_result_list_t): a one-byte count,
+/// three reserved bytes, then the items (spec 4.2, 4.3). `fields` names the count and the
+/// reserved bytes in errors.
+pub(super) fn read_list<T>(
+    r: &mut Reader<'_>,
+    fields: [&'static str; 2],
+    item: fn(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let n = r.u8(fields[0])?;
+    r.skip(3, fields[1])?;
+    (0..n).map(|_| item(r)).collect()
+}
+
+/// Writes a list as [`read_list`] reads it, at most 255 items.
+pub(super) fn write_list<T>(out: &mut Vec<u8>, items: &[T], item: fn(&T, &mut Vec<u8>)) {
+    let items = emitted(items);
+    out.push(items.len() as u8); // emitted() is at most u8::MAX
+    out.extend_from_slice(&[0; 3]);
+    for i in items {
+        item(i, out);
+    }
+}
+
+/// Writes `items` separated by `sep`.
+pub(super) fn fmt_list<T: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    items: &[T],
+    sep: &str,
+) -> fmt::Result {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(sep)?;
+        }
+        write!(f, "{item}")?;
+    }
+    Ok(())
+}
+
 /// A presentation context item of a bind or alter_context (spec 4.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextElem {
@@ -233,22 +276,18 @@ impl ContextElem {
     }
 
     pub(super) fn write(&self, out: &mut Vec<u8>) {
-        let n = self.syntax_count();
+        let syntaxes = emitted(&self.transfer_syntaxes);
         out.put_u16(self.context_id);
-        out.push(n as u8); // syntax_count() is at most u8::MAX
+        out.push(syntaxes.len() as u8); // emitted() is at most u8::MAX
         out.push(0);
         self.abstract_syntax.write(out);
-        for ts in &self.transfer_syntaxes[..n] {
+        for ts in syntaxes {
             ts.id().write(out);
         }
     }
 
-    fn syntax_count(&self) -> usize {
-        self.transfer_syntaxes.len().min(usize::from(u8::MAX))
-    }
-
     pub(super) fn wire_len(&self) -> usize {
-        24 + 20 * self.syntax_count()
+        24 + 20 * emitted(&self.transfer_syntaxes).len()
     }
 }
 
@@ -258,13 +297,7 @@ impl fmt::Display for ContextElem {
         if self.abstract_syntax != KMS_INTERFACE {
             write!(f, "{}:", self.abstract_syntax)?;
         }
-        for (i, ts) in self.transfer_syntaxes.iter().enumerate() {
-            if i > 0 {
-                f.write_str("/")?;
-            }
-            write!(f, "{ts}")?;
-        }
-        Ok(())
+        fmt_list(f, &self.transfer_syntaxes, "/")
     }
 }
 

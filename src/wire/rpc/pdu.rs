@@ -149,6 +149,38 @@ macro_rules! pdu_methods {
     };
 }
 
+/// [`Body`] for a PDU that is another's body under its own ptype (alter_context is a bind,
+/// alter_context_resp a bind_ack: spec 4.2, 4.3), as a newtype of it.
+macro_rules! body_of {
+    ($twin:ty = $inner:ty, $ptype:expr) => {
+        impl Body for $twin {
+            const PTYPE: Ptype = $ptype;
+            fn flags(&self) -> PfcFlags {
+                self.0.flags()
+            }
+            fn call_id(&self) -> u32 {
+                self.0.call_id()
+            }
+            fn read_body(
+                flags: PfcFlags,
+                call_id: u32,
+                r: &mut Reader<'_>,
+            ) -> Result<Self, PduError> {
+                <$inner as Body>::read_body(flags, call_id, r).map(Self)
+            }
+            fn write_body(&self, out: &mut Vec<u8>, start: usize) {
+                self.0.write_body(out, start)
+            }
+            fn body_len(&self) -> usize {
+                self.0.body_len()
+            }
+        }
+    };
+}
+
+body_of!(AlterContext = Bind, Ptype::ALTER_CONTEXT);
+body_of!(AlterContextResp = BindAck, Ptype::ALTER_CONTEXT_RESP);
+
 pdu_methods!(Bind);
 pdu_methods!(AlterContext);
 pdu_methods!(BindAck);
