@@ -10,16 +10,11 @@ use super::engine::SimOutcome;
 use super::results::{thousands, when};
 use super::spec::{DAY, LifeScenario, show_secs};
 use crate::report::gates::GateResult;
-use crate::report::html::CSS;
+use crate::report::html::{self, gates_table, page_start};
 use crate::report::svg::{Axis, Band, Chart, Rule, Series, Unit, esc};
 
 fn figure(h: &mut String, caption: &str, chart: &Chart) {
-    let _ = write!(
-        h,
-        "<figure>{}<figcaption>{}</figcaption></figure>",
-        chart.render(),
-        esc(caption)
-    );
+    html::figure(h, &esc(caption), chart);
 }
 
 fn outage_bands(sc: &LifeScenario, per_day: f64) -> Vec<Band> {
@@ -43,18 +38,7 @@ pub fn render(
     findings: &[String],
 ) -> String {
     let mut h = String::with_capacity(128 * 1024);
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
-         <meta name=\"color-scheme\" content=\"light dark\">\
-         <meta name=\"generator\" content=\"kmsload {}\">\
-         <link rel=\"icon\" href=\"data:,\">\
-         <title>kmsload simulate: {}</title><style>{CSS}</style></head><body><main>",
-        esc(env!("CARGO_PKG_VERSION")),
-        esc(&sc.name)
-    );
+    page_start(&mut h, &format!("kmsload simulate: {}", sc.name));
     let failed = gates.iter().filter(|g| !g.pass).count();
     let (class, verdict) = if failed > 0 {
         (
@@ -90,18 +74,7 @@ pub fn render(
     }
     h.push_str("</dl>");
     if !gates.is_empty() {
-        h.push_str("<table class=\"gates\"><thead><tr><th>gate</th><th>measured</th><th>verdict</th></tr></thead><tbody>");
-        for g in gates {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
-                esc(&g.name),
-                esc(&g.shown),
-                if g.pass { "ok" } else { "bad" },
-                if g.pass { "pass" } else { "FAIL" }
-            );
-        }
-        h.push_str("</tbody></table>");
+        gates_table(&mut h, gates);
     }
     h.push_str("</header><section id=\"findings\"><h2>Findings</h2><ul>");
     for f in findings {

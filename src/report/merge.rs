@@ -551,6 +551,43 @@ impl Merged {
     }
 }
 
+/// The columns of the shards table, in report.md and report.html.
+pub(super) const SHARD_COLUMNS: [&str; 9] = [
+    "shard",
+    "attempts",
+    "achieved /s",
+    "max generator lag",
+    "late attempts",
+    "start offset",
+    "late start",
+    "source addresses",
+    "own gates",
+];
+
+/// One shard's row of the shards table, as plain text (report.html escapes each cell).
+pub(super) fn shard_cells(s: &ShardRow) -> [String; 9] {
+    let ms = |us: u64| format!("{:.1} ms", us as f64 / 1000.0);
+    [
+        s.index.to_string(),
+        s.attempts.to_string(),
+        format!("{:.1}", s.achieved_rate),
+        ms(s.max_lag_us),
+        s.late_attempts.to_string(),
+        ms(s.start_offset_us),
+        s.late_start_us.map_or("-".to_owned(), ms),
+        if s.source_addresses.is_empty() {
+            "-".to_owned()
+        } else {
+            s.source_addresses.join(", ")
+        },
+        if s.failed_gates.is_empty() {
+            "pass".to_owned()
+        } else {
+            format!("FAIL ({})", s.failed_gates.join(", "))
+        },
+    ]
+}
+
 /// The per-shard section of report.md.
 pub fn shard_table_markdown(m: &MergeInfo) -> String {
     let mut t = format!(
@@ -570,31 +607,10 @@ pub fn shard_table_markdown(m: &MergeInfo) -> String {
     for n in &m.notes {
         let _ = writeln!(t, "Note: {n}.\n");
     }
-    t.push_str("| shard | attempts | achieved /s | max generator lag | late attempts | start offset | late start | source addresses | own gates |\n");
+    let _ = writeln!(t, "| {} |", SHARD_COLUMNS.join(" | "));
     t.push_str("|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
     for s in &m.shards {
-        let _ = writeln!(
-            t,
-            "| {} | {} | {:.1} | {:.1} ms | {} | {:.1} ms | {} | {} | {} |",
-            s.index,
-            s.attempts,
-            s.achieved_rate,
-            s.max_lag_us as f64 / 1000.0,
-            s.late_attempts,
-            s.start_offset_us as f64 / 1000.0,
-            s.late_start_us
-                .map_or("-".to_owned(), |us| format!("{:.1} ms", us as f64 / 1000.0)),
-            if s.source_addresses.is_empty() {
-                "-".to_owned()
-            } else {
-                s.source_addresses.join(", ")
-            },
-            if s.failed_gates.is_empty() {
-                "pass".to_owned()
-            } else {
-                format!("FAIL ({})", s.failed_gates.join(", "))
-            }
-        );
+        let _ = writeln!(t, "| {} |", shard_cells(s).join(" | "));
     }
     t
 }

@@ -69,18 +69,7 @@ pub fn render(r: &Results) -> String {
     let episodes = analysis::fault_episodes(r);
     let mut h = String::with_capacity(256 * 1024);
     let title = format!("kmsload report: {}", s.scenario);
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
-         <meta name=\"color-scheme\" content=\"light dark\">\
-         <meta name=\"generator\" content=\"kmsload {}\">\
-         <link rel=\"icon\" href=\"data:,\">\
-         <title>{}</title><style>{CSS}</style></head><body><main>",
-        esc(env!("CARGO_PKG_VERSION")),
-        esc(&title)
-    );
+    page_start(&mut h, &title);
     headline(&mut h, r, knee.as_ref());
     h.push_str(
         "<nav><a href=\"#timeline\">timeline</a> · <a href=\"#latency\">latency</a> · \
@@ -205,20 +194,7 @@ fn headline(h: &mut String, r: &Results, knee: Option<&Knee>) {
         let _ = write!(h, "<p class=\"knee-sentence\">{}</p>", esc(&k.sentence()));
     }
     if !s.gates.is_empty() {
-        h.push_str(
-            "<table class=\"gates\"><thead><tr><th>gate</th><th>measured</th><th>verdict</th></tr></thead><tbody>",
-        );
-        for g in &s.gates {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
-                esc(&g.name),
-                esc(&g.shown),
-                if g.pass { "ok" } else { "bad" },
-                if g.pass { "pass" } else { "FAIL" }
-            );
-        }
-        h.push_str("</tbody></table>");
+        gates_table(h, &s.gates);
     }
     h.push_str("</header>");
 }
@@ -313,13 +289,49 @@ fn bands(episodes: &[Episode]) -> Vec<Band> {
         .collect()
 }
 
-fn figure(h: &mut String, caption: &str, chart: &Chart) {
+/// A chart with its caption (`caption` is HTML, escaped by the caller).
+pub(crate) fn figure(h: &mut String, caption: &str, chart: &Chart) {
     let _ = write!(
         h,
         "<figure>{}<figcaption>{}</figcaption></figure>",
         chart.render(),
         caption
     );
+}
+
+/// The start of a page (head with the stylesheet, up to `<main>`) titled `title`: the one
+/// page style of report.html and the simulation's report.html.
+pub(crate) fn page_start(h: &mut String, title: &str) {
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
+         <meta name=\"color-scheme\" content=\"light dark\">\
+         <meta name=\"generator\" content=\"kmsload {}\">\
+         <link rel=\"icon\" href=\"data:,\">\
+         <title>{}</title><style>{CSS}</style></head><body><main>",
+        esc(env!("CARGO_PKG_VERSION")),
+        esc(title)
+    );
+}
+
+/// The gates and their verdicts as a table.
+pub(crate) fn gates_table(h: &mut String, gates: &[crate::report::gates::GateResult]) {
+    h.push_str(
+        "<table class=\"gates\"><thead><tr><th>gate</th><th>measured</th><th>verdict</th></tr></thead><tbody>",
+    );
+    for g in gates {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+            esc(&g.name),
+            esc(&g.shown),
+            if g.pass { "ok" } else { "bad" },
+            if g.pass { "pass" } else { "FAIL" }
+        );
+    }
+    h.push_str("</tbody></table>");
 }
 
 mod capacity;

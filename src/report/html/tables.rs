@@ -54,30 +54,17 @@ pub(super) fn shards(h: &mut String, m: &crate::record::MergeInfo) {
     for n in &m.notes {
         let _ = write!(h, "<p class=\"muted\">Note: {}.</p>", esc(n));
     }
-    h.push_str("<table><thead><tr><th>shard</th><th>attempts</th><th>achieved /s</th><th>max generator lag</th><th>late attempts</th><th>start offset</th><th>late start</th><th>source addresses</th><th>own gates</th></tr></thead><tbody>");
+    h.push_str("<table><thead><tr>");
+    for c in crate::report::merge::SHARD_COLUMNS {
+        let _ = write!(h, "<th>{c}</th>");
+    }
+    h.push_str("</tr></thead><tbody>");
     for s in &m.shards {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1} ms</td><td>{}</td><td>{:.1} ms</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            s.index,
-            s.attempts,
-            s.achieved_rate,
-            s.max_lag_us as f64 / 1000.0,
-            s.late_attempts,
-            s.start_offset_us as f64 / 1000.0,
-            s.late_start_us
-                .map_or("-".to_owned(), |us| format!("{:.1} ms", us as f64 / 1000.0)),
-            esc(&if s.source_addresses.is_empty() {
-                "-".to_owned()
-            } else {
-                s.source_addresses.join(", ")
-            }),
-            if s.failed_gates.is_empty() {
-                "pass".to_owned()
-            } else {
-                format!("FAIL ({})", esc(&s.failed_gates.join(", ")))
-            }
-        );
+        h.push_str("<tr>");
+        for cell in crate::report::merge::shard_cells(s) {
+            let _ = write!(h, "<td>{}</td>", esc(&cell));
+        }
+        h.push_str("</tr>");
     }
     h.push_str("</tbody></table></section>");
 }
