@@ -19,14 +19,14 @@ use super::{CliError, Status};
 use crate::catalog::hresult;
 use crate::catalog::{Product, lookup};
 use crate::client::{
-    self, Attempt, Client, ClientError, ClientOptions, Outcome, PhaseTimes, Reply, TcpConnector,
+    Attempt, Client, ClientError, ClientOptions, Outcome, PhaseTimes, Reply, TcpConnector,
     TraceDirection, Verdict,
 };
 use crate::discover::{
     self, ClientDiscovery, Discovered, Discovery, DiscoveryConfig, HostClients, HostGate, SrvOrder,
 };
 use crate::faults::{FaultHandle, FaultPlan, FaultyClient, FaultyConnector};
-use crate::values::{self, Host, HostPort};
+use crate::values::{self, HostPort};
 use crate::wire::rpc::Pdu;
 use crate::wire::session::{ClientRpcConfig, NegotiationMode};
 use crate::wire::{FileTime, RequestBase, Version};
@@ -127,13 +127,9 @@ pub struct ActivateArgs {
     #[arg(long, default_value = "on", value_name = "on|off", value_parser = values::parse_on_off, action = ArgAction::Set)]
     pub btfn: bool,
 
-    /// Deadline for the TCP connect.
-    #[arg(long, default_value = "5s", value_parser = values::parse_nonzero_duration)]
-    pub connect_timeout: Duration,
-
-    /// Deadline for each later step (bind, each request).
-    #[arg(long, default_value = "10s", value_parser = values::parse_nonzero_duration)]
-    pub timeout: Duration,
+    /// Deadlines of the network steps.
+    #[command(flatten)]
+    pub deadlines: super::host_args::DeadlineArgs,
 
     /// One JSON object per attempt, one per line.
     #[arg(long)]
@@ -169,7 +165,7 @@ pub fn run(args: ActivateArgs) -> Result<Status, CliError> {
 }
 
 async fn activate(args: ActivateArgs, faults: FaultPlan) -> Result<Status, CliError> {
-    let options = ClientOptions {
+    let options = args.deadlines.apply(ClientOptions {
         rpc: ClientRpcConfig {
             mode: if args.ndr64 {
                 NegotiationMode::Windows
@@ -179,11 +175,9 @@ async fn activate(args: ActivateArgs, faults: FaultPlan) -> Result<Status, CliEr
             btfn: args.btfn,
             ..ClientRpcConfig::default()
         },
-        connect_timeout: args.connect_timeout,
-        bind_timeout: args.timeout,
-        request_timeout: args.timeout,
         keep_alive: !args.new_connection,
-    };
+        ..ClientOptions::default()
+    });
     let protocol = args.protocol.unwrap_or(args.product.protocol);
     if let Some(domain) = args.discover.clone() {
         return activate_discovered(&args, &domain, faults, options, protocol).await;
@@ -193,13 +187,7 @@ async fn activate(args: ActivateArgs, faults: FaultPlan) -> Result<Status, CliEr
         print_header(&mut out, &args, protocol);
     }
 
-    let addr = match args.target.socket_addr() {
-        Some(addr) => Ok(addr),
-        None => match &args.target.host {
-            Host::Name(name) => client::resolve(name, args.target.port, args.connect_timeout).await,
-            Host::Ip(_) => unreachable!("socket_addr() is Some for every IP target"),
-        },
-    };
+    let addr = super::host_args::resolve(&args.target, args.deadlines.connect_timeout).await;
     let mut client = match addr {
         Ok(addr) => FaultyClient::new(addr, None, options),
         Err(e) => {

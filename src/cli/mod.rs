@@ -12,6 +12,7 @@ pub mod compare;
 pub mod explain;
 pub mod fault_args;
 pub mod host;
+pub mod host_args;
 pub mod merge;
 pub mod output;
 pub mod products;
@@ -53,6 +54,18 @@ pub enum Command {
     Validate(Box<validate::ValidateArgs>),
     /// Simulate a fleet's life in virtual time on the host model (renewals, outages, peaks).
     Simulate(simulate::SimulateArgs),
+}
+
+/// `--out DIR` of the commands that write a results directory (`run`, `simulate`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutArg {
+    // Help in `help` rather than a doc comment: rustdoc would read `<scenario>` as HTML.
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "Results directory (default: results/<scenario>-<UTC time>)"
+    )]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// How a command ended, when it ran.

@@ -49,13 +49,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
 
-    // Help in `help` rather than a doc comment: rustdoc would read `<scenario>` as HTML.
-    #[arg(
-        long,
-        value_name = "DIR",
-        help = "Results directory (default: results/<scenario>-<UTC time>)"
-    )]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: super::OutArg,
 
     /// Also write the gates as JUnit XML to FILE.
     #[arg(long, value_name = "FILE")]
@@ -123,7 +118,7 @@ pub fn run(args: RunArgs) -> Result<Status, CliError> {
         duration: args.duration,
         attempts: args.attempts,
         seed: args.seed,
-        out: args.out.clone(),
+        out: args.out.out.clone(),
         source_addresses: (!args.source_address.is_empty()).then(|| args.source_address.clone()),
         events: args.events,
     };

@@ -28,13 +28,8 @@ pub struct SimulateArgs {
     #[arg(long, value_parser = values::parse_nonzero_duration)]
     pub duration: Option<Duration>,
 
-    // Help in `help` rather than a doc comment: rustdoc would read `<scenario>` as HTML.
-    #[arg(
-        long,
-        value_name = "DIR",
-        help = "Results directory (default: results/<scenario>-<UTC time>)"
-    )]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: super::OutArg,
 
     /// Write a `kmsload run` scenario that replays the busiest simulated hour to FILE.
     #[arg(long, value_name = "FILE")]
@@ -73,7 +68,7 @@ pub fn run(args: SimulateArgs) -> Result<Status, CliError> {
     let overrides = LifeOverrides {
         seed: args.seed,
         duration: args.duration,
-        out: args.out.clone(),
+        out: args.out.out.clone(),
     };
     let resolve = |s: &str| lookup::find(s).map_err(|e| e.to_string());
     let sc = lifecycle::load_life(&args.scenario, &overrides, &resolve).map_err(|e| {
@@ -145,7 +140,9 @@ mod tests {
             scenario: scenario.to_path_buf(),
             seed: None,
             duration: None,
-            out: Some(out.join("results")),
+            out: super::super::OutArg {
+                out: Some(out.join("results")),
+            },
             export_peak: Some(out.join("peak.toml")),
             speed: 10.0,
             junit: Some(out.join("gates.xml")),

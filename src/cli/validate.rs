@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{CliError, Status};
 use crate::catalog::{Product, lookup};
-use crate::client::{self, ClientOptions};
+use crate::client::ClientOptions;
 use crate::discover::{self, SrvOrder};
 use crate::validate::{self, Check, CheckName, DnsOptions, Report, ValidateOptions};
 use crate::values::{self, Host, HostPort};
@@ -82,13 +82,9 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "HOST|DOMAIN", requires = "charge")]
     pub confirm_target: Option<String>,
 
-    /// Deadline for each TCP connect: a dead host fails within it.
-    #[arg(long, default_value = "5s", value_parser = values::parse_nonzero_duration)]
-    pub connect_timeout: Duration,
-
-    /// Deadline for each later step (bind, each request).
-    #[arg(long, default_value = "10s", value_parser = values::parse_nonzero_duration)]
-    pub timeout: Duration,
+    /// Deadlines of the network steps.
+    #[command(flatten)]
+    pub deadlines: super::host_args::DeadlineArgs,
 
     /// Print the result as one JSON object.
     #[arg(long)]
@@ -183,12 +179,7 @@ pub fn options(args: &ValidateArgs) -> Result<ValidateOptions, CliError> {
             .collect();
     }
     options.charge = args.charge;
-    options.client = ClientOptions {
-        connect_timeout: args.connect_timeout,
-        bind_timeout: args.timeout,
-        request_timeout: args.timeout,
-        ..ClientOptions::default()
-    };
+    options.client = args.deadlines.apply(ClientOptions::default());
     Ok(options)
 }
 
@@ -237,13 +228,7 @@ async fn checks(args: &ValidateArgs, options: &ValidateOptions) -> Vec<Check> {
             )
         })
         .collect();
-    let addr = match args.target.socket_addr() {
-        Some(addr) => Ok(addr),
-        None => match &args.target.host {
-            Host::Name(name) => client::resolve(name, args.target.port, args.connect_timeout).await,
-            Host::Ip(_) => unreachable!("socket_addr() is Some for every IP target"),
-        },
-    };
+    let addr = super::host_args::resolve(&args.target, args.deadlines.connect_timeout).await;
     let host_checks = match addr {
         Ok(addr) => validate::check_host(addr, options).await,
         Err(e) => vec![Check::not_passed(
