@@ -175,16 +175,7 @@ impl Recorder {
             .record(second, rec.outcome, rec.code, faulted, clean_total);
         self.timeline.started(rec.intended_start_us / 1_000_000);
 
-        let activated = rec.outcome == Outcome::Activated;
-        if rec.reported_count.is_some() || activated {
-            self.pools[rec.pool.index()].observe(
-                rec.attempt,
-                rec.cmid,
-                rec.required,
-                rec.reported_count,
-                activated,
-            );
-        }
+        self.observe_threshold(rec);
         self.hosts.observe(
             rec.host,
             rec.pool,

@@ -185,9 +185,9 @@ impl Recorder {
         Ok((r, notes))
     }
 
-    /// Feeds one attempt to the threshold tracker only: for a restored recorder, whose
-    /// tallies and histograms already hold the attempt. Attempts that got no answer (no
-    /// count, not activated) are ignored, as [`Recorder::record`] ignores them.
+    /// Feeds one attempt to the threshold tracker only: [`Recorder::record`]'s part for the
+    /// threshold, and all a restored recorder needs (its tallies and histograms already hold
+    /// the attempt). Attempts that got no answer (no count, not activated) are ignored.
     pub fn observe_threshold(&mut self, rec: &AttemptRecord) {
         let activated = rec.outcome == Outcome::Activated;
         if rec.reported_count.is_some() || activated {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::response::{read_reply_prefix, write_reply_prefix};
 use super::*;
 use crate::wire::reader::{Reader, WriteLe};
 
@@ -33,10 +34,7 @@ impl Body for Fault {
         self.call_id
     }
     fn read_body(flags: PfcFlags, call_id: u32, r: &mut Reader<'_>) -> Result<Self, PduError> {
-        let alloc_hint = r.u32("alloc_hint")?;
-        let context_id = r.u16("p_cont_id")?;
-        let cancel_count = r.u8("cancel_count")?;
-        r.skip(1, "fault reserved")?;
+        let (alloc_hint, context_id, cancel_count) = read_reply_prefix(r, "fault reserved")?;
         let status = NcaStatus(r.u32("status")?);
         r.skip(4, "fault reserved word")?;
         let stub = r.rest().to_vec();
@@ -51,9 +49,7 @@ impl Body for Fault {
         })
     }
     fn write_body(&self, out: &mut Vec<u8>, _start: usize) {
-        out.put_u32(self.alloc_hint);
-        out.put_u16(self.context_id);
-        out.extend_from_slice(&[self.cancel_count, 0]);
+        write_reply_prefix(out, self.alloc_hint, self.context_id, self.cancel_count);
         out.put_u32(self.status.0);
         out.put_u32(0);
         out.extend_from_slice(&self.stub);

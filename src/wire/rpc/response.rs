@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::*;
-use crate::wire::reader::{Reader, WriteLe};
+use crate::wire::reader::{DecodeError, Reader, WriteLe};
 
 /// A response (ptype 2, spec 4.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,10 +59,7 @@ impl<'a> ResponseRef<'a> {
     }
 
     fn read_body(flags: PfcFlags, call_id: u32, r: &mut Reader<'a>) -> Result<Self, PduError> {
-        let alloc_hint = r.u32("alloc_hint")?;
-        let context_id = r.u16("p_cont_id")?;
-        let cancel_count = r.u8("cancel_count")?;
-        r.skip(1, "response reserved")?;
+        let (alloc_hint, context_id, cancel_count) = read_reply_prefix(r, "response reserved")?;
         Ok(Self {
             flags,
             call_id,
@@ -86,6 +83,32 @@ impl<'a> ResponseRef<'a> {
     }
 }
 
+/// Reads the eight bytes a response and a fault begin their body with (spec 4.6, 4.7):
+/// `alloc_hint`, `p_cont_id`, `cancel_count` and a reserved byte (`reserved` names it in
+/// errors).
+pub(super) fn read_reply_prefix(
+    r: &mut Reader<'_>,
+    reserved: &'static str,
+) -> Result<(u32, u16, u8), DecodeError> {
+    let alloc_hint = r.u32("alloc_hint")?;
+    let context_id = r.u16("p_cont_id")?;
+    let cancel_count = r.u8("cancel_count")?;
+    r.skip(1, reserved)?;
+    Ok((alloc_hint, context_id, cancel_count))
+}
+
+/// Writes what [`read_reply_prefix`] reads.
+pub(super) fn write_reply_prefix(
+    out: &mut Vec<u8>,
+    alloc_hint: u32,
+    context_id: u16,
+    cancel_count: u8,
+) {
+    out.put_u32(alloc_hint);
+    out.put_u16(context_id);
+    out.extend_from_slice(&[cancel_count, 0]);
+}
+
 impl Body for Response {
     const PTYPE: Ptype = Ptype::RESPONSE;
     fn flags(&self) -> PfcFlags {
@@ -98,9 +121,7 @@ impl Body for Response {
         ResponseRef::read_body(flags, call_id, r).map(|v| v.to_owned())
     }
     fn write_body(&self, out: &mut Vec<u8>, _start: usize) {
-        out.put_u32(self.alloc_hint);
-        out.put_u16(self.context_id);
-        out.extend_from_slice(&[self.cancel_count, 0]);
+        write_reply_prefix(out, self.alloc_hint, self.context_id, self.cancel_count);
         out.extend_from_slice(&self.stub);
     }
     fn body_len(&self) -> usize {
