@@ -15,7 +15,7 @@
 //! Without dnsmasq each test prints one line and passes, except under `CI=true`.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::util::dnsmasq::Dnsmasq;
 use kmsload::catalog;
@@ -25,7 +25,7 @@ use kmsload::discover::{
     first_choice_shares,
 };
 use kmsload::host::{self, HostHandle, ServerOptions};
-use kmsload::wire::{FileTime, RequestBase, Version};
+use kmsload::wire::RequestBase;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -33,28 +33,16 @@ const DOMAIN: &str = "kms.test";
 
 fn base() -> RequestBase {
     let p = catalog::lookup::find("Windows 10/11 Enterprise").unwrap();
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    RequestBase {
-        version: Version::new(6),
-        is_client_vm: 0,
-        license_status: 2,
-        binding_expiration: 43_200,
-        application_id: p.app_id,
-        sku_id: p.sku_id,
-        kms_counted_id: p.kms_id,
-        client_machine_id: uuid::Uuid::new_v4(),
-        required_client_count: p.n_policy,
-        request_time: FileTime::from_unix(i64::try_from(t.as_secs()).unwrap(), 0),
-        previous_client_machine_id: uuid::Uuid::nil(),
-        machine_name: "discover-test.kms.test".into(),
-    }
+    crate::util::request(
+        p,
+        6,
+        uuid::Uuid::new_v4(),
+        crate::util::now(),
+        "discover-test.kms.test",
+    )
 }
 
-/// A port nothing listens on (bound, then released).
-fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
+use crate::util::dead_port;
 
 fn srv(target: &str, port: u16, priority: u16, weight: u16) -> String {
     format!("srv-host=_vlmcs._tcp.{DOMAIN},{target},{port},{priority},{weight}")

@@ -32,26 +32,13 @@ fn a_host_taken_down_refuses_connects_closes_its_connections_and_comes_back() {
         .unwrap();
         let addr = host.addr();
         let p = kmsload::catalog::lookup::find("Windows 10/11 Enterprise").unwrap();
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap();
-        let base = kmsload::wire::RequestBase {
-            version: kmsload::wire::Version::new(6),
-            is_client_vm: 0,
-            license_status: 2,
-            binding_expiration: 43_200,
-            application_id: p.app_id,
-            sku_id: p.sku_id,
-            kms_counted_id: p.kms_id,
-            client_machine_id: uuid::Uuid::new_v4(),
-            required_client_count: p.n_policy,
-            request_time: kmsload::wire::FileTime::from_unix(
-                i64::try_from(t.as_secs()).unwrap(),
-                0,
-            ),
-            previous_client_machine_id: uuid::Uuid::nil(),
-            machine_name: "failover-test.kms.test".into(),
-        };
+        let base = crate::util::request(
+            p,
+            6,
+            uuid::Uuid::new_v4(),
+            crate::util::now(),
+            "failover-test.kms.test",
+        );
         let options = ClientOptions {
             keep_alive: true,
             ..ClientOptions::default()

@@ -14,7 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -28,9 +28,11 @@ use kmsload::faults::{FaultHandle, FaultPlan, FaultyConnector, InjectedFault};
 use kmsload::host::{self, Decision, HostModel};
 use kmsload::netio::{PduReadError, PduReader};
 use kmsload::scenario::{CutPoint, Direction, FaultKind, FaultRule, Region, StallPhase, Window};
+use kmsload::wire::RequestBase;
 use kmsload::wire::kms::HostRequest;
 use kmsload::wire::session::{self, HostAction, HostSession};
-use kmsload::wire::{FileTime, RequestBase, Version};
+
+use crate::util::{now, request};
 
 const LIMIT: Duration = Duration::from_millis(300);
 
@@ -138,11 +140,6 @@ async fn serve(mut sock: TcpStream, port: u16, model: &Mutex<HostModel>) -> Host
     HostEnd::Other
 }
 
-fn now() -> FileTime {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    FileTime::from_unix(i64::try_from(t.as_secs()).unwrap(), 0)
-}
-
 // ---------------------------------------------------------------------------------------
 // The client side
 // ---------------------------------------------------------------------------------------
@@ -159,20 +156,13 @@ fn options(keep_alive: bool) -> ClientOptions {
 
 fn base(protocol: u16) -> RequestBase {
     let p = catalog::lookup::find("Windows 10/11 Enterprise").unwrap();
-    RequestBase {
-        version: Version::new(protocol),
-        is_client_vm: 0,
-        license_status: 2,
-        binding_expiration: 43_200,
-        application_id: p.app_id,
-        sku_id: p.sku_id,
-        kms_counted_id: p.kms_id,
-        client_machine_id: uuid::Uuid::new_v4(),
-        required_client_count: p.n_policy,
-        request_time: now(),
-        previous_client_machine_id: uuid::Uuid::nil(),
-        machine_name: "faults-test.example.local".into(),
-    }
+    request(
+        p,
+        protocol,
+        uuid::Uuid::new_v4(),
+        now(),
+        "faults-test.example.local",
+    )
 }
 
 type FaultyClient = Client<FaultyConnector<TcpConnector>>;

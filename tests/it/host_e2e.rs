@@ -63,20 +63,7 @@ fn cmid(fleet: u16, i: u64) -> Uuid {
 }
 
 fn request(p: &Product, version: u16, cmid: Uuid, time: FileTime) -> RequestBase {
-    RequestBase {
-        version: Version::new(version),
-        is_client_vm: 0,
-        license_status: 2,
-        binding_expiration: 43_200,
-        application_id: p.app_id,
-        sku_id: p.sku_id,
-        kms_counted_id: p.kms_id,
-        client_machine_id: cmid,
-        required_client_count: p.n_policy,
-        request_time: time,
-        previous_client_machine_id: Uuid::nil(),
-        machine_name: "e2e-client.example.test".into(),
-    }
+    crate::util::request(p, version, cmid, time, "e2e-client.example.test")
 }
 
 async fn activate(c: &mut Client, base: &RequestBase) -> Attempt {

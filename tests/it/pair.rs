@@ -23,7 +23,7 @@ use kmsload::wire::session::{
     BindAckFlags, BindOutcome, ClientRpcConfig, ClientSession, HostAction, HostRpcConfig,
     HostSession,
 };
-use kmsload::wire::{FileTime, RequestBase, Version};
+use kmsload::wire::{FileTime, RequestBase};
 use uuid::Uuid;
 
 /// 0xC004F038: the count is below the client's N.
@@ -148,20 +148,13 @@ fn product(name: &str) -> &'static Product {
 
 /// Client `index` of `p`, stamped with host time plus `skew_secs`.
 fn base(pair: &Pair, p: &Product, version: u16, index: u128, skew_secs: i64) -> RequestBase {
-    RequestBase {
-        version: Version::new(version),
-        is_client_vm: 0,
-        license_status: 2,
-        binding_expiration: 43_200,
-        application_id: p.app_id,
-        sku_id: p.sku_id,
-        kms_counted_id: p.kms_id,
-        client_machine_id: Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0000 | index),
-        required_client_count: p.n_policy,
-        request_time: pair.now.offset_secs(skew_secs),
-        previous_client_machine_id: Uuid::nil(),
-        machine_name: format!("pair-{index}.example.test"),
-    }
+    crate::util::request(
+        p,
+        version,
+        Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0000 | index),
+        pair.now.offset_secs(skew_secs),
+        &format!("pair-{index}.example.test"),
+    )
 }
 
 fn assert_below_threshold(v: Verdict, count: Option<u32>, expected: u32) {

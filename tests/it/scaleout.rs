@@ -457,18 +457,6 @@ kind = "refuse"
 probability = 0.15
 "#;
 
-pub(crate) fn temp_dir(name: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "shards-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// `kmsload host` on a free loopback port; killed on drop. Its request log goes to a file.
 pub(crate) struct Host {
     child: Child,

@@ -14,6 +14,7 @@ use std::process::{Child, Stdio};
 use serde_json::Value;
 
 use crate::scaleout::*;
+use crate::util::temp_dir;
 
 #[test]
 fn shards_split_a_run_attempt_for_attempt() {

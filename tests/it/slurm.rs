@@ -29,6 +29,7 @@ use std::fs;
 use std::time::Duration;
 
 use crate::scaleout::*;
+use crate::util::temp_dir;
 
 /// The cluster comes up, runs a four-task array with every task at once, reports each task's
 /// index and the array's size to it, and `sbatch --wait` returns the job's exit status: 0

@@ -703,12 +703,7 @@ fn charging_a_host_whose_count_does_not_rise_fails_the_threshold() {
     use kmsload::wire::session::{HostAction, HostRpcConfig, HostSession};
     use tokio::io::AsyncWriteExt;
 
-    fn now() -> kmsload::wire::FileTime {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap();
-        kmsload::wire::FileTime::from_unix(i64::try_from(t.as_secs()).unwrap(), 0)
-    }
+    use crate::util::now;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap().to_string();

@@ -7,13 +7,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{KMSLOAD, assert_accounting, run_text, show, summary, temp_dir, write_scenario};
-
-/// A loopback port with nothing listening.
-fn dead_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
+use crate::util::{
+    KMSLOAD, assert_accounting, dead_port, run_text, show, summary, temp_dir, write_scenario,
+};
 
 fn spawn_run(file: &str, out: &std::path::Path, extra: &[&str]) -> Child {
     Command::new(KMSLOAD)
