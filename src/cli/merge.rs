@@ -74,19 +74,11 @@ pub fn run(args: MergeArgs) -> Result<Status, CliError> {
         tolerances: args.tolerances.tolerances(),
     };
     let result = &merged.result;
-    let f = crate::run::finish(&args.out, &merged.plan, &merged.target, result, &options)
+    let mut f = crate::run::finish(&args.out, &merged.plan, &merged.target, result, &options)
         .map_err(from_run)?;
     crate::outln!("{}", f.markdown);
     crate::outln!("results: {}", f.dir.display());
-    if let Some(page) = &f.page {
-        crate::outln!("report: {}", page.display());
-    }
-    if let Some(c) = &f.comparison {
-        crate::outln!("\n{}", c.text());
-    }
-    if let Some(e) = f.report_error {
-        return Err(from_run(e));
-    }
+    super::run::print_report(&mut f)?;
     if let Err(e) = result.recorder.invariant_check() {
         return Err(CliError::Runtime(format!(
             "accounting check failed after the merge: {e} (this is a kmsload bug)"

@@ -213,7 +213,7 @@ async fn execute(plan: Plan, options: run::RunOptions, quiet: bool) -> Result<St
     if let Some(p) = progress {
         let _ = p.await;
     }
-    let f = finished.map_err(from_run)?;
+    let mut f = finished.map_err(from_run)?;
     crate::outln!("{}", f.markdown);
     crate::outln!("results: {}", f.dir.display());
     if let Some(e) = &f.events_error {
@@ -222,15 +222,7 @@ async fn execute(plan: Plan, options: run::RunOptions, quiet: bool) -> Result<St
     if let Some(k) = &f.knee {
         crate::outln!("{k}");
     }
-    if let Some(page) = &f.page {
-        crate::outln!("report: {}", page.display());
-    }
-    if let Some(c) = &f.comparison {
-        crate::outln!("\n{}", c.text());
-    }
-    if let Some(e) = f.report_error {
-        return Err(from_run(e));
-    }
+    print_report(&mut f)?;
     if let Some(e) = f.accounting_error {
         return Err(CliError::Runtime(e));
     }
@@ -307,5 +299,23 @@ fn parse_run_id(text: &str) -> Result<String, String> {
         Err(format!(
             "`{text}` is not a run id: use 1 to 128 letters, digits, `.`, `_` or `-`"
         ))
+    }
+}
+
+/// Prints where report.html is and the baseline comparison, and fails when the reports could
+/// not be written (after a run or a merge).
+///
+/// # Errors
+/// The report's error, as the command's.
+pub(super) fn print_report(f: &mut run::Finished) -> Result<(), CliError> {
+    if let Some(page) = &f.page {
+        crate::outln!("report: {}", page.display());
+    }
+    if let Some(c) = &f.comparison {
+        crate::outln!("\n{}", c.text());
+    }
+    match f.report_error.take() {
+        Some(e) => Err(from_run(e)),
+        None => Ok(()),
     }
 }
