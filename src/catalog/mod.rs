@@ -109,6 +109,15 @@ pub fn products() -> &'static [Product] {
     })
 }
 
+/// Where `product`, a row of [`products`], stands in it (0 for a product that is not a
+/// catalog row, which plans and scenarios never hold).
+pub fn index_of(product: &Product) -> usize {
+    products()
+        .iter()
+        .position(|p| std::ptr::eq(p, product))
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -223,7 +223,6 @@ fn app_index(a: Application) -> usize {
 
 impl<'a> Engine<'a> {
     fn new(sc: &'a LifeScenario) -> Result<Self, String> {
-        let catalog = crate::catalog::products();
         let start = FileTime::from_unix(sc.start_unix, 0);
         let mut slots: Vec<(usize, u16)> = Vec::new();
         let mut groups = Vec::new();
@@ -235,10 +234,7 @@ impl<'a> Engine<'a> {
                 .products
                 .iter()
                 .map(|share| {
-                    let index = catalog
-                        .iter()
-                        .position(|p| std::ptr::eq(p, share.product))
-                        .unwrap_or(0);
+                    let index = crate::catalog::index_of(share.product);
                     let key = (index, share.protocol);
                     let slot = slots.iter().position(|s| *s == key).unwrap_or_else(|| {
                         slots.push(key);

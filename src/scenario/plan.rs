@@ -77,18 +77,14 @@ impl Plan {
 
     /// The plan's fleet as the simulator's spec.
     pub fn fleet_spec(&self) -> FleetSpec {
-        let catalog = crate::catalog::products();
         let products = self
             .fleet
             .products
             .iter()
             .map(|share| {
                 // Plans hold references into the catalog, so the row is always found.
-                let index = catalog
-                    .iter()
-                    .position(|p| std::ptr::eq(p, share.product))
-                    .unwrap_or(0);
-                let mut w = ProductWeight::new(index, share.weight);
+                let mut w =
+                    ProductWeight::new(crate::catalog::index_of(share.product), share.weight);
                 if share.protocol != share.product.protocol {
                     w.protocol = Some(Version::new(share.protocol));
                 }
