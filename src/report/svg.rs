@@ -539,14 +539,15 @@ impl Chart {
     }
 }
 
-/// 1, 2 or 5 × 10^k at or above `raw`.
-fn nice_step(raw: f64) -> f64 {
-    if !(raw.is_finite() && raw > 0.0) {
-        return 1.0;
-    }
-    let p = 10f64.powf(raw.log10().floor());
-    let m = raw / p;
-    let n = if m <= 1.0 {
+/// `v` (> 0) as its mantissa in [1, 10) and its power of ten.
+fn decade(v: f64) -> (f64, f64) {
+    let p = 10f64.powf(v.log10().floor());
+    (v / p, p)
+}
+
+/// The first of 1, 2, 5, 10 at or above the mantissa `m`, forgiving `slack` of rounding at 1.
+fn up_125(m: f64, slack: f64) -> f64 {
+    if m <= 1.0 + slack {
         1.0
     } else if m <= 2.0 {
         2.0
@@ -554,14 +555,21 @@ fn nice_step(raw: f64) -> f64 {
         5.0
     } else {
         10.0
-    };
-    n * p
+    }
+}
+
+/// 1, 2 or 5 × 10^k at or above `raw`.
+fn nice_step(raw: f64) -> f64 {
+    if !(raw.is_finite() && raw > 0.0) {
+        return 1.0;
+    }
+    let (m, p) = decade(raw);
+    up_125(m, 0.0) * p
 }
 
 /// Largest 1-2-5 value at or below `v` (> 0).
 fn nice_below(v: f64) -> f64 {
-    let p = 10f64.powf(v.log10().floor());
-    let m = v / p;
+    let (m, p) = decade(v);
     p * if m >= 5.0 {
         5.0
     } else if m >= 2.0 {
@@ -573,17 +581,8 @@ fn nice_below(v: f64) -> f64 {
 
 /// Smallest 1-2-5 value at or above `v` (> 0).
 fn nice_above(v: f64) -> f64 {
-    let p = 10f64.powf(v.log10().floor());
-    let m = v / p;
-    p * if m <= 1.0 + 1e-9 {
-        1.0
-    } else if m <= 2.0 {
-        2.0
-    } else if m <= 5.0 {
-        5.0
-    } else {
-        10.0
-    }
+    let (m, p) = decade(v);
+    p * up_125(m, 1e-9)
 }
 
 /// Microseconds for people: `250 µs`, `1.5 ms`, `500 ms`, `2 s` (3 significant digits at
