@@ -25,7 +25,7 @@
 //!   tokio server.
 //! - [`sim`]: synthetic client identities derived from (seed, index).
 //! - [`scenario`]: the scenario file format and its validation into a plan.
-//! - [`load`]: schedules and the runner.
+//! - [`load`]: schedules, the runner and its configuration (built by `scenario`).
 //! - [`faults`]: network faults on the client side of a connection.
 //! - [`record`]: histograms, timelines, tallies, the threshold tracker.
 //! - [`report`]: result files and gates.

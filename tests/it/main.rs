@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area, helpers shared through [`util`].
 //! `cargo test --test it AREA::` runs one area (e.g. `cargo test --test it host_e2e::`).
 //!
+//! - `architecture`: ARCHITECTURE.md's dependency direction and use table, against the code.
 //! - `cli_catalog`: `kmsload products` and `kmsload explain` through the built binary.
 //! - `discover`: DNS SRV discovery against a real dnsmasq, and `kmsload activate --discover`.
 //! - `failover`: several in-process hosts (`[[hosts]]`) with outage windows, and runs whose
@@ -27,6 +28,7 @@
 //!   missing (Chromium, root for namespaces, iproute2, Slurm).
 //! - `fixture`: a synthetic results directory that the report tests read.
 
+mod architecture;
 mod cli_catalog;
 mod deploy;
 mod discover;
