@@ -237,14 +237,20 @@ async fn activate(args: ActivateArgs, faults: FaultPlan) -> Result<Status, CliEr
             fault.map(|f| f.label()),
         );
     }
+    Ok(tally(&mut out, &args, activated))
+}
+
+/// The line that sums up several attempts, and the exit status: success when every attempt
+/// activated.
+fn tally(out: &mut impl Write, args: &ActivateArgs, activated: u64) -> Status {
     if !args.json && args.count > 1 {
         let _ = writeln!(out, "{} of {} attempts activated", activated, args.count);
     }
-    Ok(if activated == args.count {
+    if activated == args.count {
         Status::Success
     } else {
         Status::Failure
-    })
+    }
 }
 
 fn request_base(args: &ActivateArgs, protocol: u16) -> RequestBase {
@@ -717,14 +723,7 @@ async fn activate_discovered(
             fault.map(|f| f.label()),
         );
     }
-    if !args.json && args.count > 1 {
-        let _ = writeln!(out, "{} of {} attempts activated", activated, args.count);
-    }
-    Ok(if activated == args.count {
-        Status::Success
-    } else {
-        Status::Failure
-    })
+    Ok(tally(&mut out, args, activated))
 }
 
 fn print_discovery_header(
