@@ -40,9 +40,11 @@ use crate::wire::session::{
 
 mod dns;
 pub mod outcome;
+mod request;
 
 pub use dns::DnsCause;
 pub use outcome::{Cause, Outcome, Verdict};
+pub use request::volume_request;
 
 /// The step of an exchange something happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

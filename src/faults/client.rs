@@ -70,24 +70,14 @@ mod tests {
 
     fn base() -> RequestBase {
         let product = crate::catalog::lookup::find("Windows 10/11 Enterprise").unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let time = crate::wire::FileTime::from_unix(now.as_secs() as i64, 0);
         RequestBase {
-            version: crate::wire::Version::V6,
-            is_client_vm: 0,
-            license_status: 2,
-            binding_expiration: 43_200,
-            application_id: product.app_id,
-            sku_id: product.sku_id,
-            kms_counted_id: product.kms_id,
-            client_machine_id: uuid::Uuid::new_v4(),
+            // One client reaches the host's threshold, so every unfaulted attempt activates.
             required_client_count: 1,
-            request_time: {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap();
-                crate::wire::FileTime::from_unix(now.as_secs() as i64, 0)
-            },
-            previous_client_machine_id: uuid::Uuid::nil(),
-            machine_name: "fault.test".into(),
+            ..crate::client::volume_request(product, 6, uuid::Uuid::new_v4(), time, "fault.test")
         }
     }
 

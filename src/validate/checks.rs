@@ -1043,20 +1043,8 @@ fn version_default(version: u16, family: Family) -> Option<&'static Product> {
 /// The request validate sends: `product` as its version-`version` client with `cmid`, the
 /// time `skew` seconds off this machine's clock.
 pub(super) fn request(product: &Product, version: u16, cmid: Uuid, skew: i64) -> RequestBase {
-    RequestBase {
-        version: Version::new(version),
-        is_client_vm: 0,
-        license_status: 2,
-        binding_expiration: 43_200,
-        application_id: product.app_id,
-        sku_id: product.sku_id,
-        kms_counted_id: product.kms_id,
-        client_machine_id: cmid,
-        required_client_count: product.n_policy,
-        request_time: FileTime::from_unix(now_unix().saturating_add(skew), 0),
-        previous_client_machine_id: Uuid::nil(),
-        machine_name: WORKSTATION.into(),
-    }
+    let time = FileTime::from_unix(now_unix().saturating_add(skew), 0);
+    crate::client::volume_request(product, version, cmid, time, WORKSTATION)
 }
 
 fn now_unix() -> i64 {

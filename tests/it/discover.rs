@@ -33,7 +33,7 @@ const DOMAIN: &str = "kms.test";
 
 fn base() -> RequestBase {
     let p = catalog::lookup::find("Windows 10/11 Enterprise").unwrap();
-    crate::util::request(
+    kmsload::client::volume_request(
         p,
         6,
         uuid::Uuid::new_v4(),

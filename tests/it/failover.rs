@@ -32,7 +32,7 @@ fn a_host_taken_down_refuses_connects_closes_its_connections_and_comes_back() {
         .unwrap();
         let addr = host.addr();
         let p = kmsload::catalog::lookup::find("Windows 10/11 Enterprise").unwrap();
-        let base = crate::util::request(
+        let base = kmsload::client::volume_request(
             p,
             6,
             uuid::Uuid::new_v4(),

@@ -32,7 +32,9 @@ use kmsload::wire::RequestBase;
 use kmsload::wire::kms::HostRequest;
 use kmsload::wire::session::{self, HostAction, HostSession};
 
-use crate::util::{now, request};
+use kmsload::client::volume_request as request;
+
+use crate::util::now;
 
 const LIMIT: Duration = Duration::from_millis(300);
 

@@ -63,7 +63,7 @@ fn cmid(fleet: u16, i: u64) -> Uuid {
 }
 
 fn request(p: &Product, version: u16, cmid: Uuid, time: FileTime) -> RequestBase {
-    crate::util::request(p, version, cmid, time, "e2e-client.example.test")
+    kmsload::client::volume_request(p, version, cmid, time, "e2e-client.example.test")
 }
 
 async fn activate(c: &mut Client, base: &RequestBase) -> Attempt {

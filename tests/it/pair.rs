@@ -148,7 +148,7 @@ fn product(name: &str) -> &'static Product {
 
 /// Client `index` of `p`, stamped with host time plus `skew_secs`.
 fn base(pair: &Pair, p: &Product, version: u16, index: u128, skew_secs: i64) -> RequestBase {
-    crate::util::request(
+    kmsload::client::volume_request(
         p,
         version,
         Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0000 | index),

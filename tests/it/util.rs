@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use kmsload::catalog::Product;
-use kmsload::wire::{FileTime, RequestBase, Version};
+use kmsload::wire::FileTime;
 use serde_json::Value;
-use uuid::Uuid;
 
 pub(crate) mod dnsmasq;
 
@@ -116,31 +114,6 @@ pub(crate) fn assert_accounting(out: &Path) -> Value {
     );
     assert_eq!(s["dispatched"].as_u64().unwrap(), attempts);
     s
-}
-
-/// The request a volume client of `p` sends: protocol `version`, CMID `cmid`, stamped
-/// `time`, named `name`; license status 2, a 30-day binding, the product's N policy.
-pub(crate) fn request(
-    p: &Product,
-    version: u16,
-    cmid: Uuid,
-    time: FileTime,
-    name: &str,
-) -> RequestBase {
-    RequestBase {
-        version: Version::new(version),
-        is_client_vm: 0,
-        license_status: 2,
-        binding_expiration: 43_200,
-        application_id: p.app_id,
-        sku_id: p.sku_id,
-        kms_counted_id: p.kms_id,
-        client_machine_id: cmid,
-        required_client_count: p.n_policy,
-        request_time: time,
-        previous_client_machine_id: Uuid::nil(),
-        machine_name: name.to_owned(),
-    }
 }
 
 /// This machine's clock, in whole seconds, as a request carries it.
