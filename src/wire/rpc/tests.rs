@@ -1065,6 +1065,26 @@ fn arb_pdu() -> impl Strategy<Value = Pdu> {
     ]
 }
 
+/// Makes `bytes` pass the common header checks (version 5.0, its length as `frag_length`,
+/// little-endian, no auth; with `single`, FIRST|LAST too) so fuzzed inputs reach the body
+/// parsers. Inputs shorter than a header are left as they are.
+pub(in crate::wire) fn pass_header_checks(bytes: &mut [u8], single: bool) {
+    if bytes.len() < HEADER_LEN {
+        return;
+    }
+    let len = bytes.len() as u16;
+    let mut header = Header::new_unchecked(bytes);
+    header.set_rpc_vers(5);
+    header.set_rpc_vers_minor(0);
+    header.set_frag_length(len);
+    header.set_drep(DREP_LITTLE_ENDIAN);
+    header.set_auth_length(0);
+    if single {
+        let flags = header.pfc_flags();
+        header.set_pfc_flags(flags | PfcFlags::SINGLE);
+    }
+}
+
 proptest! {
     #[test]
     fn every_pdu_round_trips(pdu in arb_pdu()) {
@@ -1076,18 +1096,8 @@ proptest! {
 
     #[test]
     fn parse_never_panics_and_reparses(mut bytes in prop::collection::vec(any::<u8>(), 0..200)) {
-        if bytes.len() >= HEADER_LEN {
-            // Make most inputs pass the header checks so the body parsers are reached.
-            let len = bytes.len() as u16;
-            let mut header = Header::new_unchecked(&mut bytes[..]);
-            header.set_rpc_vers(5);
-            header.set_rpc_vers_minor(0);
-            header.set_frag_length(len);
-            header.set_drep(DREP_LITTLE_ENDIAN);
-            header.set_auth_length(0);
-            let flags = header.pfc_flags();
-            header.set_pfc_flags(flags | PfcFlags::SINGLE);
-        }
+        // Make most inputs pass the header checks so the body parsers are reached.
+        pass_header_checks(&mut bytes, true);
         if let Ok(pdu) = Pdu::parse(&bytes) {
             let again = pdu.to_bytes();
             prop_assert_eq!(Pdu::parse(&again)?, pdu);
@@ -1096,17 +1106,9 @@ proptest! {
 
     #[test]
     fn response_ref_reads_what_the_parser_reads(mut bytes in prop::collection::vec(any::<u8>(), 0..200), ptype_response in any::<bool>()) {
-        if bytes.len() >= HEADER_LEN {
-            let len = bytes.len() as u16;
-            let mut header = Header::new_unchecked(&mut bytes[..]);
-            header.set_rpc_vers(5);
-            header.set_rpc_vers_minor(0);
-            header.set_frag_length(len);
-            header.set_drep(DREP_LITTLE_ENDIAN);
-            header.set_auth_length(0);
-            if ptype_response {
-                header.set_ptype(Ptype::RESPONSE);
-            }
+        pass_header_checks(&mut bytes, false);
+        if ptype_response && bytes.len() >= HEADER_LEN {
+            Header::new_unchecked(&mut bytes[..]).set_ptype(Ptype::RESPONSE);
         }
         match (ResponseRef::parse(&bytes), Pdu::parse(&bytes)) {
             (Ok(view), Ok(Pdu::Response(resp))) => prop_assert_eq!(view.to_owned(), resp),

@@ -56,9 +56,10 @@ const FAULT_LEN: u32 = 32;
 #[cfg(test)]
 mod tests {
     use crate::wire::ndr::{RequestStub, ResponseStub, Syntax};
+    use crate::wire::rpc::tests::pass_header_checks;
     use crate::wire::rpc::{
-        BindAck, ContextResult, HEADER_LEN, NcaStatus, Pdu, PfcFlags, RejectReason, Request,
-        Response, SecondaryAddress, TransferSyntax,
+        BindAck, ContextResult, NcaStatus, Pdu, PfcFlags, RejectReason, Request, Response,
+        SecondaryAddress, TransferSyntax,
     };
     use std::collections::VecDeque;
 
@@ -326,20 +327,6 @@ mod tests {
 
     // --- never panic ------------------------------------------------------------------------
 
-    pub(super) fn fix_header(bytes: &mut [u8]) {
-        if bytes.len() >= HEADER_LEN {
-            let len = bytes.len() as u16;
-            let mut header = Header::new_unchecked(&mut bytes[..]);
-            header.set_rpc_vers(5);
-            header.set_rpc_vers_minor(0);
-            header.set_frag_length(len);
-            header.set_drep([0x10, 0, 0, 0]);
-            header.set_auth_length(0);
-            let flags = header.pfc_flags();
-            header.set_pfc_flags(flags | PfcFlags::SINGLE);
-        }
-    }
-
     proptest! {
         #[test]
         fn host_never_panics(
@@ -347,7 +334,7 @@ mod tests {
             ptype in prop::sample::select(vec![0u8, 2, 3, 11, 12, 13, 14, 15, 16]),
             bound: bool,
         ) {
-            fix_header(&mut bytes);
+            pass_header_checks(&mut bytes, true);
             if bytes.len() > field::PTYPE {
                 bytes[field::PTYPE] = ptype;
             }
@@ -362,7 +349,7 @@ mod tests {
             ptype in prop::sample::select(vec![2u8, 3, 12, 13, 15]),
             stage in 0..3u8,
         ) {
-            fix_header(&mut bytes);
+            pass_header_checks(&mut bytes, true);
             if bytes.len() > field::PTYPE {
                 bytes[field::PTYPE] = ptype;
             }
