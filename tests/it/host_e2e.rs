@@ -786,13 +786,7 @@ mod cli {
                 .spawn()
                 .expect("kmsload host starts");
             let mut stderr = BufReader::new(child.stderr.take().unwrap());
-            let mut first = String::new();
-            stderr.read_line(&mut first).unwrap();
-            let addr = first
-                .trim()
-                .strip_prefix("kmsload host listening on ")
-                .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-                .to_owned();
+            let addr = crate::util::listening_addr(&mut stderr);
             Self {
                 child,
                 stderr,

@@ -33,7 +33,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -477,13 +477,7 @@ impl Host {
             .spawn()
             .expect("start kmsload host");
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("kmsload host listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from kmsload host: {line}"))
-            .to_owned();
+        let addr = crate::util::listening_addr(&mut stderr);
         // Keep reading, into the log file, so the host never blocks on a full pipe.
         let mut file = fs::File::create(&log).unwrap();
         thread::spawn(move || std::io::copy(&mut stderr, &mut file));

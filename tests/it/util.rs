@@ -129,3 +129,15 @@ pub(crate) fn dead_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+/// Reads the first line `kmsload host` writes to stderr and returns the address it says it
+/// listens on.
+pub(crate) fn listening_addr(stderr: &mut impl std::io::BufRead) -> String {
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    first
+        .trim()
+        .strip_prefix("kmsload host listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from kmsload host: {first:?}"))
+        .to_owned()
+}

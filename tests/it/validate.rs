@@ -5,7 +5,7 @@
 //! they print one line and pass, except under `CI=true`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -30,13 +30,7 @@ impl HostProcess {
             .spawn()
             .expect("kmsload host starts");
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut first = String::new();
-        stderr.read_line(&mut first).unwrap();
-        let addr = first
-            .trim()
-            .strip_prefix("kmsload host listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_owned();
+        let addr = crate::util::listening_addr(&mut stderr);
         // The rest of stderr (a few start-up lines, -q silences the per-request log) is left
         // in the pipe; it stays far below the pipe's capacity.
         std::mem::forget(stderr);
@@ -99,7 +93,14 @@ const HOST_CHECKS: [&str; 9] = [
 ];
 
 fn validate(addr: &str, args: &[&str]) -> Validated {
-    let out = run(command().args(["validate", addr, "--json"]).args(args));
+    let mut all = vec![addr];
+    all.extend(args);
+    validate_args(&all)
+}
+
+/// `kmsload validate --json ARGS`, its exit code, report and each check's status.
+fn validate_args(args: &[&str]) -> Validated {
+    let out = run(command().args(["validate", "--json"]).args(args));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "not JSON ({e}): {}\nstderr: {}",
@@ -478,33 +479,6 @@ mod discover {
         let mut all = vec!["--discover", domain, "--dns-server", &server];
         all.extend(args);
         validate_args(&all)
-    }
-
-    fn validate_args(args: &[&str]) -> Validated {
-        let out = run(command().args(["validate", "--json"]).args(args));
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {}\nstderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        let status = report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| {
-                (
-                    c["name"].as_str().unwrap().to_owned(),
-                    c["status"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
-        Validated {
-            code: out.status.code(),
-            report,
-            status,
-        }
     }
 
     #[test]
