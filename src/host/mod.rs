@@ -48,8 +48,8 @@ pub use epid::{Epid, EpidError, EpidIssue, HostBuild, KeyDate};
 pub use keys::{Application, HostKey, UnknownHostKey};
 pub use model::{Decision, HostCounters, HostModel, ModelResponse, ModelSummary, Refusal};
 pub use server::{
-    BackgroundHost, Clock, HostHandle, Logger, ServerError, ServerOptions, ServerReport,
-    ServerStats, SystemClock, VirtualClock, start, start_background,
+    BackgroundHost, Clock, HostHandle, HostRuntime, Logger, ServerError, ServerOptions,
+    ServerReport, ServerStats, SystemClock, VirtualClock, start, start_background,
 };
 pub use state::{HostState, StateError, StateProblem};
 pub use table::ClientTable;

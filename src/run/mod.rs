@@ -5,7 +5,8 @@
 //! ```text
 //! preflight(plan, options)   refuse what cannot run (over-committed faults, unreadable
 //!                            --baseline) before anything starts
-//! prepare(plan)              start the in-process host(s) ([host] / [[hosts]]), resolve
+//! prepare(plan)              start the in-process host(s) ([host] / [[hosts]]) on a
+//!                            runtime of their own (threads named kmsload-host), resolve
 //!                            the target or set up discovery (DNS, or the scenario's static
 //!                            `srv` records); create the results directory and events.csv
 //!                                                                      → Prepared
@@ -102,6 +103,8 @@ pub struct Prepared {
     target: TargetInfo,
     /// The in-process hosts, each with its outage windows.
     hosts: Vec<(host::HostHandle, Vec<scenario::Window>)>,
+    /// Their runtime (threads of their own, not the runner's); `None` without them.
+    host_runtime: Option<host::HostRuntime>,
     dir: PathBuf,
     events: Option<Box<dyn Write + Send>>,
     live: Arc<Live>,
@@ -115,10 +118,11 @@ pub struct Prepared {
 /// [`CommandError::Runtime`] when the host cannot start, the target cannot be resolved or the
 /// directory cannot be created.
 pub async fn prepare(plan: &Plan) -> Result<Prepared, CommandError> {
-    // The in-process hosts live until `execute` stops them.
+    // The in-process hosts live until `execute` stops them, on a runtime of their own.
+    let mut host_runtime = None;
     let (addr, target, hosts) = match &plan.target {
         Target::InProcess(options) => {
-            let host = start_in_process(options, plan.seed).await?;
+            let host = start_in_process(&mut host_runtime, options, plan.seed).await?;
             let addr = host.addr();
             let target = TargetInfo {
                 address: addr.to_string(),
@@ -140,7 +144,8 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, CommandError> {
             for (i, options) in d.hosts.iter().enumerate() {
                 // Different seeds: each host its own ePID and HwID, as real hosts have.
                 let seed = plan.seed.wrapping_add(i as u64);
-                hosts.push((start_in_process(options, seed).await?, options.down.clone()));
+                let host = start_in_process(&mut host_runtime, options, seed).await?;
+                hosts.push((host, options.down.clone()));
             }
             let discovery = match &d.srv {
                 None => crate::discover::Discovery::new(d.config.clone(), d.gate.clone())
@@ -237,6 +242,7 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, CommandError> {
         addr,
         target,
         hosts,
+        host_runtime,
         dir,
         events,
         live: Arc::new(Live::default()),
@@ -327,6 +333,7 @@ impl Prepared {
             addr,
             target,
             hosts,
+            host_runtime,
             dir,
             events,
             live,
@@ -348,6 +355,8 @@ impl Prepared {
         for (host, _) in hosts {
             host.shutdown().await;
         }
+        // The hosts have stopped: their threads end (without blocking this runtime).
+        drop(host_runtime);
         let result = result.map_err(|e| CommandError::Usage(e.to_string()))?;
         let mut finished = finish(&dir, plan, &target, &result, options)?;
         finished.accounting_error = accounting(&result).err();
@@ -597,12 +606,30 @@ fn static_zone(
     }
 }
 
-/// Starts a reference host in-process on loopback, configured from the scenario's `[host]`
-/// section or one `[[hosts]]` entry.
+/// Worker threads of the in-process hosts' runtime: half the cores, at least one, beside
+/// the runner's runtime (one worker per core). Measured on 2 cores (benches/inproc.sh, issue
+/// 15): runner 2 + host 1 was the best of 1+1, 1+2, 2+1 and 2+2, and pinning the host's
+/// thread to one core (and the runner's to the other) gained nothing, so no thread is pinned.
+fn host_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+/// Starts a reference host in-process on loopback, on the run's host runtime (created for the
+/// first host), configured from the scenario's `[host]` section or one `[[hosts]]` entry.
 async fn start_in_process(
+    runtime: &mut Option<host::HostRuntime>,
     options: &scenario::HostOptions,
     seed: u64,
 ) -> Result<host::HostHandle, CommandError> {
+    let runtime = match runtime {
+        Some(rt) => rt,
+        None => runtime.insert(host::HostRuntime::new(host_threads()).map_err(|e| {
+            CommandError::Runtime(format!(
+                "cannot start the in-process host {}: {e}",
+                options.name
+            ))
+        })?),
+    };
     let minutes = |d: Duration| u32::try_from(d.as_secs() / 60).unwrap_or(u32::MAX);
     let mut config = host::HostConfig {
         charged: options.charged,
@@ -632,7 +659,7 @@ async fn start_in_process(
         close_after_response: options.close_after_response,
         ..host::ServerOptions::default()
     };
-    host::server::start(server).await.map_err(|e| {
+    runtime.start(server).await.map_err(|e| {
         CommandError::Runtime(format!(
             "cannot start the in-process host {}: {e}",
             options.name
@@ -659,6 +686,46 @@ mod tests {
         plan(&format!(
             "[fleet]\nsize = 10\nproducts = [{{ product = \"Windows 10/11 Pro\" }}]\n[load]\n{load}\n"
         ))
+    }
+
+    /// The in-process host runs on threads of its own: it accepts and reads while the
+    /// runner's runtime (here one thread) is blocked. On the runner's runtime it would not
+    /// read until the read below timed out.
+    #[test]
+    fn the_in_process_host_answers_while_the_runners_runtime_is_blocked() {
+        use std::io::{Read, Write};
+        let dir = std::env::temp_dir().join(format!("kmsload-own-rt-{}", std::process::id()));
+        let mut p = plan(
+            "[fleet]\nsize = 1\nproducts = [{ product = \"Windows 10/11 Pro\" }]\n\
+             [load]\nrate = 10\nattempts = 1\n[host]\nport = 0\n",
+        );
+        p.out = Some(dir.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let prepared = prepare(&p).await.unwrap();
+            assert!(prepared.host_runtime.is_some());
+            let load::Endpoint::Fixed(addr) = prepared.addr else {
+                panic!("a fixed address")
+            };
+            // Blocking calls on the runtime's only thread: nothing else runs on it now.
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"not DCE/RPC at all").unwrap();
+            // The host reads the bytes, sees they are not DCE/RPC and closes the connection.
+            let mut buf = [0u8; 64];
+            match s.read(&mut buf) {
+                Ok(0) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                other => panic!("the host did not read and close: {other:?}"),
+            }
+            for (host, _) in prepared.hosts {
+                host.shutdown().await;
+            }
+        });
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -315,6 +315,69 @@ impl Drop for BackgroundHost {
     }
 }
 
+/// A runtime of its own for hosts started from async code that runs something else beside
+/// them: `kmsload run`'s in-process hosts get their own worker threads (named
+/// `kmsload-host`) instead of sharing the runner's, so neither side's tasks queue behind
+/// the other's. Hosts started on it are stopped with [`HostHandle::shutdown`] as usual (it
+/// can be awaited from any runtime); dropping the `HostRuntime` then ends its threads
+/// without blocking, so it may be dropped inside another runtime.
+#[derive(Debug)]
+pub struct HostRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl HostRuntime {
+    /// A multi-threaded runtime with `worker_threads` threads (at least one).
+    ///
+    /// # Errors
+    /// [`ServerError::Runtime`] when the runtime cannot be built.
+    pub fn new(worker_threads: usize) -> Result<Self, ServerError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(worker_threads.max(1))
+            .thread_name("kmsload-host")
+            .enable_all()
+            .build()
+            .map_err(ServerError::Runtime)?;
+        Ok(Self {
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Starts a host on this runtime, as [`start`] does on the caller's. Callable from any
+    /// async context.
+    ///
+    /// # Errors
+    /// [`ServerError`] as [`start`].
+    pub async fn start(&self, options: ServerOptions) -> Result<HostHandle, ServerError> {
+        // Present until drop.
+        let runtime = self.runtime.as_ref().expect("runtime present until drop");
+        match runtime.spawn(start(options)).await {
+            Ok(started) => started,
+            Err(e) => Err(ServerError::Runtime(io::Error::other(format!(
+                "host start task failed: {e}"
+            )))),
+        }
+    }
+
+    /// The tokio handle of the runtime, e.g. to check where a host's tasks run.
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        // Present until drop.
+        self.runtime
+            .as_ref()
+            .expect("runtime present until drop")
+            .handle()
+            .clone()
+    }
+}
+
+impl Drop for HostRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shared state
 // ---------------------------------------------------------------------------------------------
