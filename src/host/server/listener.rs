@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::connection::serve;
 use super::stats::bump;
-use super::{ACCEPT_BACKOFF, LISTEN_BACKLOG, LogEvent, ServerShared};
+use super::{ACCEPT_BACKOFF, LogEvent, ServerShared, listen_backlog};
 use crate::host::rng::SplitMix64;
 use crate::host::state::{self, HostState};
 
@@ -29,7 +29,7 @@ pub(super) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     // A restarted host must not fail on connections of its predecessor in TIME_WAIT.
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
+    socket.listen(listen_backlog(crate::procfs::somaxconn()))
 }
 
 /// True once the host is told to stop (or its handle is gone).
@@ -241,5 +241,59 @@ async fn save(shared: &ServerShared, path: PathBuf) -> Result<(), String> {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(format!("state save task failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::server::LISTEN_BACKLOG;
+
+    #[test]
+    fn the_backlog_is_as_deep_as_somaxconn_allows() {
+        assert_eq!(LISTEN_BACKLOG, 65_535);
+        assert_eq!(listen_backlog(Some(4096)), 4096);
+        assert_eq!(listen_backlog(Some(200_000)), 65_535);
+        assert_eq!(listen_backlog(None), 65_535);
+    }
+
+    /// More connections than tokio's default backlog (1024) complete their handshake while
+    /// nothing accepts them: they wait in the queue, none is dropped.
+    #[test]
+    fn connects_beyond_tokios_default_backlog_wait_in_the_queue() {
+        const PENDING: usize = 1100;
+        let Some(cap) = crate::procfs::somaxconn().filter(|&c| c as usize >= PENDING) else {
+            println!(
+                "skipped: net.core.somaxconn below {PENDING} or unreadable (sysctl -w \
+                 net.core.somaxconn=4096 to run this test)"
+            );
+            return;
+        };
+        // Two sockets per pending connection (client end and queued server end).
+        if crate::procfs::open_file_limit().is_some_and(|l| l < 2 * PENDING as u64 + 64) {
+            println!(
+                "skipped: open-file limit below {} (ulimit -n 4096 to run this test)",
+                2 * PENDING + 64
+            );
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(async { listen(SocketAddr::from(([127, 0, 0, 1], 0))) })
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held = Vec::new();
+        for i in 0..PENDING {
+            // A dropped SYN would be retried after 1 s: the short timeout sees the drop.
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+                Ok(s) => held.push(s),
+                Err(e) => panic!("connect {i} of {PENDING} (somaxconn {cap}) failed: {e}"),
+            }
+        }
+        assert_eq!(held.len(), PENDING);
+        drop(listener);
     }
 }

@@ -43,7 +43,8 @@
 //!   not a panic.
 //! - [`ServerOptions::max_connections`]: when that many connections are open the accept loop
 //!   stops accepting until one ends. New connections then **wait** in the kernel's listen
-//!   backlog (4096, capped by `net.core.somaxconn`), as with vlmcsd `-m`: their TCP connect
+//!   backlog ([`LISTEN_BACKLOG`] asked, which the kernel caps at `net.core.somaxconn`: see
+//!   [`listen_backlog`]), as with vlmcsd `-m`: their TCP connect
 //!   completes, their bind is answered once a slot frees, and a client whose bind deadline
 //!   passes first sees a timeout. Waiting, rather than refusing, shows a saturated host the
 //!   way a load test should see it: as latency. A failed accept (out of file descriptors) is
@@ -106,8 +107,17 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default period of `--state` saves (only when something changed).
 pub const DEFAULT_STATE_INTERVAL: Duration = Duration::from_secs(10);
-/// Listen backlog requested from the kernel (Linux caps it at `net.core.somaxconn`).
-const LISTEN_BACKLOG: u32 = 4096;
+/// Listen backlog requested from the kernel: as deep as Linux allows (it caps the request at
+/// `net.core.somaxconn`, 4096 by default since Linux 5.4), so a burst of connects waits in
+/// the queue instead of being dropped and retried by the client after 1 s and 3 s. tokio's
+/// `TcpListener::bind` asks for 1024.
+pub const LISTEN_BACKLOG: u32 = 65_535;
+
+/// The backlog the host's listening socket gets: [`LISTEN_BACKLOG`] capped at
+/// `somaxconn` (read with [`crate::procfs::somaxconn`]; `None` where it cannot be read).
+pub fn listen_backlog(somaxconn: Option<u32>) -> u32 {
+    somaxconn.map_or(LISTEN_BACKLOG, |cap| LISTEN_BACKLOG.min(cap))
+}
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
