@@ -1,5 +1,6 @@
 //! `procfs`: the few Linux `/proc` readings kmsload reports about itself (its CPU time, its
-//! open-file limit), shared by the runner, `kmsload run` and the benchmarks. Everything
+//! open-file limit) and about the machine's TCP listen queues (overflows, `somaxconn`),
+//! shared by the runner, `kmsload run`, the host and the benchmarks. Everything
 //! returns `None` where the file does not exist (not Linux) or does not parse.
 
 /// Clock ticks per second of the CPU times in `/proc/PID/stat` (`USER_HZ`, 100 on Linux).
@@ -38,6 +39,58 @@ pub fn parse_open_file_limit(limits: &str) -> Option<u64> {
         .ok()
 }
 
+/// The machine's listen-queue counters since boot, as `nstat` names them:
+/// `TcpExtListenOverflows` (a connection completed its handshake but the listener's accept
+/// queue was full) and `TcpExtListenDrops` (SYNs and handshakes dropped for any reason at a
+/// listener, overflows included). Machine-wide: every listener on the machine counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenCounters {
+    /// `TcpExtListenOverflows`.
+    pub overflows: u64,
+    /// `TcpExtListenDrops`.
+    pub drops: u64,
+}
+
+impl ListenCounters {
+    /// What happened between `earlier` and `self` (0 where a counter went backwards).
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            overflows: self.overflows.saturating_sub(earlier.overflows),
+            drops: self.drops.saturating_sub(earlier.drops),
+        }
+    }
+}
+
+/// The listen-queue counters now, from `/proc/net/netstat`.
+pub fn listen_counters() -> Option<ListenCounters> {
+    parse_listen_counters(&std::fs::read_to_string("/proc/net/netstat").ok()?)
+}
+
+/// `ListenOverflows` and `ListenDrops` of a `/proc/net/netstat` text: its `TcpExt:` lines
+/// come in pairs, the names then the values in the same order.
+pub fn parse_listen_counters(netstat: &str) -> Option<ListenCounters> {
+    let mut lines = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let names = lines.next()?;
+    let values = lines.next()?;
+    let field = |name: &str| -> Option<u64> {
+        let at = names.split_whitespace().position(|n| n == name)?;
+        values.split_whitespace().nth(at)?.parse().ok()
+    };
+    Some(ListenCounters {
+        overflows: field("ListenOverflows")?,
+        drops: field("ListenDrops")?,
+    })
+}
+
+/// `net.core.somaxconn`: the kernel caps every listen backlog at it.
+pub fn somaxconn() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +123,52 @@ Max locked memory         8388608              8388608              bytes
         let unlimited = LIMITS.replace("1024      ", "unlimited ");
         assert_eq!(parse_open_file_limit(&unlimited), None);
         assert_eq!(parse_open_file_limit(""), None);
+    }
+
+    /// The head of a real /proc/net/netstat (Linux 6.x), values changed.
+    const NETSTAT: &str = "\
+TcpExt: SyncookiesSent SyncookiesRecv SyncookiesFailed EmbryonicRsts ListenOverflows ListenDrops TCPHPHits
+TcpExt: 7 0 0 0 573499 573512 41111548
+IpExt: InNoRoutes InTruncatedPkts
+IpExt: 0 0
+";
+
+    #[test]
+    fn reads_listen_overflows_and_drops_by_name() {
+        let c = parse_listen_counters(NETSTAT).unwrap();
+        assert_eq!(
+            c,
+            ListenCounters {
+                overflows: 573_499,
+                drops: 573_512
+            }
+        );
+        let later = ListenCounters {
+            overflows: 573_600,
+            drops: 573_700,
+        };
+        assert_eq!(
+            later.since(c),
+            ListenCounters {
+                overflows: 101,
+                drops: 188
+            }
+        );
+        // Counters that went backwards (another namespace, a reset) give 0, not a wrap.
+        assert_eq!(c.since(later).overflows, 0);
+        // Missing names or values, or no TcpExt lines at all: unreadable, not zero.
+        assert_eq!(
+            parse_listen_counters(&NETSTAT.replace("ListenDrops", "Other")),
+            None
+        );
+        assert_eq!(
+            parse_listen_counters("TcpExt: ListenOverflows ListenDrops\n"),
+            None
+        );
+        assert_eq!(parse_listen_counters(""), None);
+        // This machine's, where there is one.
+        if std::path::Path::new("/proc/net/netstat").exists() {
+            assert!(listen_counters().is_some());
+        }
     }
 }

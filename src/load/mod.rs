@@ -31,7 +31,8 @@ use crate::faults::{FaultHandle, FaultPlan, FaultyClient, FaultyConnector};
 use crate::procfs;
 use crate::record::EventsMode;
 use crate::record::{
-    AttemptRecord, EventWriter, GeneratorStats, LATE_AFTER, Latencies, Recorder, RunResult,
+    AttemptRecord, EventWriter, GeneratorStats, LATE_AFTER, Latencies, ListenQueue, Recorder,
+    RunResult,
 };
 use crate::sim::{self, Fleet, Reuse};
 use crate::wire::{FileTime, RequestBase, Version};
@@ -228,6 +229,9 @@ pub async fn run(
     });
 
     let cpu_at_start = procfs::process_cpu_s();
+    // The listen queues are this machine's: worth reporting when the host is on it.
+    let local_target = shared.discovery.is_none() && shared.target.ip().is_loopback();
+    let listen_at_start = local_target.then(procfs::listen_counters).flatten();
     let mut generator = GeneratorStats::default();
     let (tx, rx) = mpsc::channel::<AttemptRecord>(16 * 1024);
     // The recorder halts the dispatcher when the watchdog gives a reason to abort.
@@ -399,6 +403,14 @@ pub async fn run(
         let cpu = (after - before).max(0.0);
         generator.process_cpu_s = Some(cpu);
         generator.process_cpu_busy = Some(cpu / (elapsed.as_secs_f64().max(1e-9) * cores as f64));
+    }
+    if let (Some(before), Some(after)) = (listen_at_start, procfs::listen_counters()) {
+        let d = after.since(before);
+        generator.listen_queue = Some(ListenQueue {
+            overflows: d.overflows,
+            drops: d.drops,
+            somaxconn: procfs::somaxconn(),
+        });
     }
     let by_host = shared
         .discovery

@@ -68,6 +68,25 @@ pub struct GeneratorStats {
     /// `process_cpu_s` over the load's wall time times the cores kmsload may use: near 1,
     /// kmsload was short of CPU.
     pub process_cpu_busy: Option<f64>,
+    /// The machine's listen-queue overflows during the load, when the target was on this
+    /// machine (a loopback address, the in-process host included) and Linux reports them.
+    pub listen_queue: Option<ListenQueue>,
+}
+
+/// Connections the machine's listen queues dropped during the load (`nstat`'s
+/// `TcpExtListenOverflows` and `TcpExtListenDrops`, from /proc/net/netstat, taken before and
+/// after). Machine-wide: another listener on the same machine counts too. A dropped SYN is
+/// retried by the client after 1 s, then 3 s: overflows mean connects waited that long.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ListenQueue {
+    /// Handshakes completed while the listener's accept queue was full.
+    pub overflows: u64,
+    /// SYNs and handshakes dropped at a listener, overflows included.
+    pub drops: u64,
+    /// `net.core.somaxconn`, which caps every listen backlog (the in-process host asks for
+    /// 65 535, so this is its backlog).
+    pub somaxconn: Option<u32>,
 }
 
 /// How a merged result was made up (`kmsload merge`): summary.json's `merge`.

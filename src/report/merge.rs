@@ -463,6 +463,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, allow_missing: bool) -> Result<Merged
                 .sum(),
             process_cpu_s: sum_opt(&|s| s.generator.process_cpu_s),
             process_cpu_busy: None,
+            // Machine-wide counts: shards on one machine would each count the same drops.
+            listen_queue: None,
         },
         merge: Some(MergeInfo {
             run_id: first.summary.shard.run_id.clone(),

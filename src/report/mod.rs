@@ -477,6 +477,31 @@ fn generator_lines(g: &GeneratorStats, attempts: u64) -> String {
         );
     }
     line.push('\n');
+    if let Some(q) = g.listen_queue {
+        let _ = write!(
+            line,
+            "- listen queues on this machine during the load: {} overflows, {} drops \
+             (TcpExtListenOverflows, TcpExtListenDrops)",
+            q.overflows, q.drops
+        );
+        if let Some(cap) = q.somaxconn {
+            let _ = write!(
+                line,
+                "; net.core.somaxconn {cap} caps every listen backlog, the in-process host's \
+                 included"
+            );
+        }
+        line.push('\n');
+        if q.overflows > 0 || q.drops > 0 {
+            let _ = writeln!(
+                line,
+                "> Connections were dropped at a full listen queue: each dropped SYN is retried \
+                 by the client after 1 s, then 3 s, so connect latency shows those waits. The \
+                 host did not accept as fast as connections arrived; a deeper backlog (raise \
+                 net.core.somaxconn) absorbs bursts, not a rate above what the host accepts.\n"
+            );
+        }
+    }
     // More than 1 % of attempts late: the schedule was not kept.
     if g.late_attempts > 0 && g.late_attempts * 100 >= attempts.max(1) {
         let _ = writeln!(
@@ -1031,6 +1056,41 @@ mod tests {
             default_dir("smoke", t),
             Path::new("results/smoke-20261122T012621Z")
         );
+    }
+
+    #[test]
+    fn report_md_says_what_the_listen_queues_dropped() {
+        use crate::record::ListenQueue;
+        let mut g = GeneratorStats::default();
+        assert!(!generator_lines(&g, 100).contains("listen queues"));
+        g.listen_queue = Some(ListenQueue {
+            overflows: 0,
+            drops: 0,
+            somaxconn: Some(4096),
+        });
+        let quiet = generator_lines(&g, 100);
+        assert!(
+            quiet.contains("listen queues on this machine during the load: 0 overflows, 0 drops")
+                && quiet.contains("net.core.somaxconn 4096 caps every listen backlog"),
+            "{quiet}"
+        );
+        assert!(!quiet.contains("retried"), "{quiet}");
+        g.listen_queue = Some(ListenQueue {
+            overflows: 4895,
+            drops: 4901,
+            somaxconn: None,
+        });
+        let dropped = generator_lines(&g, 100);
+        assert!(dropped.contains("4895 overflows, 4901 drops"), "{dropped}");
+        assert!(!dropped.contains("somaxconn 4096"), "{dropped}");
+        assert!(
+            dropped.contains("retried by the client after 1 s, then 3 s"),
+            "{dropped}"
+        );
+        // summary.json carries the same figures.
+        let json = serde_json::to_value(g).unwrap();
+        assert_eq!(json["listen_queue"]["overflows"], 4895);
+        assert_eq!(json["listen_queue"]["drops"], 4901);
     }
 
     /// summary.json is written and read with one set of types: what a run writes reads back

@@ -848,6 +848,16 @@ mod tests {
         );
         let s = read::read_summary(&f.dir).unwrap();
         assert_eq!(s.recorded.attempts, 30);
+        // The host is on this machine: its listen queues are reported where Linux has them.
+        if crate::procfs::listen_counters().is_some() {
+            let q = s.generator.listen_queue.expect("listen queues reported");
+            assert_eq!(q.somaxconn, crate::procfs::somaxconn());
+            assert!(
+                f.markdown.contains("listen queues on this machine"),
+                "{}",
+                f.markdown
+            );
+        }
 
         p.out = Some(dir.join("second"));
         let options = RunOptions {
