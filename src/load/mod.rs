@@ -42,7 +42,7 @@ pub mod schedule;
 pub mod shard;
 
 pub use config::{Bounds, ConnectionPolicy, Job, Load, LoadModel, Timeouts};
-pub use schedule::{Schedule, Stage, open_start};
+pub use schedule::{LatePacer, Schedule, Stage, open_start};
 pub use shard::Shard;
 
 /// Mixing tag for request IVs (see [`sim::mix`]); sim reserves tags below 0x100.
@@ -260,6 +260,8 @@ pub async fn run(
     let mut dispatched = 0u64;
     // The first attempt the duration bound kept from starting, if any.
     let mut out_of_time: Option<u64> = None;
+    // Late attempts leave spaced out, not together (see `LatePacer`).
+    let mut pacer = LatePacer::default();
     for k in shard.attempts(if no_clients { 0 } else { max_attempts }) {
         if *stop.borrow_and_update() {
             complete = false;
@@ -278,9 +280,16 @@ pub async fn run(
         if max_duration.is_some_and(|d| intended.duration_since(start) >= d) {
             break;
         }
-        if intended > Instant::now() {
+        let offset = intended.saturating_duration_since(start);
+        let release = match pacing {
+            LoadModel::Open(_) => {
+                start + pacer.release_at(offset, Instant::now().saturating_duration_since(start))
+            }
+            LoadModel::Closed { .. } => intended,
+        };
+        if release > Instant::now() {
             tokio::select! {
-                () = tokio::time::sleep_until(intended.into()) => {}
+                () = tokio::time::sleep_until(release.into()) => {}
                 _ = stop.changed() => { complete = false; break; }
                 _ = halt.changed() => break,
             }
@@ -312,7 +321,10 @@ pub async fn run(
         let intended = match pacing {
             // In the closed model the attempt is due when its slot frees up.
             LoadModel::Closed { .. } => Instant::now().max(intended),
-            LoadModel::Open(_) => intended,
+            LoadModel::Open(_) => {
+                pacer.released(offset, release.saturating_duration_since(start));
+                intended
+            }
         };
         live.dispatched.fetch_add(1, Ordering::Relaxed);
         live.in_flight.fetch_add(1, Ordering::Relaxed);

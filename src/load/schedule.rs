@@ -198,6 +198,64 @@ pub fn open_start(schedule: &Schedule, k: u64, limit: Option<Duration>) -> Optio
     end.is_none_or(|e| hi < e).then_some(hi)
 }
 
+/// How much faster than the schedule late attempts are released: once behind, the runner
+/// catches up at twice the schedule's pace, so a lag of `d` is made good over `d`.
+pub const CATCH_UP: u32 = 2;
+
+/// The most late attempts may leave together, in schedule time: one tick of tokio's timer
+/// (1 ms). A release planned less than this before now goes at once.
+pub const PACING_WINDOW: Duration = Duration::from_millis(1);
+
+/// Spaces out attempts that are already late, instead of releasing them together.
+///
+/// When the dispatcher falls behind its schedule (its own CPU is short, or it waited for a
+/// free slot), every attempt whose intended start has passed is due at once. Released
+/// together they arrive at the host as one burst: with new connections that overflows the
+/// listen queue, and the SYNs the kernel drops are retried after 1 s and 3 s, which costs more
+/// than the burst saved. The pacer releases a late attempt no sooner than the previous
+/// planned release plus its scheduled gap divided by [`CATCH_UP`], and no sooner than
+/// [`PACING_WINDOW`] before now: late attempts leave at twice the schedule's rate, at most a
+/// timer tick's worth together, never in a burst. Attempts on time keep their intended
+/// start. Latency still counts from the intended start, so the wait shows as latency
+/// (coordinated omission).
+///
+/// Times are offsets from the run's start; the caller passes `now`, so the pacer holds no
+/// clock and can be tested without one.
+#[derive(Debug, Clone, Default)]
+pub struct LatePacer {
+    /// Intended start of the previous attempt.
+    previous_intended: Option<Duration>,
+    /// The previous attempt's planned release.
+    previous_release: Option<Duration>,
+}
+
+impl LatePacer {
+    /// When to release the attempt intended for `intended`, the dispatcher getting to it at
+    /// `now`: `intended` when it is not late; otherwise the previous planned release plus
+    /// the scheduled gap over [`CATCH_UP`], but not before `intended` nor more than
+    /// [`PACING_WINDOW`] before `now` (a pacer left far behind by a long wait does not
+    /// release its whole backlog at once). The caller waits until then if it is later than
+    /// now, and reports the plan with [`LatePacer::released`].
+    pub fn release_at(&self, intended: Duration, now: Duration) -> Duration {
+        if intended >= now {
+            return intended;
+        }
+        let floor = intended.max(now.saturating_sub(PACING_WINDOW));
+        match (self.previous_intended, self.previous_release) {
+            (Some(pi), Some(pr)) => floor.max(pr + intended.saturating_sub(pi) / CATCH_UP),
+            _ => floor,
+        }
+    }
+
+    /// Records that the attempt intended for `intended` was planned for release at `at`
+    /// (what [`LatePacer::release_at`] returned; the plan, not the moment the timer woke,
+    /// so releases inside one timer tick keep their spacing in the plan).
+    pub fn released(&mut self, intended: Duration, at: Duration) {
+        self.previous_intended = Some(intended);
+        self.previous_release = Some(at);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +365,104 @@ mod tests {
         assert!((9.0..9.02).contains(&t), "{t}");
         let t = open_start(&s, 1089, None).unwrap().as_secs_f64();
         assert!((9.99..10.0).contains(&t), "{t}");
+    }
+
+    /// Drives the pacer as the dispatcher does, with a clock that only moves when the
+    /// dispatcher waits: returns each attempt's release offset.
+    fn releases(intended: &[Duration], stalled_until: Duration) -> Vec<Duration> {
+        let mut pacer = LatePacer::default();
+        let mut now = stalled_until;
+        intended
+            .iter()
+            .map(|&i| {
+                let at = pacer.release_at(i, now);
+                now = now.max(at);
+                pacer.released(i, at);
+                at
+            })
+            .collect()
+    }
+
+    #[test]
+    fn attempts_on_time_keep_their_intended_start() {
+        let s = Schedule::Constant { rate: 1000.0 };
+        let intended: Vec<Duration> = (0..100).map(|k| open_start(&s, k, None).unwrap()).collect();
+        assert_eq!(releases(&intended, Duration::ZERO), intended);
+    }
+
+    #[test]
+    fn late_attempts_are_spaced_out_at_twice_the_schedule_rate_not_released_together() {
+        // 1000/s, and the dispatcher gets to work 100 ms late: 100 attempts are overdue.
+        let s = Schedule::Constant { rate: 1000.0 };
+        let intended: Vec<Duration> = (0..400).map(|k| open_start(&s, k, None).unwrap()).collect();
+        let stall = Duration::from_millis(100);
+        let at = releases(&intended, stall);
+        // The first is planned one window before now (it goes at once); the next ones 0.5 ms
+        // apart (the 1 ms gap over CATCH_UP), not all at 100 ms.
+        assert_eq!(at[0], stall - PACING_WINDOW);
+        for k in 1..190 {
+            assert_eq!(at[k] - at[k - 1], Duration::from_micros(500), "attempt {k}");
+        }
+        // Up to one millisecond after the stall, 5 attempts leave (99 to 101 ms), where all
+        // 100 overdue would have left at once without pacing.
+        let burst = at
+            .iter()
+            .filter(|&&t| t <= stall + Duration::from_millis(1))
+            .count();
+        assert_eq!(burst, 5);
+        // Caught up after about twice the stall: from then on each leaves at its intended
+        // start.
+        let caught = at.iter().zip(&intended).position(|(a, i)| a == i).unwrap();
+        assert!((190..=200).contains(&caught), "{caught}");
+        assert_eq!(&at[caught..], &intended[caught..]);
+        // Never earlier than intended, never out of order.
+        assert!(at.iter().zip(&intended).all(|(a, i)| a >= i));
+        assert!(at.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn a_late_release_follows_the_schedules_own_spacing() {
+        // Bursts: late attempts inside the burst (1000/s) are released 0.5 ms apart, those
+        // of the base rate (10/s) 50 ms apart.
+        let s = Schedule::Bursts {
+            base_rate: 10.0,
+            burst_rate: 1000.0,
+            every: Duration::from_secs(10),
+            length: Duration::from_secs(1),
+        };
+        let intended: Vec<Duration> = (85..1120)
+            .map(|k| open_start(&s, k, None).unwrap())
+            .collect();
+        let at = releases(&intended, Duration::from_secs(9));
+        assert_eq!(at[2] - at[1], Duration::from_millis(50));
+        let in_burst = intended
+            .iter()
+            .position(|&i| i > Duration::from_millis(9050))
+            .unwrap();
+        let gap = at[in_burst + 1] - at[in_burst];
+        assert!(gap <= Duration::from_micros(501), "{gap:?}");
+    }
+
+    #[test]
+    fn a_pacer_left_behind_by_a_long_wait_releases_one_window_not_its_backlog() {
+        // 10,000/s: the dispatcher waited 50 ms for a free slot after attempt 0.
+        let s = Schedule::Constant { rate: 10_000.0 };
+        let mut pacer = LatePacer::default();
+        pacer.released(Duration::ZERO, Duration::ZERO);
+        let mut now = Duration::from_millis(50);
+        let mut together = 0;
+        for k in 1..1000 {
+            let i = open_start(&s, k, None).unwrap();
+            let at = pacer.release_at(i, now);
+            if at > now {
+                break;
+            }
+            together += 1;
+            pacer.released(i, at);
+            now += Duration::from_nanos(1);
+        }
+        // 1 ms of releases at 20,000/s leave at once, not the 500 overdue.
+        assert_eq!(together, 21);
     }
 
     #[test]
