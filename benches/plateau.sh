@@ -10,9 +10,13 @@
 # 1 % not started. Then the same scenario is offered 1.5 x S. Overload plateaus when the
 # activations per second at 1.5 x S are at least 90 % of those at S. Every run prints
 # activations/s (activated / elapsed), not started, late attempts, p50/p99 of total latency,
-# failures, and the machine's listen-queue overflows over the run (TcpExtListenOverflows and
-# TcpExtListenDrops deltas from /proc/net/netstat, as `nstat` shows them). Every run is
-# bounded by its duration and the scenario's attempts.
+# failures, kmsload's CPU (host included) per activation and as a share of the cores (well
+# below 100 %: something else on the machine took the rest, and the figures are not
+# kmsload's), and the machine's listen-queue overflows over the run (TcpExtListenOverflows and
+# TcpExtListenDrops deltas from /proc/net/netstat, as `nstat` shows them; machine-wide, so
+# other work on the machine counts too). NEW_SUSTAINED / KEEP_SUSTAINED skip the ladder and
+# take that rate as S (to compare two builds at the same rates). Every run is bounded by its
+# duration and the scenario's attempts.
 set -eu
 K=${KMSLOAD:-target/release/kmsload}
 OUT=${1:-results/plateau}
@@ -46,17 +50,23 @@ o = s["by_outcome"]
 act = o["activated"] / s["elapsed_s"]
 lat = s["latency_us"]["total"]
 g = s["generator"]
+cpu = g.get("process_cpu_s")
+per = f"{cpu * 1e6 / max(o['activated'], 1):.1f} us" if cpu is not None else "n/a"
 print(f"{tag} offered {rate}/s: {act:.0f} activations/s, elapsed {s['elapsed_s']:.1f} s, "
       f"not started {s['not_started']}, late {g['late_attempts']}, max lag {g['max_lag_us'] / 1e3:.0f} ms, "
       f"p50 {lat['p50'] / 1e3:.1f} ms, p99 {lat['p99'] / 1e3:.1f} ms, failed {o['failed']} {s['by_cause']}, "
+      f"CPU {cpu} s ({g.get('process_cpu_busy', 0) or 0:.0%} of the cores), {per} per activation, "
       f"listen overflows {ovf}, drops {drops}", file=sys.stderr)
 print(f"{act:.0f} {s['not_started']} {o['failed']} {s['attempts']}")
 PY
 }
 
-policy() { # TAG SCENARIO LADDER
-    tag=$1 sc=$2 ladder=$3
-    sustained="" at=""
+policy() { # TAG SCENARIO LADDER [SUSTAINED]
+    tag=$1 sc=$2 ladder=$3 sustained=${4:-} at=""
+    if [ -n "$sustained" ]; then
+        set -- $(run "$sc" "$tag" "$sustained")
+        at=$1 ladder=""
+    fi
     for r in $ladder; do
         set -- $(run "$sc" "$tag" "$r")
         if [ "$3" -eq 0 ] && [ "$1" -ge $((r * 95 / 100)) ] && [ "$2" -le $(($4 / 100)) ]; then
@@ -74,5 +84,5 @@ policy() { # TAG SCENARIO LADDER
     echo "$tag: sustained $sustained/s ($at activations/s); offered $over/s: $1 activations/s, ratio $(awk "BEGIN {printf \"%.2f\", $1 / $at}") (target >= 0.90)"
 }
 
-policy new scenarios/overload.toml "$NEW_LADDER"
-policy keep-alive scenarios/bench.toml "$KEEP_LADDER"
+policy new scenarios/overload.toml "$NEW_LADDER" "${NEW_SUSTAINED:-}"
+policy keep-alive scenarios/bench.toml "$KEEP_LADDER" "${KEEP_SUSTAINED:-}"

@@ -4,6 +4,7 @@
 //! ```text
 //! dispatcher ── ticket (attempt k, intended start) ──► attempt task ──► AttemptRecord ──► recorder task
 //!   open: sleep until the schedule's time for k        identity = fleet(seed, k)             Recorder + events.csv
+//!     (late ones paced out: schedule::LatePacer)
 //!   closed: wait for a free client slot                client from the pool (kept alive) or new
 //! ```
 //!
