@@ -331,27 +331,22 @@ pub async fn run(
         live.in_flight.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         let tx = tx.clone();
-        tasks.spawn(async move {
-            let mut guard = Unrecorded {
-                shared: &shared,
+        let work = attempt(shared.clone(), k, intended);
+        if shared.think.is_zero() {
+            tasks.spawn(attempt_task(shared, tx, permit, k, intended, work));
+        } else {
+            // A client that thinks holds its slot meanwhile: boxed, the attempt's state is
+            // freed when it ends instead of staying in the sleeping task (10,000 thinking
+            // clients would otherwise each keep an attempt's worth of memory).
+            tasks.spawn(attempt_task(
+                shared,
+                tx,
+                permit,
                 k,
                 intended,
-                armed: true,
-                running: true,
-            };
-            let rec = attempt(&shared, k, intended).await;
-            shared.live.in_flight.fetch_sub(1, Ordering::Relaxed);
-            guard.running = false;
-            // The recorder outlives every attempt task; a send can only fail after a panic
-            // there, and then the run's invariant check reports the missing records.
-            let _ = tx.send(rec).await;
-            // No await between the send completing and this: an abort cannot land between.
-            guard.armed = false;
-            if !shared.think.is_zero() {
-                tokio::time::sleep(shared.think).await;
-            }
-            drop(permit);
-        });
+                Box::pin(work),
+            ));
+        }
         // Reap finished tasks so the set does not grow with the run.
         while tasks.try_join_next().is_some() {}
         dispatched += 1;
@@ -569,9 +564,42 @@ fn empty_request() -> RequestBase {
     }
 }
 
+/// The task of one attempt: runs `work` (the attempt), sends its record, thinks, frees the
+/// slot. If the task is aborted at the drain deadline before the record is sent, the
+/// attempt goes on the abandoned list instead.
+async fn attempt_task(
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<AttemptRecord>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    k: u64,
+    intended: Instant,
+    work: impl Future<Output = AttemptRecord>,
+) {
+    let mut guard = Unrecorded {
+        shared: &shared,
+        k,
+        intended,
+        armed: true,
+        running: true,
+    };
+    let rec = work.await;
+    shared.live.in_flight.fetch_sub(1, Ordering::Relaxed);
+    guard.running = false;
+    // The recorder outlives every attempt task; a send can only fail after a panic there,
+    // and then the run's invariant check reports the missing records.
+    let _ = tx.send(rec).await;
+    // No await between the send completing and this: an abort cannot land between.
+    guard.armed = false;
+    if !shared.think.is_zero() {
+        tokio::time::sleep(shared.think).await;
+    }
+    drop(permit);
+}
+
 /// One attempt, start to record. Never panics on network input; bounded by the client's
 /// deadlines.
-async fn attempt(shared: &Shared, k: u64, intended: Instant) -> AttemptRecord {
+async fn attempt(shared: Arc<Shared>, k: u64, intended: Instant) -> AttemptRecord {
+    let shared = &*shared;
     let identity = shared.fleet.identity_for_attempt(k);
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

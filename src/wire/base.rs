@@ -266,10 +266,12 @@ impl ResponseBase {
             });
         }
         let raw = r.take(pid_size as usize, "response.epid")?;
-        let units: Vec<u16> = raw
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
+        // PIDSize is at most MAX_PID_SIZE (checked above): the units fit on the stack.
+        let mut buf = [0u16; MAX_PID_SIZE / 2];
+        let units = &mut buf[..raw.len() / 2];
+        for (u, c) in units.iter_mut().zip(raw.chunks_exact(2)) {
+            *u = u16::from_le_bytes([c[0], c[1]]);
+        }
         let Some((&0, text)) = units.split_last() else {
             return Err(DecodeError::InvalidValue {
                 field: "response.epid",
@@ -286,7 +288,7 @@ impl ResponseBase {
         }
         Ok(Self {
             version,
-            epid: String::from_utf16_lossy(text),
+            epid: utf16_lossy(text.iter().copied(), text.len()),
             client_machine_id: r.guid("response.client_machine_id")?,
             request_time: FileTime(r.u64("response.request_time")?),
             current_count: r.u32("response.current_count")?,
@@ -298,14 +300,10 @@ impl ResponseBase {
     /// Appends the encoded base to `out`. An ePID longer than 63 UTF-16 units is cut so
     /// `PIDSize` stays within 128.
     pub fn emit(&self, out: &mut Vec<u8>) {
-        let units: Vec<u16> = self
-            .epid
-            .encode_utf16()
-            .take(MAX_PID_SIZE / 2 - 1)
-            .collect();
+        let units = || self.epid.encode_utf16().take(MAX_PID_SIZE / 2 - 1);
         out.extend_from_slice(&self.version.to_bytes());
-        out.put_u32(2 * (units.len() as u32 + 1));
-        for u in units {
+        out.put_u32(2 * (units().count() as u32 + 1));
+        for u in units() {
             out.put_u16(u);
         }
         out.put_u16(0);
@@ -332,12 +330,19 @@ fn machine_name(raw: &[u8]) -> Result<String, DecodeError> {
 }
 
 fn utf16_until_nul(raw: &[u8]) -> String {
-    let units: Vec<u16> = raw
+    let units = raw
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .take_while(|&u| u != 0)
-        .collect();
-    String::from_utf16_lossy(&units)
+        .take_while(|&u| u != 0);
+    utf16_lossy(units, raw.len() / 2)
+}
+
+/// `String::from_utf16_lossy` of `units` without collecting them first: one allocation,
+/// sized for `len` ASCII characters (the usual case; more grows it).
+fn utf16_lossy(units: impl Iterator<Item = u16>, len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    out.extend(char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)));
+    out
 }
 
 // ---- civil dates ----------------------------------------------------------------------
