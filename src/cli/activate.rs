@@ -436,7 +436,7 @@ fn report(
 ) {
     let verdict = shown.verdict;
     let response = match shown.result {
-        Some(Ok(Reply::Response(r))) => Some(r.as_ref()),
+        Some(Ok(Reply::Response(r))) => Some(r),
         _ => None,
     };
     let detail = shown.detail();

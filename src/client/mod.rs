@@ -228,7 +228,7 @@ impl ClientError {
 pub enum Reply {
     /// A response that passed every check of spec 7.6 up to 13 (check 14, the count, is the
     /// caller's: see [`ClientResponse::is_activated`]).
-    Response(Box<ClientResponse>),
+    Response(ClientResponse),
     /// The host refused with an HRESULT in the response stub (spec 8.1).
     Refused(u32),
 }
@@ -259,9 +259,7 @@ impl Reply {
         call: CallResultRef<'_>,
     ) -> Result<Self, ClientError> {
         match call {
-            CallResultRef::Payload(bytes) => {
-                Ok(Self::Response(Box::new(pending.decode_response(bytes)?)))
-            }
+            CallResultRef::Payload(bytes) => Ok(Self::Response(pending.decode_response(bytes)?)),
             CallResultRef::Hresult(code) => Ok(Self::Refused(code)),
         }
     }

@@ -151,7 +151,10 @@ struct Shared {
     /// Shards in the run (1 unsharded).
     shard_count: u32,
     requests_per_connection: Option<u32>,
-    pool: Mutex<Vec<Pooled>>,
+    /// Kept clients, boxed: checkout and checkin move a pointer, not the client (over
+    /// 500 bytes, twice per attempt), and the pool's own memory is a pointer per client.
+    #[allow(clippy::vec_box)]
+    pool: Mutex<Vec<Box<Pooled>>>,
     faults: FaultPlan,
     abandoned: Mutex<Vec<(u64, u64)>>,
     live: Arc<Live>,
@@ -767,7 +770,7 @@ async fn discovered_attempt(
     rec
 }
 
-fn checkout(shared: &Shared, k: u64) -> Pooled {
+fn checkout(shared: &Shared, k: u64) -> Box<Pooled> {
     if shared.options.keep_alive {
         // The lock is held for a push or pop only.
         if let Some(p) = shared.pool.lock().unwrap_or_else(|e| e.into_inner()).pop() {
@@ -779,14 +782,14 @@ fn checkout(shared: &Shared, k: u64) -> Pooled {
     let local = k / u64::from(shared.shard_count);
     let source = (!shared.sources.is_empty())
         .then(|| shared.sources[(local % shared.sources.len() as u64) as usize]);
-    Pooled {
+    Box::new(Pooled {
         client: FaultyClient::new(shared.target, source, shared.options.clone()),
         base: empty_request(),
         used: 0,
-    }
+    })
 }
 
-fn checkin(shared: &Shared, mut pooled: Pooled) {
+fn checkin(shared: &Shared, mut pooled: Box<Pooled>) {
     if !shared.options.keep_alive || !pooled.client.is_connected() {
         return;
     }

@@ -173,7 +173,7 @@ enum Answer {
 impl Answer {
     fn of(attempt: &Attempt) -> Self {
         match &attempt.result {
-            Ok(Reply::Response(r)) => Self::Response(r.clone()),
+            Ok(Reply::Response(r)) => Self::Response(Box::new(r.clone())),
             Ok(Reply::Refused(c)) => Self::Refused(*c),
             Err(e) => Self::Failed {
                 hresult: attempt.verdict().hresult,
