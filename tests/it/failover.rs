@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use serde_json::Value;
 
-use crate::util::{assert_accounting, kmsload, show, temp_dir, write_scenario};
+use crate::util::{assert_accounting, kmsload, run_text, show, temp_dir, write_scenario};
 
 /// A host taken down refuses connects and closes its connections; back up, it listens on the
 /// same address.
@@ -215,20 +215,11 @@ fn the_backup_takes_over_while_the_primary_is_down_and_the_report_shows_it() {
 #[test]
 fn a_lone_host_down_fails_its_attempts_then_recovers() {
     let dir = temp_dir("lone-outage");
-    let path = write_scenario(
+    let (o, out) = run_text(
         &dir,
         "[[hosts]]\ncharged = true\ndown = [{ from = \"2s\", for = \"2s\" }]\n\
          [load]\nrate = 20\nduration = \"6s\"\n",
     );
-    let out = dir.join("results");
-    let o = kmsload(&[
-        "run",
-        &path,
-        "--quiet",
-        "--no-html",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
     // No gate: the run passes however many failed.
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let s = assert_accounting(&out);
