@@ -796,20 +796,12 @@ mod cli {
 
         /// Ctrl-C, then the exit code, stdout and the rest of stderr.
         fn interrupt(mut self) -> (Option<i32>, String, String) {
-            let pid = self.child.id().to_string();
-            let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-            assert!(sent.success());
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let status = loop {
-                if let Some(s) = self.child.try_wait().unwrap() {
-                    break s;
-                }
-                if Instant::now() > deadline {
-                    let _ = self.child.kill();
-                    panic!("kmsload host did not stop on SIGINT");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            };
+            crate::util::signal(&self.child, "INT");
+            let status = crate::util::wait_for(
+                &mut self.child,
+                Duration::from_secs(10),
+                "kmsload host after SIGINT",
+            );
             let mut out = String::new();
             self.child
                 .stdout

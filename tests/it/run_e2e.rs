@@ -224,23 +224,13 @@ fn ctrl_c_stops_new_attempts_and_writes_incomplete_results() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    crate::util::signal(&child, "INT");
     // The run stops well before its 60 s bound.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "run did not stop after SIGINT"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let status = crate::util::wait_for(
+        &mut child,
+        std::time::Duration::from_secs(20),
+        "after SIGINT",
+    );
     assert_eq!(status.code(), Some(1), "an interrupted run is not a pass");
     let s = assert_accounting(&out);
     assert_eq!(s["complete"], false);

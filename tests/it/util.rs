@@ -3,8 +3,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use kmsload::wire::FileTime;
 use serde_json::Value;
@@ -140,4 +141,28 @@ pub(crate) fn listening_addr(stderr: &mut impl std::io::BufRead) -> String {
         .strip_prefix("kmsload host listening on ")
         .unwrap_or_else(|| panic!("unexpected first line from kmsload host: {first:?}"))
         .to_owned()
+}
+
+/// Sends signal `name` (`TERM`, `INT`, ...) to `child`.
+pub(crate) fn signal(child: &Child, name: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill -{name}");
+}
+
+/// Waits for `child` at most `limit`; a run that outlives it is a hang.
+pub(crate) fn wait_for(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what}: still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -4,11 +4,12 @@
 
 use std::fs;
 use std::net::TcpListener;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    KMSLOAD, assert_accounting, dead_port, run_text, show, summary, temp_dir, write_scenario,
+    KMSLOAD, assert_accounting, dead_port, run_text, show, signal, summary, temp_dir, wait_for,
+    write_scenario,
 };
 
 fn spawn_run(file: &str, out: &std::path::Path, extra: &[&str]) -> Child {
@@ -26,29 +27,6 @@ fn spawn_run(file: &str, out: &std::path::Path, extra: &[&str]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-fn signal(child: &Child, name: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success(), "kill -{name}");
-}
-
-/// Waits for `child` at most `limit`; a run that outlives it is a hang.
-fn wait_for(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{what}: still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
