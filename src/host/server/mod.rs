@@ -276,12 +276,7 @@ pub fn start_background(
     options: ServerOptions,
     worker_threads: usize,
 ) -> Result<BackgroundHost, ServerError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(worker_threads.max(1))
-        .thread_name("kmsload-host")
-        .enable_all()
-        .build()
-        .map_err(ServerError::Runtime)?;
+    let runtime = host_runtime(worker_threads)?;
     let handle = runtime.block_on(start(options))?;
     Ok(BackgroundHost {
         handle: Some(handle),
@@ -336,18 +331,24 @@ pub struct HostRuntime {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
+/// The host's own multi-threaded tokio runtime: `worker_threads` threads (at least one),
+/// named `kmsload-host`.
+fn host_runtime(worker_threads: usize) -> Result<tokio::runtime::Runtime, ServerError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads.max(1))
+        .thread_name("kmsload-host")
+        .enable_all()
+        .build()
+        .map_err(ServerError::Runtime)
+}
+
 impl HostRuntime {
     /// A multi-threaded runtime with `worker_threads` threads (at least one).
     ///
     /// # Errors
     /// [`ServerError::Runtime`] when the runtime cannot be built.
     pub fn new(worker_threads: usize) -> Result<Self, ServerError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(worker_threads.max(1))
-            .thread_name("kmsload-host")
-            .enable_all()
-            .build()
-            .map_err(ServerError::Runtime)?;
+        let runtime = host_runtime(worker_threads)?;
         Ok(Self {
             runtime: Some(runtime),
         })
