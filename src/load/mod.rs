@@ -840,16 +840,13 @@ async fn record_loop(
                 if n == 0 {
                     break;
                 }
+                // One clock reading and one update of each live counter per batch: the
+                // records of a batch arrived together, within the same second but at its edge.
+                let second = start.elapsed().as_secs();
+                let mut by_outcome = [0u64; 3];
                 for rec in batch.drain(..) {
-                    let second = start.elapsed().as_secs();
                     recorder.record(&rec, second);
-                    let counter = match rec.outcome {
-                        Outcome::Activated => &live.activated,
-                        Outcome::NotActivated => &live.not_activated,
-                        Outcome::Failed => &live.failed,
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    live.completed.fetch_add(1, Ordering::Relaxed);
+                    by_outcome[rec.outcome.index()] += 1;
                     let wanted = !failures_only || rec.outcome != Outcome::Activated;
                     if wanted
                         && let Some(w) = writer.as_mut()
@@ -858,6 +855,19 @@ async fn record_loop(
                             writer = None;
                         }
                 }
+                for (outcome, n) in [Outcome::Activated, Outcome::NotActivated, Outcome::Failed]
+                    .into_iter()
+                    .map(|o| (o, by_outcome[o.index()]))
+                    .filter(|(_, n)| *n > 0)
+                {
+                    let counter = match outcome {
+                        Outcome::Activated => &live.activated,
+                        Outcome::NotActivated => &live.not_activated,
+                        Outcome::Failed => &live.failed,
+                    };
+                    counter.fetch_add(n, Ordering::Relaxed);
+                }
+                live.completed.fetch_add(n as u64, Ordering::Relaxed);
             }
             _ = tick.tick() => {
                 let elapsed = start.elapsed();
