@@ -266,7 +266,44 @@ pub async fn run(
     let mut out_of_time: Option<u64> = None;
     // Late attempts leave spaced out, not together (see `LatePacer`).
     let mut pacer = LatePacer::default();
-    for k in shard.attempts(if no_clients { 0 } else { max_attempts }) {
+    // The closed model runs one long-lived worker per client (see `closed_worker`); the
+    // dispatcher below then has nothing to dispatch and goes straight to the drain.
+    let closed = matches!(pacing, LoadModel::Closed { .. });
+    if closed && !no_clients {
+        let claims = Arc::new(Claims {
+            next: AtomicU64::new(0),
+            first: u64::from(shard.index),
+            step: u64::from(shard.count),
+            limit: max_attempts,
+            started: AtomicU64::new(0),
+        });
+        for _ in 0..slots.available_permits() {
+            tasks.spawn(closed_worker(
+                shared.clone(),
+                tx.clone(),
+                claims.clone(),
+                stop.clone(),
+                halt.clone(),
+                max_duration,
+            ));
+        }
+        // Until every worker has run out of attempts or time, or the run is stopped.
+        let stopped = tokio::select! {
+            () = async { while tasks.join_next().await.is_some() {} } => false,
+            _ = stop.changed() => true,
+            _ = halt.changed() => false,
+            () = sleep_until_opt(deadline) => false,
+        };
+        if stopped {
+            complete = false;
+        }
+        dispatched = claims.started.load(Ordering::Relaxed);
+    }
+    for k in shard.attempts(if no_clients || closed {
+        0
+    } else {
+        max_attempts
+    }) {
         if *stop.borrow_and_update() {
             complete = false;
             break;
@@ -334,7 +371,10 @@ pub async fn run(
         live.in_flight.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         let tx = tx.clone();
-        let work = attempt(shared.clone(), k, intended);
+        let work = {
+            let shared = shared.clone();
+            async move { attempt(&shared, k, intended).await }
+        };
         if shared.think.is_zero() {
             tasks.spawn(attempt_task(shared, tx, permit, k, intended, work));
         } else {
@@ -599,10 +639,79 @@ async fn attempt_task(
     drop(permit);
 }
 
+/// The attempt numbers a closed model's workers take in turn: this shard's (`first`,
+/// `first + step`, ...) below `limit`.
+struct Claims {
+    /// How many have been claimed.
+    next: AtomicU64,
+    first: u64,
+    step: u64,
+    limit: u64,
+    /// How many were started (a claim past the limit or the end is not).
+    started: AtomicU64,
+}
+
+impl Claims {
+    /// The next attempt number, `None` when none is left.
+    fn claim(&self) -> Option<u64> {
+        let j = self.next.fetch_add(1, Ordering::Relaxed);
+        let k = self.first.checked_add(j.checked_mul(self.step)?)?;
+        (k < self.limit).then_some(k)
+    }
+}
+
+/// One client of the closed model: takes the next attempt number, runs it, records it,
+/// thinks, and again, until the attempts or the duration run out or the run is stopped.
+/// One task per client for the whole run, instead of a task (and a dispatcher's wake-up
+/// and a slot) per attempt: the closed model's attempts are due when the previous one of
+/// the same client ends, which the client itself knows best.
+async fn closed_worker(
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<AttemptRecord>,
+    claims: Arc<Claims>,
+    mut stop: watch::Receiver<bool>,
+    mut halt: watch::Receiver<bool>,
+    max_duration: Option<Duration>,
+) {
+    loop {
+        if *stop.borrow_and_update() || *halt.borrow_and_update() {
+            return;
+        }
+        let intended = Instant::now();
+        if max_duration.is_some_and(|d| intended.duration_since(shared.start) >= d) {
+            return;
+        }
+        let Some(k) = claims.claim() else { return };
+        claims.started.fetch_add(1, Ordering::Relaxed);
+        shared.live.dispatched.fetch_add(1, Ordering::Relaxed);
+        shared.live.in_flight.fetch_add(1, Ordering::Relaxed);
+        let mut guard = Unrecorded {
+            shared: &shared,
+            k,
+            intended,
+            armed: true,
+            running: true,
+        };
+        let rec = attempt(&shared, k, intended).await;
+        shared.live.in_flight.fetch_sub(1, Ordering::Relaxed);
+        guard.running = false;
+        // As in `attempt_task`: a send fails only after a panic in the recorder.
+        let _ = tx.send(rec).await;
+        // No await between the send completing and this: an abort cannot land between.
+        guard.armed = false;
+        if !shared.think.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(shared.think) => {}
+                _ = stop.changed() => return,
+                _ = halt.changed() => return,
+            }
+        }
+    }
+}
+
 /// One attempt, start to record. Never panics on network input; bounded by the client's
 /// deadlines.
-async fn attempt(shared: Arc<Shared>, k: u64, intended: Instant) -> AttemptRecord {
-    let shared = &*shared;
+async fn attempt(shared: &Shared, k: u64, intended: Instant) -> AttemptRecord {
     let identity = shared.fleet.identity_for_attempt(k);
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -1002,13 +1111,59 @@ mod tests {
             start: Instant::now(),
             think: Duration::ZERO,
         });
-        let work = attempt(shared.clone(), 0, Instant::now());
+        let work = attempt(&shared, 0, Instant::now());
         let size = size_of_val(&work);
         assert!(size <= 2560, "an attempt's future is {size} bytes");
+        drop(work);
         let (tx, _rx) = mpsc::channel(1);
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
-        let task = attempt_task(shared, tx, permit, 0, Instant::now(), work);
+        let work = {
+            let shared = shared.clone();
+            async move { attempt(&shared, 0, Instant::now()).await }
+        };
+        let task = attempt_task(shared.clone(), tx.clone(), permit, 0, Instant::now(), work);
         let size = size_of_val(&task);
         assert!(size <= 4096, "an attempt's task is {size} bytes");
+        // A closed-model client's task holds one attempt at a time for the whole run.
+        let claims = Arc::new(Claims {
+            next: AtomicU64::new(0),
+            first: 0,
+            step: 1,
+            limit: 1,
+            started: AtomicU64::new(0),
+        });
+        let (_stop_tx, stop) = watch::channel(false);
+        let (_halt_tx, halt) = watch::channel(false);
+        let worker = closed_worker(shared, tx, claims, stop.clone(), halt, None);
+        let size = size_of_val(&worker);
+        assert!(size <= 4096, "a closed-model client's task is {size} bytes");
+    }
+
+    /// The closed model's workers take this shard's attempt numbers in turn and stop at
+    /// the limit, whatever the step and offset.
+    #[test]
+    fn claims_walk_the_shards_attempts_and_stop_at_the_limit() {
+        let claims = Claims {
+            next: AtomicU64::new(0),
+            first: 2,
+            step: 3,
+            limit: 12,
+            started: AtomicU64::new(0),
+        };
+        let taken: Vec<u64> = std::iter::from_fn(|| claims.claim()).collect();
+        assert_eq!(taken, [2, 5, 8, 11]);
+        assert_eq!(claims.claim(), None);
+        let huge = Claims {
+            next: AtomicU64::new(u64::MAX / 2),
+            first: 1,
+            step: 4,
+            limit: u64::MAX,
+            started: AtomicU64::new(0),
+        };
+        assert_eq!(
+            huge.claim(),
+            None,
+            "an overflowing attempt number is not taken"
+        );
     }
 }
