@@ -423,3 +423,39 @@ max_error_rate = 0.0
     }
     assert_accounting(&results);
 }
+
+/// Closed-model clients on kept-alive connections each keep their own connection, as a
+/// machine does: 12 clients that think between attempts hold 12 connections to the host for
+/// the whole run (a pool shared by the clients handed a few connections round instead).
+#[test]
+fn closed_clients_each_keep_their_own_connection() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let host = runtime
+        .block_on(kmsload::host::server::start(
+            kmsload::host::server::ServerOptions {
+                host: kmsload::host::HostConfig {
+                    charged: true,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ))
+        .expect("host starts");
+    let dir = temp_dir("closed-own-connection");
+    let text = format!(
+        "name = \"own\"\ntarget = \"{}\"\nseed = 3\n[fleet]\nsize = 1000\nproducts = [{{ product = \"Windows 10/11 Enterprise\" }}]\n[load]\nmodel = \"closed\"\nclients = 12\nthink_time = \"150ms\"\nduration = \"1s\"\nattempts = 120\nconnection = \"keep-alive\"\n",
+        host.addr()
+    );
+    let (o, results) = run_text(&dir, &text);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let s = assert_accounting(&results);
+    let attempts = s["attempts"].as_u64().unwrap();
+    assert!(attempts >= 24, "each client ran more than once: {attempts}");
+    let stats = host.stats();
+    assert_eq!(stats.connections, 12, "{stats:?}");
+    runtime.block_on(host.shutdown());
+}
