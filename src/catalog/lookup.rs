@@ -855,7 +855,7 @@ mod tests {
     #[test]
     fn normalised_names_are_unique() {
         // If two rows normalised alike, an exact name would be ambiguous.
-        let mut seen = std::collections::HashMap::new();
+        let mut seen = HashMap::new();
         for e in index() {
             let mut key: Vec<String> = e.tokens.iter().map(|t| t.0.join("|")).collect();
             key.sort();

@@ -349,11 +349,26 @@ impl Connector for TcpConnector {
         if let Some(ip) = self.source {
             socket.bind(SocketAddr::new(ip, 0))?;
         }
-        let stream = socket.connect(addr).await?;
+        let stream = refuse_self_connection(socket.connect(addr).await?)?;
         // Every PDU is one write followed by a wait for the answer: nothing to coalesce.
         stream.set_nodelay(true)?;
         Ok(stream)
     }
+}
+
+/// A connection whose two ends are the same address and port is the socket connected to
+/// itself (TCP simultaneous open): with nothing listening on a loopback port of the
+/// ephemeral range, the kernel can pick that very port as the source, and the "host" then
+/// answers every request with the request. Nothing listens there: refused, as a real client
+/// would report it.
+fn refuse_self_connection(stream: TcpStream) -> io::Result<TcpStream> {
+    if stream.local_addr()? == stream.peer_addr()? {
+        return Err(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "connected to itself: nothing listens on the target port",
+        ));
+    }
+    Ok(stream)
 }
 
 struct Conn<S> {
@@ -670,5 +685,25 @@ mod connector_tests {
             assert_eq!(client.local_addr().unwrap(), peer);
             drop(client);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket connected to itself (its own port as the target, nothing listening) is
+    /// refused, not taken for a host that echoes.
+    #[tokio::test]
+    async fn a_connection_to_itself_is_refused() {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let own = socket.local_addr().unwrap();
+        let stream = socket
+            .connect(own)
+            .await
+            .expect("simultaneous open to itself");
+        let err = refuse_self_connection(stream).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
     }
 }
