@@ -259,45 +259,35 @@ pub async fn run(
     let mut complete = true;
     // Shard I of N takes attempts I, I+N, I+2N, ... of the unsharded numbering: each keeps
     // its intended start, identity and fault decision (see `shard`).
-    // A closed-model shard without clients (fewer clients than shards) makes no attempt.
-    let no_clients = matches!(pacing, LoadModel::Closed { .. }) && slots.available_permits() == 0;
     let mut dispatched = 0u64;
     // The first attempt the duration bound kept from starting, if any.
     let mut out_of_time: Option<u64> = None;
     // Late attempts leave spaced out, not together (see `LatePacer`).
     let mut pacer = LatePacer::default();
-    // The closed model runs one long-lived worker per client (see `closed_worker`); the
-    // dispatcher below then has nothing to dispatch and goes straight to the drain.
+    // The closed model runs one long-lived task per client (see `ClosedClient`); the
+    // dispatcher below then has nothing to dispatch and goes straight to the drain. A shard
+    // without clients (fewer clients than shards) has no task and makes no attempt.
     let closed = matches!(pacing, LoadModel::Closed { .. });
-    if closed && !no_clients {
+    if closed {
         let claims = Arc::new(Claims {
             next: AtomicU64::new(0),
             first: u64::from(shard.index),
             step: u64::from(shard.count),
             limit: max_attempts,
-            started: AtomicU64::new(0),
         });
         for _ in 0..slots.available_permits() {
-            let (shared, tx, claims) = (shared.clone(), tx.clone(), claims.clone());
-            let (stop, halt) = (stop.clone(), halt.clone());
+            let client = ClosedClient {
+                shared: shared.clone(),
+                tx: tx.clone(),
+                claims: claims.clone(),
+                stop: stop.clone(),
+                halt: halt.clone(),
+                max_duration,
+            };
             if think.is_zero() {
-                tasks.spawn(closed_worker::<Inline>(
-                    shared,
-                    tx,
-                    claims,
-                    stop,
-                    halt,
-                    max_duration,
-                ));
+                tasks.spawn(client.run::<Inline>());
             } else {
-                tasks.spawn(closed_worker::<Boxed>(
-                    shared,
-                    tx,
-                    claims,
-                    stop,
-                    halt,
-                    max_duration,
-                ));
+                tasks.spawn(client.run::<Boxed>());
             }
         }
         // Until every worker has run out of attempts or time, or the run is stopped.
@@ -310,13 +300,9 @@ pub async fn run(
         if stopped {
             complete = false;
         }
-        dispatched = claims.started.load(Ordering::Relaxed);
+        dispatched = live.dispatched.load(Ordering::Relaxed);
     }
-    for k in shard.attempts(if no_clients || closed {
-        0
-    } else {
-        max_attempts
-    }) {
+    for k in shard.attempts(if closed { 0 } else { max_attempts }) {
         if *stop.borrow_and_update() {
             complete = false;
             break;
@@ -382,27 +368,13 @@ pub async fn run(
         };
         live.dispatched.fetch_add(1, Ordering::Relaxed);
         live.in_flight.fetch_add(1, Ordering::Relaxed);
-        let shared = shared.clone();
-        let tx = tx.clone();
-        let work = {
-            let shared = shared.clone();
-            async move { attempt(&shared, k, intended, None).await }
-        };
-        if shared.think.is_zero() {
-            tasks.spawn(attempt_task(shared, tx, permit, k, intended, work));
-        } else {
-            // A client that thinks holds its slot meanwhile: boxed, the attempt's state is
-            // freed when it ends instead of staying in the sleeping task (10,000 thinking
-            // clients would otherwise each keep an attempt's worth of memory).
-            tasks.spawn(attempt_task(
-                shared,
-                tx,
-                permit,
-                k,
-                intended,
-                Box::pin(work),
-            ));
-        }
+        tasks.spawn(attempt_task(
+            shared.clone(),
+            tx.clone(),
+            permit,
+            k,
+            intended,
+        ));
         // Reap finished tasks so the set does not grow with the run.
         while tasks.try_join_next().is_some() {}
         dispatched += 1;
@@ -620,19 +592,37 @@ fn empty_request() -> RequestBase {
     }
 }
 
-/// The task of one attempt: runs `work` (the attempt), sends its record, thinks, frees the
-/// slot. If the task is aborted at the drain deadline before the record is sent, the
-/// attempt goes on the abandoned list instead.
+/// The task of one open-model attempt: runs it, sends its record, frees the slot.
 async fn attempt_task(
     shared: Arc<Shared>,
     tx: mpsc::Sender<AttemptRecord>,
     permit: tokio::sync::OwnedSemaphorePermit,
     k: u64,
     intended: Instant,
+) {
+    run_and_record(
+        &shared,
+        &tx,
+        k,
+        intended,
+        attempt(&shared, k, intended, None),
+    )
+    .await;
+    drop(permit);
+}
+
+/// Runs one attempt's `work` and sends its record, with `live.in_flight` counting it while
+/// it runs. If the task is aborted (at the drain deadline) before the record is sent, the
+/// attempt goes on the abandoned list instead.
+async fn run_and_record(
+    shared: &Shared,
+    tx: &mpsc::Sender<AttemptRecord>,
+    k: u64,
+    intended: Instant,
     work: impl Future<Output = AttemptRecord>,
 ) {
     let mut guard = Unrecorded {
-        shared: &shared,
+        shared,
         k,
         intended,
         armed: true,
@@ -646,10 +636,6 @@ async fn attempt_task(
     let _ = tx.send(rec).await;
     // No await between the send completing and this: an abort cannot land between.
     guard.armed = false;
-    if !shared.think.is_zero() {
-        tokio::time::sleep(shared.think).await;
-    }
-    drop(permit);
 }
 
 /// The attempt numbers a closed model's workers take in turn: this shard's (`first`,
@@ -660,8 +646,6 @@ struct Claims {
     first: u64,
     step: u64,
     limit: u64,
-    /// How many were started (a claim past the limit or the end is not).
-    started: AtomicU64,
 }
 
 impl Claims {
@@ -678,48 +662,44 @@ impl Claims {
 /// One task per client for the whole run, instead of a task (and a dispatcher's wake-up
 /// and a slot) per attempt: the closed model's attempts are due when the previous one of
 /// the same client ends, which the client itself knows best.
-async fn closed_worker<R: WorkerAttempt>(
+struct ClosedClient {
     shared: Arc<Shared>,
     tx: mpsc::Sender<AttemptRecord>,
     claims: Arc<Claims>,
-    mut stop: watch::Receiver<bool>,
-    mut halt: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    halt: watch::Receiver<bool>,
     max_duration: Option<Duration>,
-) {
-    // This client's kept connection: its own, as a machine's is, so N clients that think
-    // hold N connections, not the few a shared pool would hand round.
-    let mut own: Option<Box<Pooled>> = None;
-    loop {
-        if *stop.borrow_and_update() || *halt.borrow_and_update() {
-            return;
-        }
-        let intended = Instant::now();
-        if max_duration.is_some_and(|d| intended.duration_since(shared.start) >= d) {
-            return;
-        }
-        let Some(k) = claims.claim() else { return };
-        claims.started.fetch_add(1, Ordering::Relaxed);
-        shared.live.dispatched.fetch_add(1, Ordering::Relaxed);
-        shared.live.in_flight.fetch_add(1, Ordering::Relaxed);
-        let mut guard = Unrecorded {
-            shared: &shared,
-            k,
-            intended,
-            armed: true,
-            running: true,
-        };
-        let rec = R::attempt(&shared, k, intended, &mut own).await;
-        shared.live.in_flight.fetch_sub(1, Ordering::Relaxed);
-        guard.running = false;
-        // As in `attempt_task`: a send fails only after a panic in the recorder.
-        let _ = tx.send(rec).await;
-        // No await between the send completing and this: an abort cannot land between.
-        guard.armed = false;
-        if !shared.think.is_zero() {
-            tokio::select! {
-                () = tokio::time::sleep(shared.think) => {}
-                _ = stop.changed() => return,
-                _ = halt.changed() => return,
+}
+
+impl ClosedClient {
+    /// The client's task, its attempts held as `R` says.
+    async fn run<R: WorkerAttempt>(mut self) {
+        let shared = &*self.shared;
+        // This client's kept connection: its own, as a machine's is, so N clients that
+        // think hold N connections, not the few a shared pool would hand round.
+        let mut own: Option<Box<Pooled>> = None;
+        loop {
+            if *self.stop.borrow_and_update() || *self.halt.borrow_and_update() {
+                return;
+            }
+            let intended = Instant::now();
+            if self
+                .max_duration
+                .is_some_and(|d| intended.duration_since(shared.start) >= d)
+            {
+                return;
+            }
+            let Some(k) = self.claims.claim() else { return };
+            shared.live.dispatched.fetch_add(1, Ordering::Relaxed);
+            shared.live.in_flight.fetch_add(1, Ordering::Relaxed);
+            let work = R::attempt(shared, k, intended, &mut own);
+            run_and_record(shared, &self.tx, k, intended, work).await;
+            if !shared.think.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(shared.think) => {}
+                    _ = self.stop.changed() => return,
+                    _ = self.halt.changed() => return,
+                }
             }
         }
     }
@@ -1192,11 +1172,7 @@ mod tests {
         drop(work);
         let (tx, _rx) = mpsc::channel(1);
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
-        let work = {
-            let shared = shared.clone();
-            async move { attempt(&shared, 0, Instant::now(), None).await }
-        };
-        let task = attempt_task(shared.clone(), tx.clone(), permit, 0, Instant::now(), work);
+        let task = attempt_task(shared.clone(), tx.clone(), permit, 0, Instant::now());
         let size = size_of_val(&task);
         assert!(size <= 4096, "an attempt's task is {size} bytes");
         // A closed-model client's task holds one attempt at a time for the whole run.
@@ -1205,23 +1181,23 @@ mod tests {
             first: 0,
             step: 1,
             limit: 1,
-            started: AtomicU64::new(0),
         });
         let (_stop_tx, stop) = watch::channel(false);
         let (_halt_tx, halt) = watch::channel(false);
-        let worker = closed_worker::<Inline>(
-            shared.clone(),
-            tx.clone(),
-            claims.clone(),
-            stop.clone(),
-            halt.clone(),
-            None,
-        );
+        let client = || ClosedClient {
+            shared: shared.clone(),
+            tx: tx.clone(),
+            claims: claims.clone(),
+            stop: stop.clone(),
+            halt: halt.clone(),
+            max_duration: None,
+        };
+        let worker = client().run::<Inline>();
         let size = size_of_val(&worker);
         assert!(size <= 4096, "a closed-model client's task is {size} bytes");
         // A client that thinks keeps only a pointer to its attempt between attempts (768
         // bytes in a debug build, against 2.7 KiB with the attempt inline).
-        let worker = closed_worker::<Boxed>(shared, tx, claims, stop, halt, None);
+        let worker = client().run::<Boxed>();
         let size = size_of_val(&worker);
         assert!(size <= 1024, "a thinking client's task is {size} bytes");
     }
@@ -1235,7 +1211,6 @@ mod tests {
             first: 2,
             step: 3,
             limit: 12,
-            started: AtomicU64::new(0),
         };
         let taken: Vec<u64> = std::iter::from_fn(|| claims.claim()).collect();
         assert_eq!(taken, [2, 5, 8, 11]);
@@ -1245,7 +1220,6 @@ mod tests {
             first: 1,
             step: 4,
             limit: u64::MAX,
-            started: AtomicU64::new(0),
         };
         assert_eq!(
             huge.claim(),
