@@ -91,9 +91,36 @@ pub fn somaxconn() -> Option<u32> {
         .ok()
 }
 
+/// Ports in the ephemeral range (`net.ipv4.ip_local_port_range`), from which the kernel picks
+/// the local port of every outgoing connection without a bound port. IPv6 uses the same range.
+pub fn local_port_count() -> Option<u32> {
+    parse_local_port_count(&std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?)
+}
+
+/// [`local_port_count`] from the file's text: two numbers, the first and last port.
+pub fn parse_local_port_count(range: &str) -> Option<u32> {
+    let mut ports = range.split_whitespace().map(str::parse::<u32>);
+    let (first, last) = (ports.next()?.ok()?, ports.next()?.ok()?);
+    (first <= last && last <= 65_535).then(|| last - first + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_local_port_range_counts_both_ends() {
+        assert_eq!(parse_local_port_count("32768\t60999\n"), Some(28_232));
+        assert_eq!(parse_local_port_count("1024 1024"), Some(1));
+        assert_eq!(parse_local_port_count("60999 32768"), None);
+        assert_eq!(parse_local_port_count("32768"), None);
+        assert_eq!(parse_local_port_count("1 70000"), None);
+        assert_eq!(parse_local_port_count(""), None);
+        // This machine's, when Linux reports it.
+        if let Some(n) = local_port_count() {
+            assert!((1..=65_535).contains(&n));
+        }
+    }
 
     #[test]
     fn cpu_ticks_are_read_after_the_command_name() {

@@ -32,8 +32,8 @@ use crate::faults::{FaultHandle, FaultPlan, FaultyClient, FaultyConnector};
 use crate::procfs;
 use crate::record::EventsMode;
 use crate::record::{
-    AttemptRecord, EventWriter, GeneratorStats, LATE_AFTER, Latencies, ListenQueue, Recorder,
-    RunResult,
+    AttemptRecord, ConnectionBudget, EventWriter, GeneratorStats, LATE_AFTER, Latencies,
+    ListenQueue, Recorder, RunResult,
 };
 use crate::sim::{self, Fleet, Reuse};
 use crate::wire::{FileTime, RequestBase, Version};
@@ -42,7 +42,10 @@ mod config;
 pub mod schedule;
 pub mod shard;
 
-pub use config::{Bounds, ConnectionPolicy, Job, Load, LoadModel, Timeouts};
+pub use config::{
+    Bounds, ConnectionPolicy, FALLBACK_LOCAL_PORTS, InFlightLimit, Job, Load, LoadModel,
+    PORT_SHARE, PortBudget, Timeouts,
+};
 pub use schedule::{LatePacer, Schedule, Stage, open_start};
 pub use shard::Shard;
 
@@ -187,8 +190,9 @@ pub async fn run(
     let load = job.load;
     let pacing = &load.model;
     let shard = load.shard;
+    let in_flight = load.in_flight_limit(job.local_ports);
     let (slots, think) = match *pacing {
-        LoadModel::Open(_) => (load.max_in_flight.max(1), Duration::ZERO),
+        LoadModel::Open(_) => (in_flight.limit, Duration::ZERO),
         // A shard runs its share of the clients; one with none dispatches nothing.
         LoadModel::Closed {
             clients,
@@ -236,7 +240,15 @@ pub async fn run(
     // The listen queues are this machine's: worth reporting when the host is on it.
     let local_target = shared.discovery.is_none() && shared.target.ip().is_loopback();
     let listen_at_start = local_target.then(procfs::listen_counters).flatten();
-    let mut generator = GeneratorStats::default();
+    let mut generator = GeneratorStats {
+        connection_budget: in_flight.port_budget.map(|b| ConnectionBudget {
+            limit: in_flight.limit,
+            max_in_flight: load.max_in_flight,
+            local_ports: b.local_ports,
+            sources: b.sources,
+        }),
+        ..GeneratorStats::default()
+    };
     let (tx, rx) = mpsc::channel::<AttemptRecord>(16 * 1024);
     // The recorder halts the dispatcher when the watchdog gives a reason to abort.
     let (halt_tx, mut halt) = watch::channel(false);

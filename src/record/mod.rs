@@ -62,7 +62,9 @@ pub use hosts::VALUES_MAX as HOST_VALUES_MAX;
 pub use log::LogError;
 pub use recorder::{InvariantError, Recorder};
 pub use restore::Saved;
-pub use run::{GeneratorStats, LATE_AFTER, ListenQueue, MergeInfo, RunResult, ShardRow};
+pub use run::{
+    ConnectionBudget, GeneratorStats, LATE_AFTER, ListenQueue, MergeInfo, RunResult, ShardRow,
+};
 pub use summary::{
     ByOutcome, FaultSummary, HostSummary, LatencySummary, PhaseLatency, ProductSummary,
     SeenSummary, Summary,

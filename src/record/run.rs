@@ -71,6 +71,25 @@ pub struct GeneratorStats {
     /// The machine's listen-queue overflows during the load, when the target was on this
     /// machine (a loopback address, the in-process host included) and Linux reports them.
     pub listen_queue: Option<ListenQueue>,
+    /// Open model with a new connection per activation: set when the local ports, not
+    /// `max_in_flight`, capped the attempts in progress (see `load::PORT_SHARE`).
+    pub connection_budget: Option<ConnectionBudget>,
+}
+
+/// The cap on attempts in progress that a run with a new connection per activation took
+/// from its local ports instead of `max_in_flight`: each connection in progress holds a
+/// local port, and a fuller port table makes every `connect()` search longer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConnectionBudget {
+    /// Attempts in progress at most.
+    pub limit: u32,
+    /// The scenario's `max_in_flight`, which the budget lowered.
+    pub max_in_flight: u32,
+    /// Ports in the machine's ephemeral range (`net.ipv4.ip_local_port_range`).
+    pub local_ports: u32,
+    /// Source addresses the connections were spread over.
+    pub sources: u32,
 }
 
 /// Connections the machine's listen queues dropped during the load (`nstat`'s

@@ -465,6 +465,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, allow_missing: bool) -> Result<Merged
             process_cpu_busy: None,
             // Machine-wide counts: shards on one machine would each count the same drops.
             listen_queue: None,
+            // Each shard's own process had its own; its summary.json says.
+            connection_budget: None,
         },
         merge: Some(MergeInfo {
             run_id: first.summary.shard.run_id.clone(),

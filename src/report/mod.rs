@@ -477,6 +477,20 @@ fn generator_lines(g: &GeneratorStats, attempts: u64) -> String {
         );
     }
     line.push('\n');
+    if let Some(b) = g.connection_budget {
+        let _ = writeln!(
+            line,
+            "- attempts in flight at most {} (max_in_flight {}): with a new connection each, \
+             they hold at most 1/{} of the {} local ports of {} source address(es), so that \
+             connect() stays cheap; arrivals beyond waited for a slot, and the wait is in their \
+             latency",
+            b.limit,
+            b.max_in_flight,
+            crate::load::PORT_SHARE,
+            b.local_ports,
+            b.sources
+        );
+    }
     if let Some(q) = g.listen_queue {
         let _ = write!(
             line,
@@ -1056,6 +1070,30 @@ mod tests {
             default_dir("smoke", t),
             Path::new("results/smoke-20261122T012621Z")
         );
+    }
+
+    #[test]
+    fn report_md_and_summary_say_when_the_ports_capped_the_attempts_in_flight() {
+        use crate::record::ConnectionBudget;
+        let mut g = GeneratorStats::default();
+        assert!(!generator_lines(&g, 100).contains("attempts in flight at most"));
+        g.connection_budget = Some(ConnectionBudget {
+            limit: 882,
+            max_in_flight: 9000,
+            local_ports: 28_232,
+            sources: 1,
+        });
+        let capped = generator_lines(&g, 100);
+        assert!(
+            capped.contains("attempts in flight at most 882 (max_in_flight 9000)")
+                && capped.contains("1/32 of the 28232 local ports of 1 source address(es)"),
+            "{capped}"
+        );
+        let json = serde_json::to_value(g).unwrap();
+        assert_eq!(json["connection_budget"]["limit"], 882);
+        assert_eq!(json["connection_budget"]["local_ports"], 28_232);
+        let back: GeneratorStats = serde_json::from_value(json).unwrap();
+        assert_eq!(back, g);
     }
 
     #[test]

@@ -314,7 +314,14 @@ impl Prepared {
             plan,
             self.target.in_process,
             crate::procfs::open_file_limit(),
+            crate::procfs::local_port_count(),
         )
+    }
+
+    /// A note when the local ports, not `max_in_flight`, cap the attempts in progress (a new
+    /// connection per activation; see [`load::PORT_SHARE`]).
+    pub fn connection_budget_note(&self, plan: &Plan) -> Option<String> {
+        connection_budget_note(plan, crate::procfs::local_port_count())
     }
 
     /// Runs the load, stops the in-process host and writes every result file. Sending
@@ -506,12 +513,18 @@ fn after_results(f: &mut Finished, options: &RunOptions) -> Result<(), CommandEr
 /// Attempts past the limit would fail as `local:too_many_open_files`: kmsload's problem,
 /// not the host's.
 ///
-/// Sockets at once: the attempts in flight (open model: at most `max_in_flight`, and at most
+/// Sockets at once: the attempts in flight (open model: at most `max_in_flight` or the
+/// connection budget of [`load::Load::in_flight_limit`], and at most
 /// the peak rate times the longest an attempt can hold a socket, the sum of its phase
 /// timeouts; closed model: `clients`), doubled with the in-process host, which holds the
 /// other end, plus slack for the runtime and the result files. Kept-alive connections idle
 /// in the pool never outnumber the attempts that once used them at the same time.
-pub fn open_files_warning(plan: &Plan, in_process: bool, limit: Option<u64>) -> Option<String> {
+pub fn open_files_warning(
+    plan: &Plan,
+    in_process: bool,
+    limit: Option<u64>,
+    local_ports: Option<u32>,
+) -> Option<String> {
     const SLACK: u64 = 64;
     let limit = limit?;
     let in_flight = match &plan.load.model {
@@ -519,7 +532,8 @@ pub fn open_files_warning(plan: &Plan, in_process: bool, limit: Option<u64>) -> 
             let t = &plan.timeouts;
             let longest = (t.connect + t.bind + t.request).as_secs_f64();
             let by_rate = (schedule.peak_rate() * longest).ceil() as u64;
-            u64::from(plan.load.max_in_flight).min(by_rate.max(1))
+            let cap = plan.load.in_flight_limit(local_ports).limit;
+            u64::from(cap).min(by_rate.max(1))
         }
         scenario::LoadModel::Closed { clients, .. } => u64::from(*clients),
     };
@@ -538,6 +552,25 @@ pub fn open_files_warning(plan: &Plan, in_process: bool, limit: Option<u64>) -> 
             }
         )
     })
+}
+
+/// See [`Prepared::connection_budget_note`].
+pub fn connection_budget_note(plan: &Plan, local_ports: Option<u32>) -> Option<String> {
+    let limit = plan.load.in_flight_limit(local_ports);
+    let budget = limit.port_budget?;
+    Some(format!(
+        "kmsload: note: at most {} attempts in flight, not max_in_flight {}: with a new \
+         connection each, attempts in flight hold at most 1/{} of the {} local ports of {} \
+         source address{} (more make every connect() search a fuller port table, and the runner \
+         slows down instead of the host); a host that falls behind shows as latency. More \
+         source_addresses raise the budget.",
+        limit.limit,
+        plan.load.max_in_flight,
+        load::PORT_SHARE,
+        budget.local_ports,
+        budget.sources,
+        if budget.sources == 1 { "" } else { "es" },
+    ))
 }
 
 async fn resolve(host: &str, port: u16, limit: Duration) -> Result<SocketAddr, CommandError> {
@@ -747,23 +780,133 @@ mod tests {
         // 10,000/s for up to 20 s of phase timeouts could hold far more; the cap holds 1000.
         let open = open_plan("rate = 10000\nduration = \"1s\"\nmax_in_flight = 1000");
         // 1000 in flight, two sockets each with the in-process host, plus slack.
-        let warning = open_files_warning(&open, true, Some(1024)).unwrap();
+        // (65,536 local ports: a connection budget of 2048, above the cap.)
+        let ports = Some(65_536);
+        let warning = open_files_warning(&open, true, Some(1024), ports).unwrap();
         assert!(warning.contains("2064 open files"), "{warning}");
         assert!(warning.contains("ulimit -n"), "{warning}");
-        assert_eq!(open_files_warning(&open, false, Some(1064)), None);
-        assert!(open_files_warning(&open, false, Some(1063)).is_some());
-        assert_eq!(open_files_warning(&open, true, None), None);
+        assert_eq!(open_files_warning(&open, false, Some(1064), ports), None);
+        assert!(open_files_warning(&open, false, Some(1063), ports).is_some());
+        assert_eq!(open_files_warning(&open, true, None, ports), None);
+        // Linux's default 28,232 ports: a budget of 882 connections, below the cap.
+        let warning = open_files_warning(&open, true, Some(1024), Some(28_232)).unwrap();
+        assert!(warning.contains("1828 open files"), "{warning}");
 
         // A low rate cannot fill a high cap: 10/s times the phase timeouts is the bound.
         let slow = open_plan("rate = 10\nduration = \"1s\"\nmax_in_flight = 100000");
         let t = &slow.timeouts;
         let bound = (10.0 * (t.connect + t.bind + t.request).as_secs_f64()).ceil() as u64;
-        assert_eq!(open_files_warning(&slow, true, Some(2 * bound + 64)), None);
-        assert!(open_files_warning(&slow, true, Some(2 * bound + 63)).is_some());
+        assert_eq!(
+            open_files_warning(&slow, true, Some(2 * bound + 64), ports),
+            None
+        );
+        assert!(open_files_warning(&slow, true, Some(2 * bound + 63), ports).is_some());
 
         let closed = open_plan("model = \"closed\"\nclients = 5000\nduration = \"1s\"");
-        assert!(open_files_warning(&closed, false, Some(1024)).is_some());
-        assert_eq!(open_files_warning(&closed, false, Some(20000)), None);
+        assert!(open_files_warning(&closed, false, Some(1024), ports).is_some());
+        assert_eq!(open_files_warning(&closed, false, Some(20000), ports), None);
+    }
+
+    #[test]
+    fn the_connection_budget_note_names_the_cap_and_the_fix() {
+        let open = open_plan("rate = 10000\nduration = \"1s\"\nmax_in_flight = 9000");
+        let note = connection_budget_note(&open, Some(28_232)).unwrap();
+        assert!(
+            note.contains("at most 882 attempts in flight, not max_in_flight 9000"),
+            "{note}"
+        );
+        assert!(
+            note.contains("1/32 of the 28232 local ports of 1 source address "),
+            "{note}"
+        );
+        assert!(note.contains("source_addresses"), "{note}");
+        // Under the budget, or kept alive: nothing to say.
+        assert_eq!(connection_budget_note(&open, Some(320_000)), None);
+        let kept = open_plan(
+            "rate = 10000\nduration = \"1s\"\nmax_in_flight = 9000\nconnection = \"keep-alive\"",
+        );
+        assert_eq!(connection_budget_note(&kept, Some(28_232)), None);
+    }
+
+    /// With a new connection per activation, the attempts in progress hold at most the
+    /// connection budget, not `max_in_flight`: a host that holds every connection (never
+    /// answers the bind) sees at most that many at once, and the arrivals that found no slot
+    /// wait (and, at the end of the run, are not started).
+    #[test]
+    fn a_host_that_falls_behind_holds_no_more_connections_than_the_budget() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        const BUDGET: u32 = 40;
+        let plan = open_plan(
+            "rate = 2000\nduration = \"700ms\"\nmax_in_flight = 10000\n\
+             [timeouts]\nbind = \"150ms\"\ndrain = \"2s\"",
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let open = Arc::new(AtomicU64::new(0));
+            let peak = Arc::new(AtomicU64::new(0));
+            let (o, p) = (open.clone(), peak.clone());
+            // Accepts, reads and never answers; counts the connections open at once.
+            let host = tokio::spawn(async move {
+                loop {
+                    let (mut s, _) = listener.accept().await.unwrap();
+                    let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+                    p.fetch_max(now, Ordering::SeqCst);
+                    let o = o.clone();
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncReadExt;
+                        let mut buf = [0u8; 512];
+                        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                        o.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+            });
+            let mut job = plan.job();
+            job.local_ports = Some(BUDGET * load::PORT_SHARE);
+            let live = Arc::new(Live::default());
+            let (_stop_tx, stop) = watch::channel(false);
+            // The runner's own count of attempts in progress, sampled through the run.
+            let sampled = Arc::new(AtomicU64::new(0));
+            let (l, s) = (live.clone(), sampled.clone());
+            let sampler = tokio::spawn(async move {
+                loop {
+                    s.fetch_max(l.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            });
+            let result = load::run(&job, load::Endpoint::Fixed(addr), None, live, stop, None)
+                .await
+                .unwrap();
+            sampler.abort();
+            host.abort();
+            let budget = result.generator.connection_budget.unwrap();
+            assert_eq!(
+                (budget.limit, budget.max_in_flight, budget.sources),
+                (BUDGET, 10_000, 1)
+            );
+            let sampled = sampled.load(Ordering::SeqCst);
+            assert!(sampled <= u64::from(BUDGET), "{sampled} in flight");
+            // The host counts a connection until it reads its end, a moment after the
+            // runner's slot is free again: a few more may overlap. Without the budget, the
+            // 2,000/s for 150 ms each would hold about 300.
+            let peak = peak.load(Ordering::SeqCst);
+            assert!(
+                (u64::from(BUDGET) / 2..=u64::from(BUDGET) + 10).contains(&peak),
+                "{peak} connections at once"
+            );
+            assert!(
+                result.not_started > 0,
+                "dispatched {}, not started {}",
+                result.dispatched,
+                result.not_started
+            );
+            assert_eq!(result.recorder.attempts(), result.dispatched);
+        });
     }
 
     #[test]

@@ -72,6 +72,7 @@ impl Plan {
             drain: self.timeouts.drain,
             faults: &self.faults,
             events: self.events,
+            local_ports: crate::procfs::local_port_count(),
         }
     }
 
