@@ -37,7 +37,8 @@ pub struct Job<'a> {
     pub events: EventsMode,
     /// Ports in this machine's ephemeral range ([`crate::procfs::local_port_count`]), which
     /// bound the connections held at once with a new connection per activation (see
-    /// [`Load::in_flight_limit`]); `None` where the OS does not say.
+    /// [`Load::in_flight_limit`]); `None` where the OS does not say. `Plan::job` leaves it
+    /// `None`; `run` fills it in from this machine.
     pub local_ports: Option<u32>,
 }
 

@@ -353,7 +353,10 @@ impl Prepared {
             })
         });
         // The outage windows run beside the load, from its time 0, and end with it.
-        let job = plan.job();
+        let job = load::Job {
+            local_ports: crate::procfs::local_port_count(),
+            ..plan.job()
+        };
         let result = tokio::select! {
             r = load::run(&job, addr, events, live.clone(), stop, watchdog) => r,
             () = outages(&hosts, &live) => unreachable!("the outage schedule never ends"),
