@@ -191,15 +191,10 @@ pub async fn run(
     let pacing = &load.model;
     let shard = load.shard;
     let in_flight = load.in_flight_limit(job.local_ports);
-    let (slots, think) = match *pacing {
-        LoadModel::Open(_) => (in_flight.limit, Duration::ZERO),
-        // A shard runs its share of the clients; one with none dispatches nothing.
-        LoadModel::Closed {
-            clients,
-            think_time,
-        } => (shard.clients(clients), think_time),
+    let think = match *pacing {
+        LoadModel::Open(_) => Duration::ZERO,
+        LoadModel::Closed { think_time, .. } => think_time,
     };
-    let slots = Arc::new(Semaphore::new(slots as usize));
     let late_start_us = match load.start_at {
         Some(at) => wait_for_start(at, &mut stop).await,
         None => None,
@@ -262,144 +257,34 @@ pub async fn run(
         halt_tx,
     ));
 
-    let max_attempts = max_attempts(job);
     let max_duration = load.bounds.max_duration;
-    // After this instant no attempt starts (less the timer's slack: an attempt due just
-    // before the end that the timer wakes a tick late still goes out).
-    let deadline = max_duration.map(|d| start + d + TIMER_SLACK);
     let mut tasks = tokio::task::JoinSet::new();
-    let mut complete = true;
-    // Shard I of N takes attempts I, I+N, I+2N, ... of the unsharded numbering: each keeps
-    // its intended start, identity and fault decision (see `shard`).
-    let mut dispatched = 0u64;
-    // The first attempt the duration bound kept from starting, if any.
-    let mut out_of_time: Option<u64> = None;
-    // Late attempts leave spaced out, not together (see `LatePacer`).
-    let mut pacer = LatePacer::default();
-    // The closed model runs one long-lived task per client (see `ClosedClient`); the
-    // dispatcher below then has nothing to dispatch and goes straight to the drain. A shard
-    // without clients (fewer clients than shards) has no task and makes no attempt.
-    let closed = matches!(pacing, LoadModel::Closed { .. });
-    if closed {
-        let claims = Arc::new(Claims {
-            next: AtomicU64::new(0),
-            first: u64::from(shard.index),
-            step: u64::from(shard.count),
-            limit: max_attempts,
-        });
-        for _ in 0..slots.available_permits() {
-            let client = ClosedClient {
-                shared: shared.clone(),
-                tx: tx.clone(),
-                claims: claims.clone(),
-                stop: stop.clone(),
-                halt: halt.clone(),
-                max_duration,
-            };
-            if think.is_zero() {
-                tasks.spawn(client.run::<Inline>());
-            } else {
-                tasks.spawn(client.run::<Boxed>());
-            }
-        }
-        // Until every worker has run out of attempts or time, or the run is stopped.
-        let stopped = tokio::select! {
-            () = async { while tasks.join_next().await.is_some() {} } => false,
-            _ = stop.changed() => true,
-            _ = halt.changed() => false,
-            () = sleep_until_opt(deadline) => false,
-        };
-        if stopped {
-            complete = false;
-        }
-        dispatched = live.dispatched.load(Ordering::Relaxed);
-    }
-    for k in shard.attempts(if closed { 0 } else { max_attempts }) {
-        if *stop.borrow_and_update() {
-            complete = false;
-            break;
-        }
-        if *halt.borrow() {
-            break;
-        }
-        let intended = match pacing {
-            LoadModel::Open(schedule) => match open_start(schedule, k, max_duration) {
-                Some(offset) => start + offset,
-                None => break,
-            },
-            LoadModel::Closed { .. } => Instant::now(),
-        };
-        if max_duration.is_some_and(|d| intended.duration_since(start) >= d) {
-            break;
-        }
-        let offset = intended.saturating_duration_since(start);
-        let release = match pacing {
-            LoadModel::Open(_) => {
-                start + pacer.release_at(offset, Instant::now().saturating_duration_since(start))
-            }
-            LoadModel::Closed { .. } => intended,
-        };
-        if release > Instant::now() {
-            tokio::select! {
-                () = tokio::time::sleep_until(release.into()) => {}
-                _ = stop.changed() => { complete = false; break; }
-                _ = halt.changed() => break,
-            }
-        }
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            // A saturated runner reaches attempts after the run's end: they are not started
-            // late, they are counted as not started.
-            out_of_time = Some(k);
-            break;
-        }
-        if let LoadModel::Open(_) = pacing {
-            let lag = now.saturating_duration_since(intended);
-            generator.max_lag_us = generator.max_lag_us.max(micros(lag));
-            generator.late_attempts += u64::from(lag > LATE_AFTER);
-        }
-        // Measure from the intended start, less the timer's own granularity: attempts due
-        // within one timer tick go out together when it fires, up to a tick late, and that
-        // lateness is the generator's, not the host's. Anything later than the slack, and
-        // any wait for a free slot below, counts in full (coordinated omission).
-        let intended = now.clamp(intended, intended + TIMER_SLACK);
-        // Wait for a slot; the wait counts in latency because it starts at `intended`.
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            () = sleep_until_opt(deadline) => { out_of_time = Some(k); break; }
-            _ = stop.changed() => { complete = false; break; }
-            _ = halt.changed() => break,
-        };
-        let intended = match pacing {
-            // In the closed model the attempt is due when its slot frees up.
-            LoadModel::Closed { .. } => Instant::now().max(intended),
-            LoadModel::Open(_) => {
-                pacer.released(offset, release.saturating_duration_since(start));
-                intended
-            }
-        };
-        live.dispatched.fetch_add(1, Ordering::Relaxed);
-        live.in_flight.fetch_add(1, Ordering::Relaxed);
-        tasks.spawn(attempt_task(
-            shared.clone(),
-            tx.clone(),
-            permit,
-            k,
-            intended,
-        ));
-        // Reap finished tasks so the set does not grow with the run.
-        while tasks.try_join_next().is_some() {}
-        dispatched += 1;
-    }
-    let dispatched = dispatched.min(live.dispatched.load(Ordering::Relaxed));
-    let not_started = match (out_of_time, pacing, max_duration) {
-        (Some(first), LoadModel::Open(schedule), Some(d)) => shard
-            .attempts(max_attempts)
-            .skip_while(|j| *j < first)
-            .take_while(|j| open_start(schedule, *j, Some(d)).is_some_and(|o| o < d))
-            .count() as u64,
-        _ => 0,
+    let dispatcher = Dispatcher {
+        shared: &shared,
+        tx: &tx,
+        stop: &mut stop,
+        halt: &mut halt,
+        tasks: &mut tasks,
+        shard,
+        max_attempts: max_attempts(job),
+        max_duration,
+        // After this instant no attempt starts (less the timer's slack: an attempt due just
+        // before the end that the timer wakes a tick late still goes out).
+        deadline: max_duration.map(|d| start + d + TIMER_SLACK),
     };
+    let Dispatched {
+        mut complete,
+        not_started,
+    } = match pacing {
+        LoadModel::Open(schedule) => {
+            dispatcher
+                .open(schedule, in_flight.limit, &mut generator)
+                .await
+        }
+        // A shard runs its share of the clients; one with none makes no attempt.
+        LoadModel::Closed { clients, .. } => dispatcher.closed(shard.clients(*clients)).await,
+    };
+    let dispatched = live.dispatched.load(Ordering::Relaxed);
 
     // Drain: wait for attempts in flight, up to the drain deadline; a stop signal during
     // the drain (a second Ctrl-C or SIGTERM) ends it at once.
@@ -485,6 +370,162 @@ pub async fn run(
         events_error,
         generator,
     })
+}
+
+/// Starts a run's attempts, open or closed, onto `tasks`; the drain after it waits for them.
+struct Dispatcher<'a> {
+    shared: &'a Arc<Shared>,
+    tx: &'a mpsc::Sender<AttemptRecord>,
+    stop: &'a mut watch::Receiver<bool>,
+    /// Changes when the recorder's watchdog aborts the run.
+    halt: &'a mut watch::Receiver<bool>,
+    tasks: &'a mut tokio::task::JoinSet<()>,
+    shard: Shard,
+    /// The unsharded numbering's bound: attempts `0..max_attempts`.
+    max_attempts: u64,
+    max_duration: Option<Duration>,
+    /// After this instant no attempt starts.
+    deadline: Option<Instant>,
+}
+
+/// How the dispatching ended.
+struct Dispatched {
+    /// No stop signal cut it short.
+    complete: bool,
+    /// Attempts of an open schedule due before the duration bound that did not start by
+    /// then.
+    not_started: u64,
+}
+
+impl Dispatcher<'_> {
+    /// The closed model: one long-lived task per client (see [`ClosedClient`]), until every
+    /// client has run out of attempts or time, or the run is stopped or halted.
+    async fn closed(self, clients: u32) -> Dispatched {
+        let claims = Arc::new(Claims {
+            next: AtomicU64::new(0),
+            first: u64::from(self.shard.index),
+            step: u64::from(self.shard.count),
+            limit: self.max_attempts,
+        });
+        for _ in 0..clients {
+            let client = ClosedClient {
+                shared: self.shared.clone(),
+                tx: self.tx.clone(),
+                claims: claims.clone(),
+                stop: self.stop.clone(),
+                halt: self.halt.clone(),
+                max_duration: self.max_duration,
+            };
+            if self.shared.think.is_zero() {
+                self.tasks.spawn(client.run::<Inline>());
+            } else {
+                self.tasks.spawn(client.run::<Boxed>());
+            }
+        }
+        let tasks = self.tasks;
+        let stopped = tokio::select! {
+            () = async { while tasks.join_next().await.is_some() {} } => false,
+            _ = self.stop.changed() => true,
+            _ = self.halt.changed() => false,
+            () = sleep_until_opt(self.deadline) => false,
+        };
+        Dispatched {
+            complete: !stopped,
+            not_started: 0,
+        }
+    }
+
+    /// The open model: a task per attempt, each released at its intended start on
+    /// `schedule` (late ones paced out, see [`LatePacer`]) once one of `slots` is free.
+    /// Shard I of N takes attempts I, I+N, I+2N, ... of the unsharded numbering: each keeps
+    /// its intended start, identity and fault decision (see `shard`).
+    async fn open(
+        self,
+        schedule: &Schedule,
+        slots: u32,
+        generator: &mut GeneratorStats,
+    ) -> Dispatched {
+        let shared = self.shared;
+        let start = shared.start;
+        let slots = Arc::new(Semaphore::new(slots as usize));
+        let mut complete = true;
+        // The first attempt the duration bound kept from starting, if any.
+        let mut out_of_time: Option<u64> = None;
+        let mut pacer = LatePacer::default();
+        for k in self.shard.attempts(self.max_attempts) {
+            if *self.stop.borrow_and_update() {
+                complete = false;
+                break;
+            }
+            if *self.halt.borrow() {
+                break;
+            }
+            let Some(offset) = open_start(schedule, k, self.max_duration) else {
+                break;
+            };
+            let intended = start + offset;
+            if self.max_duration.is_some_and(|d| offset >= d) {
+                break;
+            }
+            let release =
+                start + pacer.release_at(offset, Instant::now().saturating_duration_since(start));
+            if release > Instant::now() {
+                tokio::select! {
+                    () = tokio::time::sleep_until(release.into()) => {}
+                    _ = self.stop.changed() => { complete = false; break; }
+                    _ = self.halt.changed() => break,
+                }
+            }
+            let now = Instant::now();
+            if self.deadline.is_some_and(|d| now >= d) {
+                // A saturated runner reaches attempts after the run's end: they are not
+                // started late, they are counted as not started.
+                out_of_time = Some(k);
+                break;
+            }
+            let lag = now.saturating_duration_since(intended);
+            generator.max_lag_us = generator.max_lag_us.max(micros(lag));
+            generator.late_attempts += u64::from(lag > LATE_AFTER);
+            // Measure from the intended start, less the timer's own granularity: attempts
+            // due within one timer tick go out together when it fires, up to a tick late,
+            // and that lateness is the generator's, not the host's. Anything later than the
+            // slack, and any wait for a free slot below, counts in full (coordinated
+            // omission).
+            let intended = now.clamp(intended, intended + TIMER_SLACK);
+            // Wait for a slot; the wait counts in latency because it starts at `intended`.
+            let permit = tokio::select! {
+                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                () = sleep_until_opt(self.deadline) => { out_of_time = Some(k); break; }
+                _ = self.stop.changed() => { complete = false; break; }
+                _ = self.halt.changed() => break,
+            };
+            pacer.released(offset, release.saturating_duration_since(start));
+            shared.live.dispatched.fetch_add(1, Ordering::Relaxed);
+            shared.live.in_flight.fetch_add(1, Ordering::Relaxed);
+            self.tasks.spawn(attempt_task(
+                shared.clone(),
+                self.tx.clone(),
+                permit,
+                k,
+                intended,
+            ));
+            // Reap finished tasks so the set does not grow with the run.
+            while self.tasks.try_join_next().is_some() {}
+        }
+        let not_started = match (out_of_time, self.max_duration) {
+            (Some(first), Some(d)) => self
+                .shard
+                .attempts(self.max_attempts)
+                .skip_while(|j| *j < first)
+                .take_while(|j| open_start(schedule, *j, Some(d)).is_some_and(|o| o < d))
+                .count() as u64,
+            _ => 0,
+        };
+        Dispatched {
+            complete,
+            not_started,
+        }
+    }
 }
 
 /// Waits until the wall clock reaches `at` (or `stop`), and returns how late the wait ended
