@@ -2,6 +2,10 @@
 //!
 //! Exit codes, for every command (design.md): 0 success, 1 the thing under test failed
 //! (not activated, a gate failed), 2 the user's input was wrong (nothing was started).
+//!
+//! The doc comments of the clap types are `--help` text, not rustdoc: their brackets are the
+//! help's notation (`HOST[:PORT]`, `[[hosts]]`), not links.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::process::ExitCode;
 

@@ -90,7 +90,7 @@ fn check(
 
 impl Recorder {
     /// The recorder that wrote `saved`, with every timeline second moved `shift_s` later;
-    /// its threshold tracker is empty (see the [module docs](self)). Also returns what could
+    /// its threshold tracker is empty (see the module docs of `record::restore`). Also returns what could
     /// not be restored: a histograms.hlog written before it held per-product histograms
     /// (the products' tallies are restored, their latency is not).
     ///

@@ -25,7 +25,7 @@
 //!
 //! # Behaviour
 //!
-//! - RPC negotiation is [`HostSession`]'s, configured by [`ServerOptions::rpc`]: Windows-like by
+//! - RPC negotiation is [`HostSession`](crate::wire::session::HostSession)'s, configured by [`ServerOptions::rpc`]: Windows-like by
 //!   default (NDR64 accepted, NDR32 then rejected so Windows clients send an alter_context,
 //!   BTFN acknowledged); `ndr64: false` / `btfn: false` test clients' fallbacks. The
 //!   secondary address of the bind_ack is always the port actually listened on, like vlmcsd.

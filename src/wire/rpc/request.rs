@@ -23,7 +23,7 @@ pub struct Request {
     pub opnum: u16,
     /// The object UUID, present when PFC_OBJECT_UUID is set (never from KMS clients).
     pub object: Option<Uuid>,
-    /// The NDR stub (see [`super::ndr`]).
+    /// The NDR stub (see [`crate::wire::ndr`]).
     pub stub: Vec<u8>,
 }
 

@@ -18,7 +18,7 @@ pub struct Response {
     pub context_id: u16,
     /// `cancel_count`, 0.
     pub cancel_count: u8,
-    /// The NDR stub (see [`super::ndr`]).
+    /// The NDR stub (see [`crate::wire::ndr`]).
     pub stub: Vec<u8>,
 }
 
