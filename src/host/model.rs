@@ -38,18 +38,9 @@ use super::{
     rng::SplitMix64,
     table::ClientTable,
 };
+use crate::catalog::hresult::code;
 use crate::wire::kms::HwId;
 use crate::wire::{FileTime, RequestBase, ResponseBase, Version};
-
-/// HRESULTs the reference host sends (spec 8.2).
-pub mod hresult {
-    /// ERROR_INVALID_DATA: bad version or `RequiredClientCount` > 1000.
-    pub const INVALID_DATA: u32 = 0x8007_000D;
-    /// SL_E_VL_INVALID_TIMESTAMP: request time off by more than 4 hours.
-    pub const INVALID_TIMESTAMP: u32 = 0xC004_F06C;
-    /// SL_E_VL_KEY_MANAGEMENT_SERVICE_ID_MISMATCH: KMS ID not activated by this host.
-    pub const KMS_ID_MISMATCH: u32 = 0xC004_F042;
-}
 
 /// What the host does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,13 +117,13 @@ impl Refusal {
     pub fn hresult(&self) -> u32 {
         match self {
             Self::UnsupportedVersion(_) | Self::RequiredCountTooLarge { .. } => {
-                hresult::INVALID_DATA
+                code::ERROR_INVALID_DATA
             }
-            Self::ClockSkew { .. } => hresult::INVALID_TIMESTAMP,
+            Self::ClockSkew { .. } => code::SL_E_VL_INVALID_TIMESTAMP,
             Self::UnknownKmsId(_)
             | Self::ApplicationMismatch { .. }
             | Self::NotVolume(_)
-            | Self::NotCovered { .. } => hresult::KMS_ID_MISMATCH,
+            | Self::NotCovered { .. } => code::SL_E_VL_KEY_MANAGEMENT_SERVICE_ID_MISMATCH,
         }
     }
 }

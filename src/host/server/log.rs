@@ -31,7 +31,6 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use crate::catalog::hresult::code;
 use crate::catalog::lookup;
 use crate::host::model::Refusal;
-use crate::host::model::hresult;
 use crate::wire::base::civil_from_days;
 use crate::wire::kms::RequestError;
 use crate::wire::rpc::FrameError;
@@ -380,7 +379,7 @@ impl RequestOutcome {
         match self {
             Self::Activated { .. } | Self::LowCount { .. } => 0,
             Self::Refused(r) => r.hresult(),
-            Self::Invalid(_) => hresult::INVALID_DATA,
+            Self::Invalid(_) => code::ERROR_INVALID_DATA,
         }
     }
 }

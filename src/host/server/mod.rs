@@ -77,7 +77,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::config::{ConfigError, HostConfig};
-use super::model::{Decision, HostModel, ModelSummary, hresult};
+use super::model::{Decision, HostModel, ModelSummary};
 use super::rng::SplitMix64;
 use super::state::{self, StateError};
 use crate::wire::kms::HostRequest;
@@ -437,7 +437,7 @@ impl ServerShared {
                         outcome: RequestOutcome::Invalid(error),
                     }));
                 }
-                return Err(hresult::INVALID_DATA);
+                return Err(crate::catalog::hresult::code::ERROR_INVALID_DATA);
             }
         };
         let now = self.clock.now();
