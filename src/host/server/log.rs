@@ -7,7 +7,11 @@
 //! [`Logger::writer`] hands each event to a bounded channel ([`LOG_QUEUE`] events) read by
 //! one dedicated thread, which formats the events into a buffered writer and flushes it at
 //! least every [`LOG_FLUSH`] and at exit ([`LogWriter::finish`]). A connection task only
-//! ever tries to enqueue: it never formats, writes or waits. When the queue is full (the
+//! ever tries to enqueue: it never formats, writes or waits, and while lines keep coming it
+//! does not wake the thread either: the thread takes what arrived every [`LOG_POLL`] and
+//! blocks on the queue only once a poll finds it empty. (Woken for each line, the thread's
+//! futex calls and the context switches that pre-empted the connection tasks cost the host
+//! more than the lines themselves.) When the queue is full (the
 //! sink, e.g. a terminal or a slow disk, cannot keep up with the host) the event is
 //! **dropped and counted** rather than slowing the host down: the writer then adds the line
 //! `N log lines dropped: the log sink is slower than the host` at its next flush (at most
@@ -122,7 +126,7 @@ pub const LOG_FLUSH: Duration = Duration::from_millis(100);
 /// While lines keep coming, the writer thread takes them this often instead of being woken
 /// for each (see [`LogWriter`]'s thread). [`LOG_QUEUE`] holds about 100 ms of lines at the
 /// rate this machine's host answers, many polls' worth.
-pub const LOG_POLL: Duration = Duration::from_millis(2);
+pub const LOG_POLL: Duration = Duration::from_millis(5);
 
 /// The log line format (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
