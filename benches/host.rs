@@ -45,7 +45,10 @@
 //!
 //! Run: `cargo bench --bench host` (release). Environment: `KMSLOAD_BENCH_SECS` (per phase,
 //! default 5), `KMSLOAD_BENCH_CONCURRENCY` (64), `KMSLOAD_BENCH_IDLE` (10000, also the runner's
-//! held connections), `KMSLOAD_BENCH_HOST_THREADS` / `KMSLOAD_BENCH_CLIENT_THREADS` (1 / 1).
+//! held connections), `KMSLOAD_BENCH_HOST_THREADS` / `KMSLOAD_BENCH_CLIENT_THREADS` (1 / 1),
+//! `KMSLOAD_BENCH_ONLY=memory` (only the rows that are counted, not timed: phases 1, 2 and 6
+//! and the runner's allocations per activation, in about half a minute; the table then goes
+//! to `target/bench-host-memory.json`, and `bench-host.json` keeps the last full run).
 //! Linux only (reads `/proc`).
 
 use std::hint::black_box;
@@ -215,6 +218,23 @@ fn main() {
     println!(
         "kmsload host benchmark: {cores} cores, host {host_threads} thread(s), clients {client_threads} thread(s), {secs} s per phase"
     );
+    let only_memory = match std::env::var("KMSLOAD_BENCH_ONLY").as_deref() {
+        Ok("memory") => true,
+        Ok("") | Err(_) => false,
+        Ok(other) => {
+            eprintln!("KMSLOAD_BENCH_ONLY={other}: the one value is `memory` (or unset for all)");
+            std::process::exit(2);
+        }
+    };
+    let setup = serde_json::json!({
+        "cores": cores,
+        "host_threads": host_threads,
+        "client_threads": client_threads,
+        "seconds_per_phase": secs,
+        "concurrency": concurrency,
+        "held_connections": idle,
+        "only": if only_memory { "memory" } else { "all" },
+    });
     let mut table = Table::default();
 
     let options = ServerOptions {
@@ -256,6 +276,18 @@ fn main() {
             "bytes",
             2048.0,
         );
+    }
+
+    if only_memory {
+        // The rows counted rather than timed: the allocations and the fleet's peak RSS.
+        let allocs = runner_allocations(addr, concurrency);
+        let fleet_rss = fleet_peak_rss(addr, secs);
+        drop(host.shutdown());
+        allocation_rows(&mut table, &allocs);
+        fleet_row(&mut table, fleet_rss);
+        table.print();
+        table.write_json(&target_dir().join("bench-host-memory.json"), setup);
+        return;
     }
 
     // 3. The V6 crypto of one activation, each side.
@@ -308,14 +340,7 @@ fn main() {
         runner.push((name, ok as f64 / wall, host_us, runner_us));
     }
     drop(clients);
-    let allocs: Vec<(&str, f64)> = [("kept-alive", true), ("new connection", false)]
-        .into_iter()
-        .map(|(name, keep_alive)| {
-            let per = allocations_per_activation(addr, keep_alive, concurrency);
-            println!("runner allocations per activation, {name}: {per:.2}");
-            (name, per)
-        })
-        .collect();
+    let allocs = runner_allocations(addr, concurrency);
 
     // 6. A run of a 1,000,000-client fleet, as its own process.
     let fleet_rss = fleet_peak_rss(addr, secs);
@@ -455,26 +480,36 @@ fn main() {
             );
         }
     }
-    for (name, per) in &allocs {
-        let limit = if *name == "kept-alive" {
-            Some(2.0)
+    allocation_rows(&mut table, &allocs);
+    fleet_row(&mut table, fleet_rss);
+    table.print();
+    table.write_json(&target_dir().join("bench-host.json"), setup);
+}
+
+/// The runner's heap allocations per activation, kept alive and with a new connection.
+fn runner_allocations(addr: SocketAddr, concurrency: u64) -> Vec<(&'static str, f64)> {
+    [("kept-alive", true), ("new connection", false)]
+        .into_iter()
+        .map(|(name, keep_alive)| {
+            let per = allocations_per_activation(addr, keep_alive, concurrency);
+            println!("runner allocations per activation, {name}: {per:.2}");
+            (name, per)
+        })
+        .collect()
+}
+
+fn allocation_rows(table: &mut Table, allocs: &[(&str, f64)]) {
+    for (name, per) in allocs {
+        let figure = format!("runner {name}: heap allocations per activation");
+        if *name == "kept-alive" {
+            table.limit(figure, *per, "allocs", 2.0);
         } else {
-            None
-        };
-        match limit {
-            Some(l) => table.limit(
-                format!("runner {name}: heap allocations per activation"),
-                *per,
-                "allocs",
-                l,
-            ),
-            None => table.info(
-                format!("runner {name}: heap allocations per activation"),
-                *per,
-                "allocs",
-            ),
+            table.info(figure, *per, "allocs");
         }
     }
+}
+
+fn fleet_row(table: &mut Table, fleet_rss: Option<u64>) {
     if let Some(kib) = fleet_rss {
         table.limit(
             "1,000,000-client fleet run: peak RSS",
@@ -483,18 +518,6 @@ fn main() {
             64.0,
         );
     }
-    table.print();
-    table.write_json(
-        &target_dir().join("bench-host.json"),
-        serde_json::json!({
-            "cores": cores,
-            "host_threads": host_threads,
-            "client_threads": client_threads,
-            "seconds_per_phase": secs,
-            "concurrency": concurrency,
-            "held_connections": idle,
-        }),
-    );
 }
 
 /// Prints an activation phase's figures; returns (host, client) CPU µs per activation.
