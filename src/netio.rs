@@ -43,11 +43,20 @@ pub enum PduReadError {
     },
 }
 
-/// Room kept free before each read: every KMS PDU (at most ~312 bytes) fits in one read.
+/// Room kept free before each read of the host's [`PduReader::next_pdu`]: every KMS PDU (at
+/// most ~312 bytes) fits in one read.
 const MIN_READ: usize = 512;
 
+/// Room kept free before each read of the client's [`PduReader::read_pdu_in`], and the
+/// capacity of [`PduReader::new`]: the largest PDU of a KMS exchange, a V6 request or
+/// response over NDR64 with a 48-character ePID (300 and 312 bytes, spec 7.7), fits in one
+/// read, and 10,000 clients that hold a connection hold 10,000 buffers of this size (the
+/// request PDU is written in it too, see [`PduReader::outgoing`]). A longer PDU (a longer
+/// ePID) takes a second read.
+const CLIENT_READ: usize = 320;
+
 /// Reads whole PDUs from a byte stream. [`PduReader::default`] holds no buffer until bytes
-/// arrive; [`PduReader::new`] reserves one read's worth.
+/// arrive; [`PduReader::new`] reserves one client read's worth.
 #[derive(Debug, Default)]
 pub struct PduReader {
     buf: Vec<u8>,
@@ -56,13 +65,39 @@ pub struct PduReader {
     lent: usize,
 }
 
+/// A [`PduReader`]'s buffer lent for an outgoing PDU (see [`PduReader::outgoing`]); emptied
+/// when dropped.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    buf: &'a mut Vec<u8>,
+}
+
+impl Outgoing<'_> {
+    /// The buffer to write the PDU in (empty at first).
+    pub fn buf(&mut self) -> &mut Vec<u8> {
+        self.buf
+    }
+}
+
+impl Drop for Outgoing<'_> {
+    fn drop(&mut self) {
+        self.buf.clear();
+    }
+}
+
 impl PduReader {
     /// An empty reader.
     pub fn new() -> Self {
         Self {
-            buf: Vec::with_capacity(MIN_READ),
+            buf: Vec::with_capacity(CLIENT_READ),
             lent: 0,
         }
+    }
+
+    /// The buffer's capacity (what a held connection keeps).
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// True when bytes of a next PDU are already buffered.
@@ -74,6 +109,21 @@ impl PduReader {
     /// waiting for the socket.
     pub fn has_whole_pdu(&self) -> bool {
         matches!(check_frame(&self.buf[self.lent..]), Frame::Complete(_))
+    }
+
+    /// Lends the buffer for an outgoing PDU, when no byte of an incoming one is buffered:
+    /// a client that sends a request and then reads its answer needs one buffer per
+    /// connection, not two. The loan ends empty (the bytes written are not taken for input),
+    /// keeping the capacity for the answer. `None` while bytes are buffered; they stay for the
+    /// next read.
+    pub fn outgoing(&mut self) -> Option<Outgoing<'_>> {
+        self.release_lent();
+        // Not `then_some`: its argument is built (and dropped, emptying the buffer) either way.
+        if self.buf.is_empty() {
+            Some(Outgoing { buf: &mut self.buf })
+        } else {
+            None
+        }
     }
 
     /// Drops the PDU lent by the last [`next_pdu`](Self::next_pdu).
@@ -116,8 +166,8 @@ impl PduReader {
                 Frame::Invalid(e) => return Err(e.into()),
                 Frame::Incomplete { .. } => {}
             }
-            if self.buf.capacity() - self.buf.len() < MIN_READ {
-                self.buf.reserve(MIN_READ);
+            if self.buf.capacity() - self.buf.len() < CLIENT_READ {
+                self.buf.reserve(CLIENT_READ);
             }
             let read = stream.read_buf(&mut self.buf).await;
             let read = read.map_err(|error| PduReadError::Io {
@@ -203,7 +253,7 @@ impl PduReader {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
 
@@ -233,6 +283,41 @@ mod tests {
             r.read_pdu(&mut b).await,
             Err(PduReadError::Closed { partial: false })
         ));
+    }
+
+    /// A client's request PDU and the answer share one buffer: the loan is the reader's own
+    /// allocation, ends empty (the request is not read back as input), and is refused while
+    /// bytes of an incoming PDU are buffered.
+    #[tokio::test]
+    async fn outgoing_lends_the_read_buffer_only_when_nothing_is_buffered() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let mut r = PduReader::new();
+        let (request, answer) = (pdu(300, 7), pdu(40, 1));
+        {
+            let mut lent = r.outgoing().expect("nothing buffered");
+            assert!(lent.buf().is_empty());
+            lent.buf().extend_from_slice(&request);
+            let capacity = lent.buf().capacity();
+            assert_eq!(capacity, CLIENT_READ, "the reader's own buffer");
+            b.write_all(lent.buf()).await.unwrap();
+        }
+        assert!(!r.has_buffered(), "the request is not input");
+        let capacity = r.buf.capacity();
+        // The answer and the first half of another PDU arrive together.
+        a.write_all(&[&answer[..], &pdu(20, 2)[..10]].concat())
+            .await
+            .unwrap();
+        assert_eq!(r.read_pdu_in(&mut b).await.unwrap(), &answer[..]);
+        assert_eq!(r.buf.capacity(), capacity, "read into the same allocation");
+        assert!(r.outgoing().is_none(), "bytes of the next PDU are buffered");
+        assert_eq!(
+            r.buf.len(),
+            10,
+            "the answer released, the next PDU's bytes kept"
+        );
+        let mut sent = vec![0; request.len()];
+        a.read_exact(&mut sent).await.unwrap();
+        assert_eq!(sent, request);
     }
 
     #[tokio::test]

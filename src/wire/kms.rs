@@ -253,9 +253,7 @@ pub fn encode_request_into(
     iv: [u8; BLOCK_LEN],
     out: &mut Vec<u8>,
 ) -> Result<PendingRequest, EncodeError> {
-    let protocol = Protocol::for_version(base.version).ok_or(EncodeError::UnsupportedVersion {
-        version: base.version,
-    })?;
+    let protocol = request_protocol(base)?;
     let start = begin_request(protocol, base.version, &iv, out);
     base.emit(out);
     let (iv, salt) = finish_request(protocol, iv, out, start);
@@ -267,6 +265,17 @@ pub fn encode_request_into(
         required_client_count: base.required_client_count,
         iv,
         salt,
+    })
+}
+
+/// The envelope `base` is encoded in: what [`encode_request_into`] checks before it writes,
+/// for a caller that encodes later (the client, once it has a connection).
+///
+/// # Errors
+/// [`EncodeError::UnsupportedVersion`] for a major version below 4.
+pub fn request_protocol(base: &RequestBase) -> Result<Protocol, EncodeError> {
+    Protocol::for_version(base.version).ok_or(EncodeError::UnsupportedVersion {
+        version: base.version,
     })
 }
 
