@@ -28,21 +28,28 @@ impl FaultyClient {
     }
 
     /// One activation attempt for `base` with `iv` as `IV_req`, with `fault` (if any) armed
-    /// for it alone. A connection the fault touched is closed afterwards, so the next attempt
-    /// starts clean. Never panics; every step has the client's deadline.
-    pub async fn attempt(
-        &mut self,
-        base: &RequestBase,
+    /// for it alone (from this call on: await the future at once). A connection the fault
+    /// touched is closed afterwards, so the next attempt starts clean. Never panics; every
+    /// step has the client's deadline.
+    ///
+    /// Not an `async fn`, whose state would keep its arguments twice for the whole attempt:
+    /// the runner holds 10,000 of these at once when 10,000 clients connect together.
+    pub fn attempt<'a>(
+        &'a mut self,
+        base: &'a RequestBase,
         iv: [u8; 16],
         fault: Option<InjectedFault>,
-    ) -> Attempt {
+    ) -> impl Future<Output = Attempt> + 'a {
         self.faults.arm(fault);
-        let attempt = self.client.activate(base, iv).await;
-        self.faults.arm(None);
-        if fault.is_some() {
-            self.client.disconnect();
+        let faulted = fault.is_some();
+        async move {
+            let attempt = self.client.activate(base, iv).await;
+            self.faults.arm(None);
+            if faulted {
+                self.client.disconnect();
+            }
+            attempt
         }
-        attempt
     }
 
     /// True while a connection is kept open for the next attempt.

@@ -407,13 +407,17 @@ impl Dispatcher<'_> {
             step: u64::from(self.shard.count),
             limit: self.max_attempts,
         });
+        // A stop or a halt, as the clients see it: one signal to wait for while they think.
+        // Dropped at the end of this call (the run's duration is over, or every client is
+        // done), which ends the think of those still thinking: the drain waits for attempts
+        // in flight, not for think times.
+        let (end_tx, end) = watch::channel(false);
         for _ in 0..clients {
             let client = ClosedClient {
                 shared: self.shared.clone(),
                 tx: self.tx.clone(),
                 claims: claims.clone(),
-                stop: self.stop.clone(),
-                halt: self.halt.clone(),
+                end: end.clone(),
                 max_duration: self.max_duration,
             };
             if self.shared.think.is_zero() {
@@ -425,8 +429,8 @@ impl Dispatcher<'_> {
         let tasks = self.tasks;
         let stopped = tokio::select! {
             () = async { while tasks.join_next().await.is_some() {} } => false,
-            _ = self.stop.changed() => true,
-            _ = self.halt.changed() => false,
+            _ = self.stop.changed() => { let _ = end_tx.send(true); true }
+            _ = self.halt.changed() => { let _ = end_tx.send(true); false }
             () = sleep_until_opt(self.deadline) => false,
         };
         Dispatched {
@@ -685,8 +689,20 @@ async fn run_and_record(
     shared.live.in_flight.fetch_sub(1, Ordering::Relaxed);
     guard.running = false;
     // The recorder outlives every attempt task; a send can only fail after a panic there,
-    // and then the run's invariant check reports the missing records.
-    let _ = tx.send(rec).await;
+    // and then the run's invariant check reports the missing records. Without waiting
+    // while the queue has room (nearly always): a send that can wait holds the record in
+    // its future, and inline in a closed-model client's task that state would be kept for
+    // the whole run, by every client (see `a_thinking_clients_task_is_small`); boxed, the
+    // wait for room costs an allocation only when the recorder is behind.
+    // (The error of `try_send` holds the record: it must not live across the await, as the
+    // scrutinee of an `if let` would.)
+    let wait = match tx.try_send(rec) {
+        Err(mpsc::error::TrySendError::Full(rec)) => Some(Box::pin(tx.send(rec))),
+        _ => None,
+    };
+    if let Some(wait) = wait {
+        let _ = wait.await;
+    }
     // No await between the send completing and this: an abort cannot land between.
     guard.armed = false;
 }
@@ -719,39 +735,44 @@ struct ClosedClient {
     shared: Arc<Shared>,
     tx: mpsc::Sender<AttemptRecord>,
     claims: Arc<Claims>,
-    stop: watch::Receiver<bool>,
-    halt: watch::Receiver<bool>,
+    /// True once the run is stopped or halted (`run` forwards both), closed once the run's
+    /// duration is over: one receiver and one wait while thinking instead of two, for a
+    /// smaller task.
+    end: watch::Receiver<bool>,
     max_duration: Option<Duration>,
 }
 
 impl ClosedClient {
-    /// The client's task, its attempts held as `R` says.
-    async fn run<R: WorkerAttempt>(mut self) {
-        let shared = &*self.shared;
-        // This client's kept connection: its own, as a machine's is, so N clients that
-        // think hold N connections, not the few a shared pool would hand round.
-        let mut own: Option<Box<Pooled>> = None;
-        loop {
-            if *self.stop.borrow_and_update() || *self.halt.borrow_and_update() {
-                return;
-            }
-            let intended = Instant::now();
-            if self
-                .max_duration
-                .is_some_and(|d| intended.duration_since(shared.start) >= d)
-            {
-                return;
-            }
-            let Some(k) = self.claims.claim() else { return };
-            shared.live.dispatched.fetch_add(1, Ordering::Relaxed);
-            shared.live.in_flight.fetch_add(1, Ordering::Relaxed);
-            let work = R::attempt(shared, k, intended, &mut own);
-            run_and_record(shared, &self.tx, k, intended, work).await;
-            if !shared.think.is_zero() {
-                tokio::select! {
-                    () = tokio::time::sleep(shared.think) => {}
-                    _ = self.stop.changed() => return,
-                    _ = self.halt.changed() => return,
+    /// The client's task, its attempts held as `R` says. An `async` block rather than an
+    /// `async fn`: the latter keeps a second copy of `self` in its state for the whole run.
+    #[allow(clippy::manual_async_fn)] // deliberately, as said above
+    fn run<R: WorkerAttempt>(mut self) -> impl Future<Output = ()> + Send {
+        async move {
+            let shared = &*self.shared;
+            // This client's kept connection: its own, as a machine's is, so N clients that
+            // think hold N connections, not the few a shared pool would hand round.
+            let mut own: Option<Box<Pooled>> = None;
+            loop {
+                if *self.end.borrow_and_update() {
+                    return;
+                }
+                let intended = Instant::now();
+                if self
+                    .max_duration
+                    .is_some_and(|d| intended.duration_since(shared.start) >= d)
+                {
+                    return;
+                }
+                let Some(k) = self.claims.claim() else { return };
+                shared.live.dispatched.fetch_add(1, Ordering::Relaxed);
+                shared.live.in_flight.fetch_add(1, Ordering::Relaxed);
+                let work = R::attempt(shared, k, intended, &mut own);
+                run_and_record(shared, &self.tx, k, intended, work).await;
+                if !shared.think.is_zero() {
+                    tokio::select! {
+                        () = tokio::time::sleep(shared.think) => {}
+                        _ = self.end.changed() => return,
+                    }
                 }
             }
         }
@@ -805,86 +826,92 @@ impl WorkerAttempt for Boxed {
 ///
 /// `own` is the closed-model client's own kept connection (`None` before its first attempt
 /// and after a close); the open model's attempts pass `None` and share the run's pool.
-async fn attempt(
-    shared: &Shared,
+///
+/// Not an `async fn`, whose state would keep its arguments twice: the runner holds one of
+/// these per client that is connecting or waiting for an answer.
+#[allow(clippy::manual_async_fn)] // deliberately, as said above
+fn attempt<'a>(
+    shared: &'a Shared,
     k: u64,
     intended: Instant,
-    mut own: Option<&mut Option<Box<Pooled>>>,
-) -> AttemptRecord {
-    let identity = shared.fleet.identity_for_attempt(k);
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let now = FileTime::from_unix(now.as_secs() as i64, now.subsec_nanos());
-    let iv_stream = sim::Stream::new(shared.seed, TAG_IV);
-    let mut iv = [0u8; 16];
-    iv[..8].copy_from_slice(&iv_stream.at(2 * k).to_le_bytes());
-    iv[8..].copy_from_slice(&iv_stream.at(2 * k + 1).to_le_bytes());
-    if let Some((discovery, run)) = &shared.discovery {
-        let mut base = empty_request();
-        fill_request(&mut base, &identity, now);
-        // Boxed: discovery's DNS futures are several KiB, and inline they would make every
-        // attempt's future (and task) that large, copied several times per attempt.
-        return Box::pin(discovered_attempt(
-            shared, discovery, run, k, intended, &identity, base, iv,
-        ))
-        .await;
-    }
-
-    let mut pooled = match own.as_deref_mut().and_then(Option::take) {
-        Some(pooled) => pooled,
-        None => checkout(shared, k),
-    };
-    fill_request(&mut pooled.base, &identity, now);
-    // Faults are decided per (client, attempt, time in the run), so a failing attempt replays.
-    let fault = shared.faults.decide(
-        identity.index,
-        k,
-        intended.saturating_duration_since(shared.start),
-    );
-    let result: Attempt = pooled.client.attempt(&pooled.base, iv, fault).await;
-    let end = Instant::now();
-    pooled.used += 1;
-    if let Some(pooled) = kept(shared, pooled) {
-        match own {
-            Some(own) => *own = Some(pooled),
-            None => shared
-                .pool
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(pooled),
+    mut own: Option<&'a mut Option<Box<Pooled>>>,
+) -> impl Future<Output = AttemptRecord> + Send + 'a {
+    async move {
+        let identity = shared.fleet.identity_for_attempt(k);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let now = FileTime::from_unix(now.as_secs() as i64, now.subsec_nanos());
+        let iv_stream = sim::Stream::new(shared.seed, TAG_IV);
+        let mut iv = [0u8; 16];
+        iv[..8].copy_from_slice(&iv_stream.at(2 * k).to_le_bytes());
+        iv[8..].copy_from_slice(&iv_stream.at(2 * k + 1).to_le_bytes());
+        if let Some((discovery, run)) = &shared.discovery {
+            let mut base = empty_request();
+            fill_request(&mut base, &identity, now);
+            // Boxed: discovery's DNS futures are several KiB, and inline they would make every
+            // attempt's future (and task) that large, copied several times per attempt.
+            return Box::pin(discovered_attempt(
+                shared, discovery, run, k, intended, &identity, base, iv,
+            ))
+            .await;
         }
-    }
 
-    let verdict = result.verdict();
-    let intended_us = micros(intended.saturating_duration_since(shared.start));
-    let mut rec = AttemptRecord::new(
-        k,
-        intended_us,
-        0,
-        &identity,
-        verdict.outcome,
-        verdict.hresult,
-    );
-    rec.latency = Latencies {
-        connect_us: result.times.connect.map(micros),
-        bind_us: result.times.bind.map(micros),
-        request_us: result.times.request.map(micros),
-        // From the intended start: queueing before the attempt began counts.
-        total_us: Some(micros(end.saturating_duration_since(intended))),
-    };
-    if verdict.outcome != Outcome::Activated {
-        rec.cause = Some(verdict.cause.label());
+        let mut pooled = match own.as_deref_mut().and_then(Option::take) {
+            Some(pooled) => pooled,
+            None => checkout(shared, k),
+        };
+        fill_request(&mut pooled.base, &identity, now);
+        // Faults are decided per (client, attempt, time in the run), so a failing attempt replays.
+        let fault = shared.faults.decide(
+            identity.index,
+            k,
+            intended.saturating_duration_since(shared.start),
+        );
+        let result: Attempt = pooled.client.attempt(&pooled.base, iv, fault).await;
+        let end = Instant::now();
+        pooled.used += 1;
+        if let Some(pooled) = kept(shared, pooled) {
+            match own {
+                Some(own) => *own = Some(pooled),
+                None => shared
+                    .pool
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(pooled),
+            }
+        }
+
+        let verdict = result.verdict();
+        let intended_us = micros(intended.saturating_duration_since(shared.start));
+        let mut rec = AttemptRecord::new(
+            k,
+            intended_us,
+            0,
+            &identity,
+            verdict.outcome,
+            verdict.hresult,
+        );
+        rec.latency = Latencies {
+            connect_us: result.times.connect.map(micros),
+            bind_us: result.times.bind.map(micros),
+            request_us: result.times.request.map(micros),
+            // From the intended start: queueing before the attempt began counts.
+            total_us: Some(micros(end.saturating_duration_since(intended))),
+        };
+        if verdict.outcome != Outcome::Activated {
+            rec.cause = Some(verdict.cause.label());
+        }
+        // Every attempt that had a fault armed goes to the faulted figures, so the latency of
+        // the attempts no fault touched stays clean.
+        rec.fault = fault.map(|f| f.label());
+        if let Ok(Reply::Response(r)) = result.result {
+            rec.reported_count = Some(r.base.current_count);
+            rec.hwid = r.hwid.map(|h| h.0);
+            rec.epid = Some(r.base.epid);
+        }
+        rec
     }
-    // Every attempt that had a fault armed goes to the faulted figures, so the latency of
-    // the attempts no fault touched stays clean.
-    rec.fault = fault.map(|f| f.label());
-    if let Ok(Reply::Response(r)) = result.result {
-        rec.reported_count = Some(r.base.current_count);
-        rec.hwid = r.hwid.map(|h| h.0);
-        rec.epid = Some(r.base.epid);
-    }
-    rec
 }
 
 /// One attempt through discovery: the client's own state (cached host, SRV answer) and its
@@ -1195,15 +1222,9 @@ async fn sleep_until_opt(at: Option<Instant>) {
 mod tests {
     use super::*;
 
-    /// The future of one attempt is moved into its task and copied out again several times
-    /// per attempt, and a task of a thinking client lives as long as it thinks: it must stay
-    /// small. Discovery's DNS futures (several KiB) and the client's connect+bind are boxed
-    /// off it; inline, this future was 4.3 KiB in a debug build (1.7 KiB boxed), and the
-    /// release build copied about 8.8 KiB per move of its task.
-    #[test]
-    fn an_attempts_future_is_small() {
+    fn test_shared() -> Arc<Shared> {
         let spec = sim::FleetSpec::new(10, vec![sim::ProductWeight::new(0, 1.0)]);
-        let shared = Arc::new(Shared {
+        Arc::new(Shared {
             fleet: Fleet::new(1, spec).unwrap(),
             seed: 1,
             target: SocketAddr::from(([127, 0, 0, 1], 1)),
@@ -1218,10 +1239,22 @@ mod tests {
             live: Arc::new(Live::default()),
             start: Instant::now(),
             think: Duration::ZERO,
-        });
+        })
+    }
+
+    /// The future of one attempt is moved into its task and copied out again several times
+    /// per attempt, and a task of a thinking client lives as long as it thinks: it must stay
+    /// small. Discovery's DNS futures (several KiB) and the client's connect+bind are boxed
+    /// off it; inline, this future was 4.3 KiB in a debug build (1.7 KiB boxed), and the
+    /// release build copied about 8.8 KiB per move of its task. An attempt's future is now
+    /// 992 bytes in a debug build; with 10,000 clients that connect at once, all of these
+    /// exist together.
+    #[test]
+    fn an_attempts_future_is_small() {
+        let shared = test_shared();
         let work = attempt(&shared, 0, Instant::now(), None);
         let size = size_of_val(&work);
-        assert!(size <= 2560, "an attempt's future is {size} bytes");
+        assert!(size <= 1024, "an attempt's future is {size} bytes");
         drop(work);
         let (tx, _rx) = mpsc::channel(1);
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
@@ -1235,24 +1268,96 @@ mod tests {
             step: 1,
             limit: 1,
         });
-        let (_stop_tx, stop) = watch::channel(false);
-        let (_halt_tx, halt) = watch::channel(false);
+        let (_end_tx, end) = watch::channel(false);
         let client = || ClosedClient {
             shared: shared.clone(),
             tx: tx.clone(),
             claims: claims.clone(),
-            stop: stop.clone(),
-            halt: halt.clone(),
+            end: end.clone(),
             max_duration: None,
         };
         let worker = client().run::<Inline>();
         let size = size_of_val(&worker);
         assert!(size <= 4096, "a closed-model client's task is {size} bytes");
-        // A client that thinks keeps only a pointer to its attempt between attempts (768
-        // bytes in a debug build, against 2.7 KiB with the attempt inline).
+        // A client that thinks keeps only a pointer to its attempt between attempts: 352
+        // bytes in a debug build (a 512-byte task in release), against 768 (1,024) when its
+        // record's send and a second copy of the client were in its state, and 2.7 KiB with
+        // the attempt inline.
         let worker = client().run::<Boxed>();
         let size = size_of_val(&worker);
-        assert!(size <= 1024, "a thinking client's task is {size} bytes");
+        assert!(size <= 448, "a thinking client's task is {size} bytes");
+    }
+
+    /// A record finds the recorder's queue full: it waits for room and arrives, it is not
+    /// dropped (the send that waits is the rare, boxed path of `run_and_record`).
+    #[tokio::test]
+    async fn a_record_waits_for_room_in_a_full_queue() {
+        let shared = test_shared();
+        let record = |k: u64| {
+            let identity = shared.fleet.identity_for_attempt(k);
+            AttemptRecord::new(k, 0, 0, &identity, Outcome::Activated, 0)
+        };
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.try_send(record(1)).expect("room for one");
+        let sending = {
+            let (shared, tx, rec) = (shared.clone(), tx.clone(), record(2));
+            shared.live.in_flight.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                run_and_record(&shared, &tx, 2, Instant::now(), async { rec }).await;
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(!sending.is_finished(), "waits while the queue is full");
+        assert_eq!(rx.recv().await.map(|r| r.attempt), Some(1));
+        assert_eq!(rx.recv().await.map(|r| r.attempt), Some(2));
+        sending.await.unwrap();
+        assert_eq!(shared.live.in_flight.load(Ordering::Relaxed), 0);
+        assert!(
+            shared.abandoned.lock().unwrap().is_empty(),
+            "a record sent is not also abandoned"
+        );
+    }
+
+    /// At the end of a closed run's duration, clients that are thinking end at once: the
+    /// drain waits for attempts in flight, not for think times (nor are thinking clients cut
+    /// off at the drain deadline and counted as abandoned, as when each slept its think out).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn thinking_clients_end_with_the_run_not_after_their_think() {
+        let host = crate::host::server::start(crate::host::server::ServerOptions {
+            host: crate::host::HostConfig {
+                charged: true,
+                ..crate::host::HostConfig::default()
+            },
+            ..crate::host::server::ServerOptions::default()
+        })
+        .await
+        .unwrap();
+        let text = "name = \"think\"\nseed = 1\n[fleet]\nsize = 100\n\
+                    products = [{ product = \"Windows 10/11 Enterprise\" }]\n\
+                    [load]\nmodel = \"closed\"\nclients = 4\nthink_time = \"1h\"\n\
+                    duration = \"300ms\"\nconnection = \"keep-alive\"\n\
+                    [timeouts]\ndrain = \"2s\"\n";
+        let plan = crate::scenario::parse_str(
+            text,
+            std::path::Path::new("think.toml"),
+            &crate::scenario::Overrides::default(),
+            &crate::scenario::resolve_exact,
+        )
+        .unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        let result = run(
+            &plan.job(),
+            Endpoint::Fixed(host.addr()),
+            None,
+            Arc::new(Live::default()),
+            stop,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(result.recorder.attempts(), 4, "one attempt per client");
+        assert_eq!(result.abandoned, 0, "no thinking client is abandoned");
+        assert!(result.complete);
     }
 
     /// The closed model's workers take this shard's attempt numbers in turn and stop at
