@@ -206,9 +206,6 @@ async fn execute(plan: Plan, options: run::RunOptions, quiet: bool) -> Result<St
         },
         prepared.dir().display()
     );
-    if let Some(note) = prepared.connection_budget_note(&plan) {
-        crate::errln!("{note}");
-    }
     if let Some(warning) = prepared.open_files_warning(&plan) {
         crate::errln!("{warning}");
     }

@@ -236,6 +236,10 @@ pub async fn run(
     let local_target = shared.discovery.is_none() && shared.target.ip().is_loopback();
     let listen_at_start = local_target.then(procfs::listen_counters).flatten();
     let mut generator = GeneratorStats {
+        in_flight_limit: match pacing {
+            LoadModel::Open(_) => in_flight.limit,
+            LoadModel::Closed { clients, .. } => shard.clients(*clients),
+        },
         connection_budget: in_flight.port_budget.map(|b| ConnectionBudget {
             limit: in_flight.limit,
             max_in_flight: load.max_in_flight,
@@ -497,6 +501,7 @@ impl Dispatcher<'_> {
             // omission).
             let intended = now.clamp(intended, intended + TIMER_SLACK);
             // Wait for a slot; the wait counts in latency because it starts at `intended`.
+            generator.slot_waits += u64::from(slots.available_permits() == 0);
             let permit = tokio::select! {
                 p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
                 () = sleep_until_opt(self.deadline) => { out_of_time = Some(k); break; }

@@ -71,6 +71,12 @@ pub struct GeneratorStats {
     /// The machine's listen-queue overflows during the load, when the target was on this
     /// machine (a loopback address, the in-process host included) and Linux reports them.
     pub listen_queue: Option<ListenQueue>,
+    /// Open model: the attempts in progress at most (`max_in_flight`, or the connection
+    /// budget below); closed model: the clients.
+    pub in_flight_limit: u32,
+    /// Open model: attempts that found every one of `in_flight_limit` slots taken and waited
+    /// for one (the wait counts in their latency, from the intended start).
+    pub slot_waits: u64,
     /// Open model with a new connection per activation: set when the local ports, not
     /// `max_in_flight`, capped the attempts in progress (see `load::PORT_SHARE`).
     pub connection_budget: Option<ConnectionBudget>,

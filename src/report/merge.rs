@@ -465,6 +465,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path, allow_missing: bool) -> Result<Merged
             process_cpu_busy: None,
             // Machine-wide counts: shards on one machine would each count the same drops.
             listen_queue: None,
+            in_flight_limit: shards
+                .iter()
+                .map(|s| s.summary.generator.in_flight_limit)
+                .sum(),
+            slot_waits: shards.iter().map(|s| s.summary.generator.slot_waits).sum(),
             // Each shard's own process had its own; its summary.json says.
             connection_budget: None,
         },

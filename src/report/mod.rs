@@ -477,19 +477,27 @@ fn generator_lines(g: &GeneratorStats, attempts: u64) -> String {
         );
     }
     line.push('\n');
-    if let Some(b) = g.connection_budget {
-        let _ = writeln!(
+    if g.slot_waits > 0 {
+        let _ = write!(
             line,
-            "- attempts in flight at most {} (max_in_flight {}): with a new connection each, \
-             they hold at most 1/{} of the {} local ports of {} source address(es), so that \
-             connect() stays cheap; arrivals beyond waited for a slot, and the wait is in their \
-             latency",
-            b.limit,
-            b.max_in_flight,
-            crate::load::PORT_SHARE,
-            b.local_ports,
-            b.sources
+            "- {} attempts found all {} slots for attempts in flight taken and waited for one \
+             (the wait is in their latency)",
+            g.slot_waits, g.in_flight_limit
         );
+        if let Some(b) = g.connection_budget {
+            let _ = write!(
+                line,
+                "; the slots are the connection budget, not max_in_flight {}: with a new \
+                 connection each, attempts in flight hold at most 1/{} of the {} local ports of \
+                 {} source address(es), so that connect() stays cheap (more source_addresses \
+                 raise it)",
+                b.max_in_flight,
+                crate::load::PORT_SHARE,
+                b.local_ports,
+                b.sources
+            );
+        }
+        line.push('\n');
     }
     if let Some(q) = g.listen_queue {
         let _ = write!(
@@ -1075,23 +1083,45 @@ mod tests {
     #[test]
     fn report_md_and_summary_say_when_the_ports_capped_the_attempts_in_flight() {
         use crate::record::ConnectionBudget;
-        let mut g = GeneratorStats::default();
-        assert!(!generator_lines(&g, 100).contains("attempts in flight at most"));
+        let mut g = GeneratorStats {
+            in_flight_limit: 882,
+            connection_budget: Some(ConnectionBudget {
+                limit: 882,
+                max_in_flight: 9000,
+                local_ports: 28_232,
+                sources: 1,
+            }),
+            ..GeneratorStats::default()
+        };
+        // The cap never reached: nothing to say.
+        assert!(!generator_lines(&g, 100).contains("slots"));
+        g.slot_waits = 4321;
+        let capped = generator_lines(&g, 100);
+        assert!(
+            capped.contains("4321 attempts found all 882 slots for attempts in flight taken")
+                && capped.contains("the connection budget, not max_in_flight 9000")
+                && capped.contains("1/32 of the 28232 local ports of 1 source address(es)"),
+            "{capped}"
+        );
+        // max_in_flight itself the cap.
+        g.connection_budget = None;
+        let plain = generator_lines(&g, 100);
+        assert!(
+            plain.contains("4321 attempts found all 882 slots"),
+            "{plain}"
+        );
+        assert!(!plain.contains("connection budget"), "{plain}");
         g.connection_budget = Some(ConnectionBudget {
             limit: 882,
             max_in_flight: 9000,
             local_ports: 28_232,
             sources: 1,
         });
-        let capped = generator_lines(&g, 100);
-        assert!(
-            capped.contains("attempts in flight at most 882 (max_in_flight 9000)")
-                && capped.contains("1/32 of the 28232 local ports of 1 source address(es)"),
-            "{capped}"
-        );
         let json = serde_json::to_value(g).unwrap();
         assert_eq!(json["connection_budget"]["limit"], 882);
         assert_eq!(json["connection_budget"]["local_ports"], 28_232);
+        assert_eq!(json["slot_waits"], 4321);
+        assert_eq!(json["in_flight_limit"], 882);
         let back: GeneratorStats = serde_json::from_value(json).unwrap();
         assert_eq!(back, g);
     }

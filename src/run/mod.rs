@@ -317,13 +317,6 @@ impl Prepared {
             crate::procfs::local_port_count(),
         )
     }
-
-    /// A note when the local ports, not `max_in_flight`, cap the attempts in progress (a new
-    /// connection per activation; see [`load::PORT_SHARE`]).
-    pub fn connection_budget_note(&self, plan: &Plan) -> Option<String> {
-        connection_budget_note(plan, crate::procfs::local_port_count())
-    }
-
     /// Runs the load, stops the in-process host and writes every result file. Sending
     /// `true` on `stop` interrupts the load (Ctrl-C).
     ///
@@ -555,25 +548,6 @@ pub fn open_files_warning(
             }
         )
     })
-}
-
-/// See [`Prepared::connection_budget_note`].
-pub fn connection_budget_note(plan: &Plan, local_ports: Option<u32>) -> Option<String> {
-    let limit = plan.load.in_flight_limit(local_ports);
-    let budget = limit.port_budget?;
-    Some(format!(
-        "kmsload: note: at most {} attempts in flight, not max_in_flight {}: with a new \
-         connection each, attempts in flight hold at most 1/{} of the {} local ports of {} \
-         source address{} (more make every connect() search a fuller port table, and the runner \
-         slows down instead of the host); a host that falls behind shows as latency. More \
-         source_addresses raise the budget.",
-        limit.limit,
-        plan.load.max_in_flight,
-        load::PORT_SHARE,
-        budget.local_ports,
-        budget.sources,
-        if budget.sources == 1 { "" } else { "es" },
-    ))
 }
 
 async fn resolve(host: &str, port: u16, limit: Duration) -> Result<SocketAddr, CommandError> {
@@ -810,27 +784,6 @@ mod tests {
         assert_eq!(open_files_warning(&closed, false, Some(20000), ports), None);
     }
 
-    #[test]
-    fn the_connection_budget_note_names_the_cap_and_the_fix() {
-        let open = open_plan("rate = 10000\nduration = \"1s\"\nmax_in_flight = 9000");
-        let note = connection_budget_note(&open, Some(28_232)).unwrap();
-        assert!(
-            note.contains("at most 882 attempts in flight, not max_in_flight 9000"),
-            "{note}"
-        );
-        assert!(
-            note.contains("1/32 of the 28232 local ports of 1 source address "),
-            "{note}"
-        );
-        assert!(note.contains("source_addresses"), "{note}");
-        // Under the budget, or kept alive: nothing to say.
-        assert_eq!(connection_budget_note(&open, Some(320_000)), None);
-        let kept = open_plan(
-            "rate = 10000\nduration = \"1s\"\nmax_in_flight = 9000\nconnection = \"keep-alive\"",
-        );
-        assert_eq!(connection_budget_note(&kept, Some(28_232)), None);
-    }
-
     /// With a new connection per activation, the attempts in progress hold at most the
     /// connection budget, not `max_in_flight`: a host that holds every connection (never
     /// answers the bind) sees at most that many at once, and the arrivals that found no slot
@@ -892,6 +845,9 @@ mod tests {
                 (budget.limit, budget.max_in_flight, budget.sources),
                 (BUDGET, 10_000, 1)
             );
+            // Arrivals found every slot taken and waited: said in summary.json and report.md.
+            assert!(result.generator.slot_waits > 0, "{:?}", result.generator);
+            assert_eq!(result.generator.in_flight_limit, BUDGET);
             let sampled = sampled.load(Ordering::SeqCst);
             assert!(sampled <= u64::from(BUDGET), "{sampled} in flight");
             // The host counts a connection until it reads its end, a moment after the
