@@ -68,7 +68,7 @@ use kmsload::procfs;
 use kmsload::scenario::{self, Plan};
 use kmsload::wire::kms::{HostRequest, HwId, encode_request_into};
 use kmsload::wire::session::{ClientRpcConfig, ClientSession};
-use kmsload::wire::{FileTime, RequestBase, ResponseBase, Version};
+use kmsload::wire::{FileTime, RequestBase, ResponseBase};
 use uuid::Uuid;
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -824,6 +824,20 @@ async fn echo_load(
     done.load(Ordering::Relaxed)
 }
 
+/// This bench's own binary as a child in `role` (see `KMSLOAD_BENCH_ROLE`) against `addr`
+/// with `n` connections, its stdout piped for its report.
+fn spawn_role(role: &str, addr: SocketAddr, n: u64, stdin: Stdio) -> std::process::Child {
+    let exe = std::env::current_exe().expect("own path");
+    Command::new(exe)
+        .env("KMSLOAD_BENCH_ROLE", role)
+        .env("KMSLOAD_BENCH_ADDR", addr.to_string())
+        .env("KMSLOAD_BENCH_IDLE", n.to_string())
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{role} child starts: {e}"))
+}
+
 /// Opens `n` connections from a child process, binds each, and reports the host's RSS
 /// increase per connection.
 fn idle_memory(host: &kmsload::host::BackgroundHost, addr: SocketAddr, n: u64) -> Option<f64> {
@@ -835,15 +849,7 @@ fn idle_memory(host: &kmsload::host::BackgroundHost, addr: SocketAddr, n: u64) -
     // Let the runtime settle, then measure.
     std::thread::sleep(Duration::from_millis(200));
     let before = rss_kib();
-    let exe = std::env::current_exe().expect("own path");
-    let mut child = Command::new(exe)
-        .env("KMSLOAD_BENCH_ROLE", "idle-clients")
-        .env("KMSLOAD_BENCH_ADDR", addr.to_string())
-        .env("KMSLOAD_BENCH_IDLE", n.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("idle-clients child starts");
+    let mut child = spawn_role("idle-clients", addr, n, Stdio::piped());
     let started = Instant::now();
     let mut line = String::new();
     let mut out = BufReader::new(child.stdout.take().expect("piped"));
@@ -905,14 +911,7 @@ fn runner_connections(
     let n = within_file_limit(n);
     std::thread::sleep(Duration::from_millis(200));
     let before = rss_kib();
-    let exe = std::env::current_exe().expect("own path");
-    let mut child = Command::new(exe)
-        .env("KMSLOAD_BENCH_ROLE", "runner-conns")
-        .env("KMSLOAD_BENCH_ADDR", addr.to_string())
-        .env("KMSLOAD_BENCH_IDLE", n.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("runner-conns child starts");
+    let mut child = spawn_role("runner-conns", addr, n, Stdio::inherit());
     let mut out = BufReader::new(child.stdout.take().expect("piped"));
     // While the child runs: the most connections open on the host, and this process's
     // largest RSS.
@@ -1141,20 +1140,13 @@ async fn load_loop(
 
 /// A V6 request of `product` with the `n`th bench CMID.
 fn request(product: &kmsload::catalog::Product, n: u64) -> RequestBase {
-    RequestBase {
-        version: Version::V6,
-        is_client_vm: 0,
-        license_status: 2,
-        binding_expiration: 43_200,
-        application_id: product.app_id,
-        sku_id: product.sku_id,
-        kms_counted_id: product.kms_id,
-        client_machine_id: Uuid::from_u64_pair(0xBE4C_0000_0000_4000, n),
-        required_client_count: product.n_policy,
-        request_time: now(),
-        previous_client_machine_id: Uuid::nil(),
-        machine_name: "bench.example.test".into(),
-    }
+    kmsload::client::volume_request(
+        product,
+        6,
+        Uuid::from_u64_pair(0xBE4C_0000_0000_4000, n),
+        now(),
+        "bench.example.test",
+    )
 }
 
 fn now() -> FileTime {
