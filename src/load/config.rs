@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::client::ClientOptions;
 use crate::faults::FaultRule;
-use crate::record::EventsMode;
+use crate::record::{ConnectionBudget, EventsMode};
 use crate::sim::FleetSpec;
 
 use super::Schedule;
@@ -102,18 +102,9 @@ pub struct InFlightLimit {
     /// Attempts in progress at most.
     pub limit: u32,
     /// Set when the local ports, not `max_in_flight`, set the limit: the connection budget
-    /// ([`PORT_SHARE`] of the ports of each source address), equal to `limit`.
-    pub port_budget: Option<PortBudget>,
-}
-
-/// The connection budget of a run with a new connection per activation, when it is below
-/// `max_in_flight`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortBudget {
-    /// Ports in the ephemeral range (or [`FALLBACK_LOCAL_PORTS`]).
-    pub local_ports: u32,
-    /// Source addresses the connections are spread over (1 without `source_addresses`).
-    pub sources: u32,
+    /// ([`PORT_SHARE`] of the ports of each source address, or of [`FALLBACK_LOCAL_PORTS`]),
+    /// as summary.json reports it.
+    pub port_budget: Option<ConnectionBudget>,
 }
 
 impl Load {
@@ -131,16 +122,18 @@ impl Load {
         {
             return configured;
         }
-        let budget = PortBudget {
-            local_ports: local_ports.unwrap_or(FALLBACK_LOCAL_PORTS),
-            sources: u32::try_from(self.source_addresses.len().max(1)).unwrap_or(u32::MAX),
-        };
-        let ports = (budget.local_ports / PORT_SHARE).max(1);
-        let limit = ports.saturating_mul(budget.sources);
+        let local_ports = local_ports.unwrap_or(FALLBACK_LOCAL_PORTS);
+        let sources = u32::try_from(self.source_addresses.len().max(1)).unwrap_or(u32::MAX);
+        let limit = (local_ports / PORT_SHARE).max(1).saturating_mul(sources);
         if limit < configured.limit {
             InFlightLimit {
                 limit,
-                port_budget: Some(budget),
+                port_budget: Some(ConnectionBudget {
+                    limit,
+                    max_in_flight: self.max_in_flight,
+                    local_ports,
+                    sources,
+                }),
             }
         } else {
             configured
@@ -231,7 +224,9 @@ mod tests {
         assert_eq!(one.limit, 882);
         assert_eq!(
             one.port_budget,
-            Some(PortBudget {
+            Some(ConnectionBudget {
+                limit: 882,
+                max_in_flight: 9000,
                 local_ports: 28_232,
                 sources: 1
             })

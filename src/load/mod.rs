@@ -32,8 +32,8 @@ use crate::faults::{FaultHandle, FaultPlan, FaultyClient, FaultyConnector};
 use crate::procfs;
 use crate::record::EventsMode;
 use crate::record::{
-    AttemptRecord, ConnectionBudget, EventWriter, GeneratorStats, LATE_AFTER, Latencies,
-    ListenQueue, Recorder, RunResult,
+    AttemptRecord, EventWriter, GeneratorStats, LATE_AFTER, Latencies, ListenQueue, Recorder,
+    RunResult,
 };
 use crate::sim::{self, Fleet, Reuse};
 use crate::wire::{FileTime, RequestBase, Version};
@@ -44,7 +44,7 @@ pub mod shard;
 
 pub use config::{
     Bounds, ConnectionPolicy, FALLBACK_LOCAL_PORTS, InFlightLimit, Job, Load, LoadModel,
-    PORT_SHARE, PortBudget, Timeouts,
+    PORT_SHARE, Timeouts,
 };
 pub use schedule::{LatePacer, Schedule, Stage, open_start};
 pub use shard::Shard;
@@ -240,12 +240,7 @@ pub async fn run(
             LoadModel::Open(_) => in_flight.limit,
             LoadModel::Closed { clients, .. } => shard.clients(*clients),
         },
-        connection_budget: in_flight.port_budget.map(|b| ConnectionBudget {
-            limit: in_flight.limit,
-            max_in_flight: load.max_in_flight,
-            local_ports: b.local_ports,
-            sources: b.sources,
-        }),
+        connection_budget: in_flight.port_budget,
         ..GeneratorStats::default()
     };
     let (tx, rx) = mpsc::channel::<AttemptRecord>(16 * 1024);
@@ -468,13 +463,11 @@ impl Dispatcher<'_> {
             if *self.halt.borrow() {
                 break;
             }
+            // `None` past the duration bound: `open_start` only gives starts before it.
             let Some(offset) = open_start(schedule, k, self.max_duration) else {
                 break;
             };
             let intended = start + offset;
-            if self.max_duration.is_some_and(|d| offset >= d) {
-                break;
-            }
             let release =
                 start + pacer.release_at(offset, Instant::now().saturating_duration_since(start));
             if release > Instant::now() {
@@ -526,7 +519,7 @@ impl Dispatcher<'_> {
                 .shard
                 .attempts(self.max_attempts)
                 .skip_while(|j| *j < first)
-                .take_while(|j| open_start(schedule, *j, Some(d)).is_some_and(|o| o < d))
+                .take_while(|j| open_start(schedule, *j, Some(d)).is_some())
                 .count() as u64,
             _ => 0,
         };
